@@ -1,0 +1,68 @@
+package sites
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is siteplex.toml. Every CLI flag has a key here; flags win over
+// the config, the config wins over the env file.
+type Config struct {
+	Name         string `toml:"name"`
+	Database     string `toml:"database"`
+	EnvFile      string `toml:"env_file"`
+	DomainFormat string `toml:"domain_format"`
+	HostsFile    string `toml:"hosts_file"`
+	Names        string `toml:"names"`
+
+	Listen      []string `toml:"listen"`
+	Mode        string   `toml:"mode"`
+	Start       string   `toml:"start"`
+	BootTimeout string   `toml:"boot_timeout"`
+	IdleTimeout string   `toml:"idle_timeout"`
+	MaxRunning  *int     `toml:"max_running"`
+
+	Process ProcessConfig         `toml:"process"`
+	Sites   map[string]SiteConfig `toml:"sites"`
+
+	// Path is the file the config was read from ("" when none).
+	Path string `toml:"-"`
+}
+
+// ProcessConfig is the [process] table.
+type ProcessConfig struct {
+	Command []string          `toml:"command"`
+	Runner  string            `toml:"runner"`
+	Env     map[string]string `toml:"env"`
+}
+
+// SiteConfig is a [sites.<slug>] table.
+type SiteConfig struct {
+	ID      int64             `toml:"id"`
+	Domain  string            `toml:"domain"`
+	Name    string            `toml:"name"`
+	Aliases []string          `toml:"aliases"`
+	Env     map[string]string `toml:"env"`
+	Command []string          `toml:"command"`
+}
+
+// ReadConfig reads a siteplex.toml. Unknown keys are a *UsageError naming
+// them, so typos do not pass silently.
+func ReadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	var c Config
+	md, err := toml.Decode(string(b), &c)
+	if err != nil {
+		return nil, Usagef("config %s: %v", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, Usagef("config %s: unknown key %q", path, und[0].String())
+	}
+	c.Path = path
+	return &c, nil
+}

@@ -1,0 +1,147 @@
+package sites
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// DockerFinder finds databases through Docker for docker-compose projects
+// (SPEC §7). The implementation lives in sites/compose; a nil DockerFinder
+// means Docker is not consulted.
+type DockerFinder interface {
+	// ProjectDatabase returns the database of the project's compose
+	// database container. base, when not zero, is the URL the project
+	// configured (user, password, name are kept unless the container says
+	// otherwise). ok is false when no such container runs.
+	ProjectDatabase(ctx context.Context, root string, base DB) (db DB, ok bool, err error)
+}
+
+// ErrNoDatabase means nothing names a database and no default file exists.
+var ErrNoDatabase = errors.New("no database found")
+
+// ResolveDB returns the database to read, following SPEC §2. A URL whose
+// host is a compose service name (database_default, db, postgres) that does
+// not resolve is mapped to the container through df.
+func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
+	db, ok, err := p.DatabaseSource()
+	if err != nil {
+		return DB{}, err
+	}
+	if ok && db.Driver == Postgres && ComposeHost(db.Host) && !resolves(ctx, db.Host) {
+		if df == nil {
+			return DB{}, fmt.Errorf("%s names host %q, a docker-compose service: siteplex needs Docker to reach it, or publish the port and use --db postgres://...@127.0.0.1:PORT/%s", db.Source, db.Host, db.Database)
+		}
+		cdb, found, err := df.ProjectDatabase(ctx, p.Root, db)
+		if err != nil {
+			return DB{}, fmt.Errorf("%s names host %q: %w", db.Source, db.Host, err)
+		}
+		if !found {
+			return DB{}, fmt.Errorf("%s names host %q, but no running docker-compose database container of this project was found: start it with `docker compose up -d %s`", db.Source, db.Host, db.Host)
+		}
+		cdb.Source = db.Source + " via Docker"
+		return cdb, nil
+	}
+	if ok && (db.Driver == Postgres || db.Source != "db.sqlite3" && db.Source != "data/db.sqlite3") {
+		return db, nil
+	}
+	if df != nil {
+		if cdb, found, err := df.ProjectDatabase(ctx, p.Root, DB{}); err == nil && found {
+			cdb.Source = "docker-compose container"
+			return cdb, nil
+		}
+	}
+	if ok {
+		return db, nil
+	}
+	return DB{}, fmt.Errorf("%w in %s: pass --db URL, set DATABASE_URL in %s, or declare sites in siteplex.toml", ErrNoDatabase, p.Root, p.Env.Path)
+}
+
+// LoadSites reads the sites from db (when db is non-nil) and merges the
+// sites declared in siteplex.toml, then finalises them (SPEC §3).
+func (p *Project) LoadSites(ctx context.Context, st *Store) ([]Site, error) {
+	var list []Site
+	if st != nil {
+		var err error
+		if list, err = st.Sites(ctx); err != nil {
+			return nil, err
+		}
+	}
+	list, err := p.mergeDeclared(list)
+	if err != nil {
+		return nil, err
+	}
+	Finalize(list, p.Format, p.ForcedID())
+	return list, nil
+}
+
+// mergeDeclared merges [sites.<slug>] tables: by id, else by slug; the
+// config adds env, command and aliases, the database wins on domain and name.
+func (p *Project) mergeDeclared(list []Site) ([]Site, error) {
+	if len(p.Config.Sites) == 0 {
+		return list, nil
+	}
+	keys := make([]string, 0, len(p.Config.Sites))
+	for k := range p.Config.Sites {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	// Slugs of database sites, computed as Finalize would.
+	tmp := append([]Site(nil), list...)
+	Finalize(tmp, p.Format, 0)
+	bySlug := map[string]int{}
+	for i := range tmp {
+		bySlug[tmp[i].Slug] = i
+	}
+	nextID := int64(0)
+	for _, s := range list {
+		nextID = max(nextID, s.ID)
+	}
+	for _, slug := range keys {
+		sc := p.Config.Sites[slug]
+		idx := -1
+		if sc.ID != 0 {
+			for i := range list {
+				if list[i].ID == sc.ID {
+					idx = i
+					break
+				}
+			}
+		}
+		if idx < 0 {
+			if i, ok := bySlug[slug]; ok {
+				idx = i
+			}
+		}
+		if idx >= 0 {
+			s := &list[idx]
+			s.Env, s.Command, s.Declared = sc.Env, sc.Command, true
+			for _, a := range sc.Aliases {
+				s.Aliases = append(s.Aliases, a)
+			}
+			if s.PlusSlug == "" {
+				s.Slug = slug
+			}
+			continue
+		}
+		if sc.Domain == "" {
+			return nil, Usagef("config %s: [sites.%s] has no domain and matches no site in the database", p.Config.Path, slug)
+		}
+		id := sc.ID
+		if id == 0 {
+			nextID++
+			id = nextID
+		}
+		nextID = max(nextID, id)
+		name := sc.Name
+		if name == "" {
+			name = sc.Domain
+		}
+		list = append(list, Site{
+			ID: id, Name: name, Domain: sc.Domain, Slug: slug, Enabled: true,
+			Aliases: append([]string{}, sc.Aliases...), Env: sc.Env, Command: sc.Command, Declared: true,
+		})
+	}
+	return list, nil
+}

@@ -1,0 +1,274 @@
+package sites
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Tables says which of the known tables exist.
+type Tables struct {
+	Site, Alias, Plus bool
+}
+
+// Store reads sites from one database. Both engines go through
+// database/sql (pgx's stdlib adapter for PostgreSQL), so every query is
+// written once.
+type Store struct {
+	db  *sql.DB
+	cfg DB
+}
+
+// DB returns the description the store was opened with.
+func (s *Store) Info() DB { return s.cfg }
+
+// SQL exposes the handle for packages that write (domains rewrite).
+func (s *Store) SQL() *sql.DB { return s.db }
+
+// Open connects to d and checks that it answers. SQLite is opened
+// read-only unless writable is true. Errors say what failed and how to fix
+// it, and never contain the password.
+func Open(ctx context.Context, d DB, writable bool) (*Store, error) {
+	switch d.Driver {
+	case SQLite:
+		return openSQLite(ctx, d, writable)
+	case Postgres:
+		return openPostgres(ctx, d)
+	}
+	return nil, fmt.Errorf("unsupported database driver %q", d.Driver)
+}
+
+func openSQLite(ctx context.Context, d DB, writable bool) (*Store, error) {
+	if d.Path != ":memory:" {
+		st, err := os.Stat(d.Path)
+		if err != nil {
+			return nil, fmt.Errorf("SQLite database %s does not exist: run `manage.py migrate`, or point siteplex at another database with --db", d.Path)
+		}
+		if st.IsDir() {
+			return nil, fmt.Errorf("SQLite database %s is a folder, not a file", d.Path)
+		}
+	}
+	mode := "ro"
+	if writable {
+		mode = "rw"
+	}
+	dsn := "file:" + (&url.URL{Path: d.Path}).EscapedPath() + "?mode=" + mode + "&_pragma=busy_timeout(2000)"
+	if d.Path == ":memory:" {
+		dsn = ":memory:"
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening SQLite database %s: %w", d.Path, err)
+	}
+	db.SetMaxOpenConns(1)
+	s := &Store{db: db, cfg: d}
+	if _, err := s.Tables(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openPostgres(ctx context.Context, d DB) (*Store, error) {
+	cc, err := pgconn.ParseConfig(d.ConnString())
+	if err != nil {
+		return nil, Usagef("database URL for %s: %s", d.HostPort(), scrub(err.Error(), d))
+	}
+	_ = cc
+	db, err := sql.Open("pgx", d.ConnString())
+	if err != nil {
+		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %s", d.HostPort(), scrub(err.Error(), d))
+	}
+	db.SetMaxOpenConns(4)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, pgError(err, d)
+	}
+	return &Store{db: db, cfg: d}, nil
+}
+
+var _ = stdlib.GetDefaultDriver // keep the pgx driver registered
+
+// pgError turns a connection error into a message a user can act on.
+func pgError(err error, d DB) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "28P01", "28000":
+			return fmt.Errorf("PostgreSQL at %s refused user %q: authentication failed; check the user and password in the database URL (%s)", d.HostPort(), d.User, d.Source)
+		case "3D000":
+			return fmt.Errorf("PostgreSQL at %s has no database %q: create it, or fix the name in the database URL (%s)", d.HostPort(), d.Database, d.Source)
+		}
+		return fmt.Errorf("PostgreSQL at %s: %s (%s)", d.HostPort(), pe.Message, pe.Code)
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused") {
+		return fmt.Errorf("cannot connect to PostgreSQL at %s: connection refused; is the server running? Point siteplex elsewhere with --db URL or DATABASE_URL in the env file", d.HostPort())
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return fmt.Errorf("cannot connect to PostgreSQL at %s: host %q does not resolve; point siteplex elsewhere with --db URL", d.HostPort(), d.Host)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("cannot connect to PostgreSQL at %s: timed out", d.HostPort())
+	}
+	return fmt.Errorf("cannot connect to PostgreSQL at %s: %s", d.HostPort(), scrub(err.Error(), d))
+}
+
+// scrub removes the password from a message, in case a driver echoed it.
+func scrub(msg string, d DB) string {
+	if d.Password != "" {
+		msg = strings.ReplaceAll(msg, d.Password, "xxxxx")
+		msg = strings.ReplaceAll(msg, url.QueryEscape(d.Password), "xxxxx")
+	}
+	return msg
+}
+
+// sqliteError explains SQLite failures.
+func (s *Store) sqliteError(err error) error {
+	m := err.Error()
+	switch {
+	case strings.Contains(m, "not a database"):
+		return fmt.Errorf("%s is not a SQLite database: point siteplex at the right file with --db sqlite:////path/to/db.sqlite3", s.cfg.Path)
+	case strings.Contains(m, "database is locked") || strings.Contains(m, "SQLITE_BUSY"):
+		return fmt.Errorf("SQLite database %s is locked by another process (a running migrate or shell?): try again when it finishes", s.cfg.Path)
+	case strings.Contains(m, "unable to open"):
+		return fmt.Errorf("cannot open SQLite database %s: check that the file and its folder are readable", s.cfg.Path)
+	}
+	return fmt.Errorf("SQLite database %s: %w", s.cfg.Path, err)
+}
+
+func (s *Store) wrap(err error) error {
+	if s.cfg.Driver == SQLite {
+		return s.sqliteError(err)
+	}
+	return pgError(err, s.cfg)
+}
+
+// Close closes the connection.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Tables detects django_site, multisite_alias and django_multisite_plus_site.
+func (s *Store) Tables(ctx context.Context) (Tables, error) {
+	q := `SELECT name FROM sqlite_master WHERE type='table' AND name IN ('django_site','multisite_alias','django_multisite_plus_site')`
+	if s.cfg.Driver == Postgres {
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN ('django_site','multisite_alias','django_multisite_plus_site')`
+	}
+	rows, err := s.db.QueryContext(ctx, q)
+	if err != nil {
+		return Tables{}, s.wrap(err)
+	}
+	defer rows.Close()
+	var t Tables
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return Tables{}, s.wrap(err)
+		}
+		switch name {
+		case "django_site":
+			t.Site = true
+		case "multisite_alias":
+			t.Alias = true
+		case "django_multisite_plus_site":
+			t.Plus = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Tables{}, s.wrap(err)
+	}
+	return t, nil
+}
+
+// NoSiteTableError is returned when the database has no django_site table.
+type NoSiteTableError struct{ DB string }
+
+func (e *NoSiteTableError) Error() string {
+	return fmt.Sprintf("no django_site table in %s: run `manage.py migrate`", e.DB)
+}
+
+// Sites reads every site with its multisite-plus row and aliases. The
+// result is raw: call Finalize (or use LoadSites) for slugs, local domains
+// and problems.
+func (s *Store) Sites(ctx context.Context) ([]Site, error) {
+	t, err := s.Tables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !t.Site {
+		return nil, &NoSiteTableError{DB: s.cfg.Display()}
+	}
+	q := `SELECT s.id, s.domain, s.name, NULL, NULL, NULL FROM django_site s ORDER BY s.id`
+	if t.Plus {
+		q = `SELECT s.id, s.domain, s.name, m.slug, m.real_domain, m.is_enabled
+FROM django_site s LEFT JOIN django_multisite_plus_site m ON m.site_id = s.id ORDER BY s.id`
+	}
+	rows, err := s.db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer rows.Close()
+	var list []Site
+	byID := map[int64]int{}
+	for rows.Next() {
+		var st Site
+		var slug, real sql.NullString
+		var enabled sql.NullBool
+		if err := rows.Scan(&st.ID, &st.Domain, &st.Name, &slug, &real, &enabled); err != nil {
+			return nil, s.wrap(err)
+		}
+		if slug.Valid || real.Valid || enabled.Valid {
+			st.PlusRow = true
+			st.PlusSlug = slug.String
+			r := real.String
+			st.RealDomain = &r
+			st.Enabled = !enabled.Valid || enabled.Bool
+		} else {
+			st.Enabled = true
+		}
+		byID[st.ID] = len(list)
+		list = append(list, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap(err)
+	}
+	rows.Close()
+	if !t.Alias {
+		return list, nil
+	}
+	arows, err := s.db.QueryContext(ctx, `SELECT a.site_id, a.domain, a.is_canonical FROM multisite_alias a
+ORDER BY a.site_id, CASE WHEN a.is_canonical THEN 0 ELSE 1 END, a.domain`)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer arows.Close()
+	for arows.Next() {
+		var id int64
+		var domain string
+		var canon sql.NullBool
+		if err := arows.Scan(&id, &domain, &canon); err != nil {
+			return nil, s.wrap(err)
+		}
+		i, ok := byID[id]
+		if !ok {
+			continue
+		}
+		list[i].Aliases = append(list[i].Aliases, domain)
+		if canon.Valid && canon.Bool {
+			list[i].CanonicalAlias = domain
+		}
+	}
+	if err := arows.Err(); err != nil {
+		return nil, s.wrap(err)
+	}
+	return list, nil
+}
