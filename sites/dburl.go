@@ -104,7 +104,7 @@ func ParseDatabaseURL(raw, root string) (DB, error) {
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
 			return DB{Driver: SQLite, Path: p}, nil
 		}
-		return DB{}, Usagef("database URL %q has no scheme: use postgres://user:pass@host:port/name or sqlite:///path (or a path to an existing SQLite file)", raw)
+		return DB{}, Usagef("database URL %q has no scheme and is not an existing file: use postgres://user:pass@host:port/name or sqlite:///path", RedactURL(raw))
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite", "spatialite":
@@ -131,34 +131,88 @@ func ParseDatabaseURL(raw, root string) (DB, error) {
 		}
 		return DB{Driver: SQLite, Path: p}, nil
 	case "postgres", "postgresql", "pgsql", "postgis":
+		return parsePostgresURL(raw, raw[len(scheme)+3:])
 	case "mysql", "mysql2", "mysqlgis", "mysql-connector", "oracle", "oraclegis", "mssql", "mssqlms", "redshift", "cockroach", "timescale", "timescalegis":
 		return DB{}, Usagef("database URL scheme %q is not supported: siteplex reads PostgreSQL and SQLite", scheme)
 	default:
 		return DB{}, Usagef("database URL scheme %q is unknown: use postgres:// or sqlite://", scheme)
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return DB{}, Usagef("database URL is malformed: %s", redactURLError(err, raw))
+}
+
+// parsePostgresURL parses the part after "scheme://" the way
+// dj-database-url does (user, password, host and name are %-unescaped, so
+// postgres://%2Fvar%2Frun%2Fpostgresql/db names a socket folder). The
+// userinfo ends at the last '@', so a password may hold '/', '?' or '#'
+// unescaped. Messages never contain the password.
+func parsePostgresURL(raw, rest string) (DB, error) {
+	d := DB{Driver: Postgres, Params: url.Values{}}
+	shown := RedactURL(raw)
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		userinfo := rest[:at]
+		rest = rest[at+1:]
+		user, pass, hasPass := strings.Cut(userinfo, ":")
+		var err error
+		if d.User, err = url.PathUnescape(user); err != nil {
+			return DB{}, Usagef("database URL %s: bad %%-escape in the user name", shown)
+		}
+		if hasPass {
+			if d.Password, err = url.PathUnescape(pass); err != nil {
+				return DB{}, Usagef("database URL %s: bad %%-escape in the password", shown)
+			}
+		}
 	}
-	d := DB{Driver: Postgres, Params: u.Query()}
-	if u.User != nil {
-		d.User = u.User.Username()
-		d.Password, _ = u.User.Password()
+	query := ""
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		rest, query = rest[:i], rest[i+1:]
 	}
-	d.Host = u.Hostname()
-	if p := u.Port(); p != "" {
-		n, err := strconv.Atoi(p)
+	hostport, path := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		hostport, path = rest[:i], rest[i+1:]
+	}
+	if strings.Contains(hostport, ",") {
+		return DB{}, Usagef("database URL %s names several hosts: siteplex connects to one, so keep only the first", shown)
+	}
+	host, port := hostport, ""
+	if strings.HasPrefix(hostport, "[") {
+		end := strings.IndexByte(hostport, ']')
+		if end < 0 {
+			return DB{}, Usagef("database URL %s: missing ']' after the IPv6 address", shown)
+		}
+		host, port = hostport[1:end], hostport[end+1:]
+		if port != "" && !strings.HasPrefix(port, ":") {
+			return DB{}, Usagef("database URL %s: unexpected %q after the IPv6 address", shown, port)
+		}
+		port = strings.TrimPrefix(port, ":")
+	} else if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
+		host, port = hostport[:i], hostport[i+1:]
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
 		if err != nil || n <= 0 || n > 65535 {
-			return DB{}, Usagef("database URL: port %q is not a number from 1 to 65535", p)
+			return DB{}, Usagef("database URL %s: port %q is not a number from 1 to 65535", shown, port)
 		}
 		d.Port = n
 	}
-	if h, err := url.PathUnescape(d.Host); err == nil {
-		d.Host = h // %2Fvar%2Frun%2Fpostgresql = a socket folder
+	h, err := url.PathUnescape(host)
+	if err != nil {
+		return DB{}, Usagef("database URL %s: bad %%-escape in the host", shown)
 	}
-	d.Database = strings.TrimPrefix(u.Path, "/")
+	for _, r := range h {
+		if r <= ' ' || r == 0x7f || strings.ContainsRune("@?#,", r) {
+			return DB{}, Usagef("database URL %s: host %q contains %q", shown, h, r)
+		}
+	}
+	d.Host = h
+	if d.Database, err = url.PathUnescape(path); err != nil {
+		return DB{}, Usagef("database URL %s: bad %%-escape in the database name", shown)
+	}
 	if d.Database == "" {
-		return DB{}, Usagef("database URL for %s names no database: add /<name> after the host", d.HostPort())
+		return DB{}, Usagef("database URL %s names no database: add /<name> after the host", shown)
+	}
+	if query != "" {
+		if d.Params, err = url.ParseQuery(query); err != nil {
+			return DB{}, Usagef("database URL %s: bad query string: %v", shown, err)
+		}
 	}
 	if cs := d.Params.Get("currentSchema"); cs != "" {
 		d.Params.Del("currentSchema")
@@ -167,11 +221,20 @@ func ParseDatabaseURL(raw, root string) (DB, error) {
 	return d, nil
 }
 
-// redactURLError renders a url.Parse error without the URL (which may hold
-// a password).
-func redactURLError(err error, raw string) string {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err.Error()
+// RedactURL returns raw with the password, if any, replaced by "xxxxx":
+// "postgres://u:xxxxx@h/db". Use it whenever a URL is shown.
+func RedactURL(raw string) string {
+	rest, prefix := raw, ""
+	if i := strings.Index(raw, "://"); i >= 0 {
+		prefix, rest = raw[:i+3], raw[i+3:]
 	}
-	return strings.ReplaceAll(err.Error(), raw, "<url>")
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return raw
+	}
+	user, _, hasPass := strings.Cut(rest[:at], ":")
+	if !hasPass {
+		return raw
+	}
+	return prefix + user + ":xxxxx" + rest[at:]
 }

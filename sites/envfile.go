@@ -2,10 +2,13 @@ package sites
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // EnvFile is a parsed dotenv file (.env-local, .env). Values keep their
@@ -92,6 +95,15 @@ func parseEnvLine(line string) (key, val string, ok, skip bool) {
 		return "", "", false, false
 	}
 	val = strings.TrimSpace(t[eq+1:])
+	if len(val) >= 2 && (val[0] == '"' || val[0] == '\'') {
+		// A quoted value may be followed by a comment: KEY="v" # note.
+		if end := closingQuote(val); end > 0 {
+			rest := strings.TrimSpace(val[end+1:])
+			if rest == "" || strings.HasPrefix(rest, "#") {
+				val = val[:end+1]
+			}
+		}
+	}
 	switch {
 	case len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"':
 		if u, err := strconv.Unquote(val); err == nil {
@@ -109,6 +121,21 @@ func parseEnvLine(line string) (key, val string, ok, skip bool) {
 	return key, val, true, false
 }
 
+// closingQuote returns the index of the quote that closes the one at
+// val[0] (a backslash escapes inside double quotes), or -1.
+func closingQuote(val string) int {
+	q := val[0]
+	for i := 1; i < len(val); i++ {
+		switch {
+		case q == '"' && val[i] == '\\':
+			i++
+		case val[i] == q:
+			return i
+		}
+	}
+	return -1
+}
+
 func validEnvKey(k string) bool {
 	for i := 0; i < len(k); i++ {
 		c := k[i]
@@ -122,27 +149,36 @@ func validEnvKey(k string) bool {
 // EnvEdit is the result of SetEnvKey: the new file content and what changed.
 type EnvEdit struct {
 	Content []byte
-	// Removed counts duplicate KEY lines that were dropped.
+	// Removed counts duplicate KEY lines that were dropped (when setting)
+	// or every KEY line dropped (when removing).
 	Removed int
 	Changed bool
 }
 
 // SetEnvKey returns raw with KEY set to value: the first `KEY=` or
-// `export KEY=` line is replaced in place (keeping `export ` and its line
-// ending), later duplicates are removed, and every other byte is kept. When
-// no line exists one is appended, using the file's line ending. A value of
-// nil removes every KEY line.
+// `export KEY=` line gets the new value in place — its indentation,
+// `export `, spacing, quote style, trailing comment and line ending are
+// kept — later duplicates are removed, and every other byte is kept. When
+// no line exists one is appended in the file's line-ending style (and, like
+// the file, without a final newline if it had none). A value of nil removes
+// every KEY line.
 func SetEnvKey(raw []byte, key string, value *string) EnvEdit {
 	lines := splitLines(raw)
 	eol := "\n"
-	if bytes.Contains(raw, []byte("\r\n")) {
-		eol = "\r\n"
+	for _, l := range lines {
+		if bytes.HasSuffix(l, []byte("\r\n")) {
+			eol = "\r\n"
+			break
+		}
+		if bytes.HasSuffix(l, []byte("\n")) {
+			break
+		}
 	}
 	var out bytes.Buffer
 	out.Grow(len(raw) + len(key) + 16)
 	done := false
 	ed := EnvEdit{}
-	for _, line := range lines {
+	for i, line := range lines {
 		body := trimEOL(line)
 		ending := line[len(body):]
 		k, _, ok, _ := parseEnvLine(string(body))
@@ -151,18 +187,18 @@ func SetEnvKey(raw []byte, key string, value *string) EnvEdit {
 			continue
 		}
 		if done || value == nil {
-			if done {
-				ed.Removed++
-			}
+			ed.Removed++
 			ed.Changed = true
+			// Dropping the last line of a file without a final newline:
+			// keep it without one.
+			if i == len(lines)-1 && len(ending) == 0 {
+				trimmed := trimEOL(out.Bytes())
+				out.Truncate(len(trimmed))
+			}
 			continue
 		}
 		done = true
-		prefix := ""
-		if strings.HasPrefix(strings.TrimSpace(string(body)), "export ") {
-			prefix = "export "
-		}
-		newLine := prefix + key + "=" + *value
+		newLine := replaceEnvValue(string(body), *value)
 		if newLine != string(body) {
 			ed.Changed = true
 		}
@@ -170,12 +206,142 @@ func SetEnvKey(raw []byte, key string, value *string) EnvEdit {
 		out.Write(ending)
 	}
 	if !done && value != nil {
-		if out.Len() > 0 && !bytes.HasSuffix(out.Bytes(), []byte("\n")) {
-			out.WriteString(eol)
+		line := key + "=" + quoteEnvValue(*value, 0)
+		switch {
+		case len(raw) == 0:
+			out.WriteString(line + eol)
+		case bytes.HasSuffix(raw, []byte("\n")):
+			out.WriteString(line + eol)
+		default:
+			out.WriteString(eol + line)
 		}
-		out.WriteString(key + "=" + *value + eol)
 		ed.Changed = true
 	}
 	ed.Content = out.Bytes()
 	return ed
+}
+
+// replaceEnvValue puts value into a KEY=VALUE line, keeping everything
+// around the value: what precedes it (BOM, indentation, `export `, the key,
+// spaces around `=`), its quotes and a trailing ` # comment`.
+func replaceEnvValue(body, value string) string {
+	eq := strings.IndexByte(body, '=')
+	prefix, rest := body[:eq+1], body[eq+1:]
+	val := strings.TrimLeft(rest, " \t")
+	prefix += rest[:len(rest)-len(val)]
+	suffix := ""
+	var q byte
+	if len(val) > 0 && (val[0] == '"' || val[0] == '\'') {
+		if end := closingQuote(val); end > 0 {
+			q, suffix = val[0], val[end+1:]
+		}
+	}
+	if q == 0 {
+		if i := strings.Index(val, " #"); i >= 0 {
+			val = val[:i]
+		}
+		trimmed := strings.TrimRight(val, " \t")
+		suffix = body[len(prefix)+len(trimmed):]
+	}
+	return prefix + quoteEnvValue(value, q) + suffix
+}
+
+// quoteEnvValue renders value for an env file: in the quote style q (0 =
+// unquoted), falling back to double quotes where the value needs them.
+func quoteEnvValue(value string, q byte) string {
+	needs := strings.ContainsAny(value, " \t#\"'\\\n\r$`") || value != strings.TrimSpace(value)
+	switch {
+	case q == '\'' && !strings.ContainsAny(value, "'\n\r"):
+		return "'" + value + "'"
+	case q == '"' || needs:
+		return strconv.Quote(value)
+	}
+	return value
+}
+
+// SaveEnvKey sets KEY to value (nil removes it) in the env file at path
+// with SetEnvKey and writes the file only when it changes: a temporary
+// file in the same folder, synced, then renamed over the old one, keeping
+// its mode and owner (a symlink is followed; where rename cannot replace
+// the file, as with a file bind-mounted into a container, it is rewritten
+// in place). A missing file is created (mode 0644) when a value is set.
+func SaveEnvKey(path, key string, value *string) (EnvEdit, error) {
+	target := path
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		target = real
+	}
+	raw, err := os.ReadFile(target)
+	exists := err == nil
+	if err != nil && !os.IsNotExist(err) {
+		return EnvEdit{}, fmt.Errorf("reading env file: %w", err)
+	}
+	ed := SetEnvKey(raw, key, value)
+	if !ed.Changed {
+		return ed, nil
+	}
+	mode := os.FileMode(0o644)
+	uid, gid := -1, -1
+	if exists {
+		if st, err := os.Stat(target); err == nil {
+			mode = st.Mode().Perm()
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				uid, gid = int(sys.Uid), int(sys.Gid)
+			}
+		}
+	}
+	if err := writeFileAtomic(target, ed.Content, mode, uid, gid); err != nil {
+		return EnvEdit{}, fmt.Errorf("writing env file: %w", err)
+	}
+	return ed, nil
+}
+
+// writeFileAtomic replaces path with data through a temporary file and a
+// rename; uid/gid of -1 leave the owner alone.
+func writeFileAtomic(path string, data []byte, mode os.FileMode, uid, gid int) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".siteplex-*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	defer os.Remove(name)
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if err == nil {
+		err = tmp.Chmod(mode)
+	}
+	if err == nil && uid >= 0 && os.Geteuid() == 0 {
+		err = tmp.Chown(uid, gid)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(name, path); err != nil {
+		if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EXDEV) {
+			// A bind-mounted file cannot be replaced: rewrite it in place.
+			f, oerr := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+			if oerr != nil {
+				return oerr
+			}
+			_, werr := f.Write(data)
+			if werr == nil {
+				werr = f.Sync()
+			}
+			if cerr := f.Close(); werr == nil {
+				werr = cerr
+			}
+			return werr
+		}
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }

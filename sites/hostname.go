@@ -57,9 +57,12 @@ func Hostname(domain string) (string, error) {
 		h = h[:i]
 	}
 	h = strings.TrimSuffix(h, ".")
-	ascii, err := idnaProfile.ToASCII(strings.ToLower(h))
-	if err != nil {
-		return "", fmt.Errorf("domain %q is not a valid hostname: %v", domain, err)
+	ascii := strings.ToLower(h)
+	if !isASCII(ascii) {
+		var err error
+		if ascii, err = idnaProfile.ToASCII(ascii); err != nil {
+			return "", fmt.Errorf("domain %q is not a valid hostname: %v", domain, err)
+		}
 	}
 	if err := checkHostname(ascii); err != nil {
 		return "", fmt.Errorf("domain %q is not a valid hostname: %w", domain, err)
@@ -92,4 +95,13 @@ func checkHostname(h string) error {
 		}
 	}
 	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -87,12 +88,17 @@ func (p *Project) mergeDeclared(list []Site) ([]Site, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	// Slugs of database sites, computed as Finalize would.
+	// Slugs of database sites, computed as Finalize would (Finalize sorts
+	// its argument, so map slugs to ids, not indexes).
 	tmp := append([]Site(nil), list...)
 	Finalize(tmp, p.Format, 0)
+	idByID := map[int64]int{}
+	for i := range list {
+		idByID[list[i].ID] = i
+	}
 	bySlug := map[string]int{}
 	for i := range tmp {
-		bySlug[tmp[i].Slug] = i
+		bySlug[tmp[i].Slug] = idByID[tmp[i].ID]
 	}
 	nextID := int64(0)
 	for _, s := range list {
@@ -118,7 +124,9 @@ func (p *Project) mergeDeclared(list []Site) ([]Site, error) {
 			s := &list[idx]
 			s.Env, s.Command, s.Declared = sc.Env, sc.Command, true
 			for _, a := range sc.Aliases {
-				s.Aliases = append(s.Aliases, a)
+				if !slices.Contains(s.Aliases, a) {
+					s.Aliases = append(s.Aliases, a)
+				}
 			}
 			if s.PlusSlug == "" {
 				s.Slug = slug

@@ -84,7 +84,7 @@ func Finalize(list []Site, df DomainFormat, forcedID int64) {
 	taken := make(map[string]bool, len(list))
 	for i := range list {
 		s := &list[i]
-		s.Problems = s.Problems[:0:0]
+		s.Problems = []string{} // never nil: JSON prints []
 		if s.PlusSlug != "" {
 			s.Slug = s.PlusSlug
 		}

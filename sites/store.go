@@ -5,12 +5,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -51,8 +55,11 @@ func Open(ctx context.Context, d DB, writable bool) (*Store, error) {
 func openSQLite(ctx context.Context, d DB, writable bool) (*Store, error) {
 	if d.Path != ":memory:" {
 		st, err := os.Stat(d.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("SQLite database %s does not exist%s: run `manage.py migrate`, or point siteplex at another database with --db", d.Path, from(d))
+		}
 		if err != nil {
-			return nil, fmt.Errorf("SQLite database %s does not exist: run `manage.py migrate`, or point siteplex at another database with --db", d.Path)
+			return nil, fmt.Errorf("cannot read SQLite database %s%s: %w", d.Path, from(d), errors.Unwrap(err))
 		}
 		if st.IsDir() {
 			return nil, fmt.Errorf("SQLite database %s is a folder, not a file", d.Path)
@@ -80,15 +87,14 @@ func openSQLite(ctx context.Context, d DB, writable bool) (*Store, error) {
 }
 
 func openPostgres(ctx context.Context, d DB) (*Store, error) {
-	cc, err := pgconn.ParseConfig(d.ConnString())
+	cc, err := pgx.ParseConfig(d.ConnString())
 	if err != nil {
-		return nil, Usagef("database URL for %s: %s", d.HostPort(), scrub(err.Error(), d))
+		return nil, Usagef("database URL for %s%s: %s", d.HostPort(), from(d), scrub(err.Error(), d))
 	}
-	_ = cc
-	db, err := sql.Open("pgx", d.ConnString())
-	if err != nil {
-		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %s", d.HostPort(), scrub(err.Error(), d))
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = 10 * time.Second
 	}
+	db := stdlib.OpenDB(*cc)
 	db.SetMaxOpenConns(4)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
@@ -97,7 +103,13 @@ func openPostgres(ctx context.Context, d DB) (*Store, error) {
 	return &Store{db: db, cfg: d}, nil
 }
 
-var _ = stdlib.GetDefaultDriver // keep the pgx driver registered
+// from names where the URL came from, for messages: " (from --db)".
+func from(d DB) string {
+	if d.Source == "" {
+		return ""
+	}
+	return " (from " + d.Source + ")"
+}
 
 // pgError turns a connection error into a message a user can act on.
 func pgError(err error, d DB) error {
@@ -105,23 +117,23 @@ func pgError(err error, d DB) error {
 	if errors.As(err, &pe) {
 		switch pe.Code {
 		case "28P01", "28000":
-			return fmt.Errorf("PostgreSQL at %s refused user %q: authentication failed; check the user and password in the database URL (%s)", d.HostPort(), d.User, d.Source)
+			return fmt.Errorf("PostgreSQL at %s refused user %q: authentication failed; check the user and password in the database URL%s", d.HostPort(), d.User, from(d))
 		case "3D000":
-			return fmt.Errorf("PostgreSQL at %s has no database %q: create it, or fix the name in the database URL (%s)", d.HostPort(), d.Database, d.Source)
+			return fmt.Errorf("PostgreSQL at %s has no database %q: create it, or fix the name in the database URL%s", d.HostPort(), d.Database, from(d))
 		}
-		return fmt.Errorf("PostgreSQL at %s: %s (%s)", d.HostPort(), pe.Message, pe.Code)
+		return fmt.Errorf("PostgreSQL at %s: %s (SQLSTATE %s)", d.HostPort(), scrub(pe.Message, d), pe.Code)
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused") {
-		return fmt.Errorf("cannot connect to PostgreSQL at %s: connection refused; is the server running? Point siteplex elsewhere with --db URL or DATABASE_URL in the env file", d.HostPort())
+		return fmt.Errorf("cannot connect to PostgreSQL at %s%s: connection refused; is the server running? Point siteplex elsewhere with --db URL or DATABASE_URL in the env file", d.HostPort(), from(d))
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		return fmt.Errorf("cannot connect to PostgreSQL at %s: host %q does not resolve; point siteplex elsewhere with --db URL", d.HostPort(), d.Host)
+		return fmt.Errorf("cannot connect to PostgreSQL at %s%s: host %q does not resolve; point siteplex elsewhere with --db URL", d.HostPort(), from(d), d.Host)
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return fmt.Errorf("cannot connect to PostgreSQL at %s: timed out", d.HostPort())
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "timeout") {
+		return fmt.Errorf("cannot connect to PostgreSQL at %s%s: timed out; is the server running and reachable? Point siteplex elsewhere with --db URL", d.HostPort(), from(d))
 	}
-	return fmt.Errorf("cannot connect to PostgreSQL at %s: %s", d.HostPort(), scrub(err.Error(), d))
+	return fmt.Errorf("cannot connect to PostgreSQL at %s%s: %s", d.HostPort(), from(d), scrub(err.Error(), d))
 }
 
 // scrub removes the password from a message, in case a driver echoed it.
@@ -207,9 +219,9 @@ func (s *Store) Sites(ctx context.Context) ([]Site, error) {
 	if !t.Site {
 		return nil, &NoSiteTableError{DB: s.cfg.Display()}
 	}
-	q := `SELECT s.id, s.domain, s.name, NULL, NULL, NULL FROM django_site s ORDER BY s.id`
+	q := `SELECT s.id, s.domain, s.name, NULL, NULL, NULL, NULL FROM django_site s ORDER BY s.id`
 	if t.Plus {
-		q = `SELECT s.id, s.domain, s.name, m.slug, m.real_domain, m.is_enabled
+		q = `SELECT s.id, s.domain, s.name, m.site_id, m.slug, m.real_domain, m.is_enabled
 FROM django_site s LEFT JOIN django_multisite_plus_site m ON m.site_id = s.id ORDER BY s.id`
 	}
 	rows, err := s.db.QueryContext(ctx, q)
@@ -217,25 +229,27 @@ FROM django_site s LEFT JOIN django_multisite_plus_site m ON m.site_id = s.id OR
 		return nil, s.wrap(err)
 	}
 	defer rows.Close()
-	var list []Site
-	byID := map[int64]int{}
+	list := make([]Site, 0, 64)
+	var (
+		id         int64
+		domain     string
+		name       string
+		plusID     sql.NullInt64
+		slug, real sql.NullString
+		enabled    sql.NullBool
+	)
 	for rows.Next() {
-		var st Site
-		var slug, real sql.NullString
-		var enabled sql.NullBool
-		if err := rows.Scan(&st.ID, &st.Domain, &st.Name, &slug, &real, &enabled); err != nil {
+		if err := rows.Scan(&id, &domain, &name, &plusID, &slug, &real, &enabled); err != nil {
 			return nil, s.wrap(err)
 		}
-		if slug.Valid || real.Valid || enabled.Valid {
+		st := Site{ID: id, Domain: domain, Name: name, Enabled: true}
+		if plusID.Valid {
 			st.PlusRow = true
 			st.PlusSlug = slug.String
 			r := real.String
 			st.RealDomain = &r
 			st.Enabled = !enabled.Valid || enabled.Bool
-		} else {
-			st.Enabled = true
 		}
-		byID[st.ID] = len(list)
 		list = append(list, st)
 	}
 	if err := rows.Err(); err != nil {
@@ -245,16 +259,18 @@ FROM django_site s LEFT JOIN django_multisite_plus_site m ON m.site_id = s.id OR
 	if !t.Alias {
 		return list, nil
 	}
-	arows, err := s.db.QueryContext(ctx, `SELECT a.site_id, a.domain, a.is_canonical FROM multisite_alias a
-ORDER BY a.site_id, CASE WHEN a.is_canonical THEN 0 ELSE 1 END, a.domain`)
+	// Unordered: the aliases are sorted below, cheaper than in SQL.
+	arows, err := s.db.QueryContext(ctx, `SELECT a.site_id, a.domain, a.is_canonical FROM multisite_alias a`)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
 	defer arows.Close()
+	byID := make(map[int64]int, len(list))
+	for i := range list {
+		byID[list[i].ID] = i
+	}
+	var canon sql.NullBool
 	for arows.Next() {
-		var id int64
-		var domain string
-		var canon sql.NullBool
 		if err := arows.Scan(&id, &domain, &canon); err != nil {
 			return nil, s.wrap(err)
 		}
@@ -269,6 +285,20 @@ ORDER BY a.site_id, CASE WHEN a.is_canonical THEN 0 ELSE 1 END, a.domain`)
 	}
 	if err := arows.Err(); err != nil {
 		return nil, s.wrap(err)
+	}
+	// Order aliases here, not by the database's collation (which differs
+	// between engines and locales): the canonical one first, then bytewise.
+	for i := range list {
+		st := &list[i]
+		slices.SortFunc(st.Aliases, func(a, b string) int {
+			if (a == st.CanonicalAlias) != (b == st.CanonicalAlias) {
+				if a == st.CanonicalAlias {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a, b)
+		})
 	}
 	return list, nil
 }

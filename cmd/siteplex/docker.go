@@ -1,6 +1,83 @@
 package main
 
-import "github.com/siteplex/siteplex/sites"
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
 
-// dockerFinder returns the Docker-backed database finder (SPEC §7), or nil.
-func dockerFinder(f *Factory) sites.DockerFinder { return nil }
+	"github.com/siteplex/siteplex/compose"
+	"github.com/siteplex/siteplex/devproxy"
+	"github.com/siteplex/siteplex/sites"
+)
+
+// dockerFinder returns the Docker-backed database finder (SPEC §7). It
+// connects on each lookup; without a reachable engine the lookup says
+// "Docker is not reachable at <host>: <error>".
+func dockerFinder(f *Factory) sites.DockerFinder {
+	getenv := f.Opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	return &compose.Finder{Getenv: getenv}
+}
+
+// dockerRunner returns the docker process runner for `--runner docker`:
+// each site's process runs in a container made from the compose project's
+// web service.
+func dockerRunner(f *Factory) (devproxy.Runner, error) {
+	p, err := f.Project()
+	if err != nil {
+		return nil, err
+	}
+	return newDockerRunner(context.Background(), p)
+}
+
+// newDockerRunner connects to Docker and makes the runner for p.
+func newDockerRunner(ctx context.Context, p *sites.Project) (*compose.Runner, error) {
+	d, err := compose.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("--runner docker: %w", err)
+	}
+	r, err := compose.NewRunner(ctx, d, p.Root, compose.ProjectName(p.Root, p.Getenv), p.Name)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("--runner docker: %w", err)
+	}
+	for k := range p.Env.Values {
+		r.EnvKeys = append(r.EnvKeys, k)
+	}
+	sort.Strings(r.EnvKeys)
+	return r, nil
+}
+
+// recreateDockerWeb recreates the compose web container with the new
+// SITE_ID when the project runs single mode with the docker runner
+// (siteplex.toml: mode = "single", [process] runner = "docker") and no
+// engine is running to do it: a plain restart keeps the old environment.
+func recreateDockerWeb(ctx context.Context, f *Factory, p *sites.Project, site *sites.Site, id int64) error {
+	if p.Config.Mode != string(devproxy.Single) || p.Config.Process.Runner != "docker" {
+		return nil
+	}
+	r, err := newDockerRunner(ctx, p)
+	if err != nil {
+		return fmt.Errorf("SITE_ID is written, but the web container was not recreated: %w", err)
+	}
+	s := sites.Site{ID: id}
+	if site != nil {
+		s = *site
+	}
+	env := []string{"SITE_ID=" + strconv.FormatInt(id, 10)}
+	for k, v := range p.Env.Values {
+		if k != "SITE_ID" {
+			env = append(env, k+"="+v)
+		}
+	}
+	proc, err := r.Start(ctx, devproxy.ProcessSpec{Site: s, Env: env, Dir: p.Root, Single: true})
+	if err != nil {
+		return fmt.Errorf("SITE_ID is written, but the web container was not recreated: %w", err)
+	}
+	fmt.Fprintf(f.IO.Out, "recreated the web container with SITE_ID=%d (serving at %s)\n", id, proc.Addr())
+	return nil
+}

@@ -1,8 +1,225 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/siteplex/siteplex/internal/doctor"
+	"github.com/siteplex/siteplex/sites"
+)
+
+type doctorOptions struct {
+	JSON   bool
+	Listen []string
+}
 
 func newCmdDoctor(f *Factory) *cobra.Command {
-	return &cobra.Command{Use: "doctor", Short: "Check the set-up (not built yet)", Hidden: true,
-		RunE: func(cmd *cobra.Command, args []string) error { return errNotYet }}
+	opts := &doctorOptions{}
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check the set-up: project, database, port 80, hosts file, Docker, Python, *.localhost",
+		Long: `Check everything siteplex needs and say how to fix what is missing:
+the project folder, siteplex.toml and the env file, the database and its tables,
+Python with Django and manage.py, the proxy's port (default 127.0.0.1:80 and
+[::1]:80), the hosts file, Docker and *.localhost resolution.
+
+It changes nothing. Exit status 1 when any check fails (warnings don't count).`,
+		Example: `  $ siteplex doctor
+  $ siteplex doctor --listen 127.0.0.1:8080
+  $ siteplex doctor --json | jq '.checks[] | select(.status != "ok")'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return doctorRun(cmd.Context(), f, opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, `print {"ok": bool, "checks": [{"name", "status", "detail", "fix"}]}`)
+	cmd.Flags().StringArrayVar(&opts.Listen, "listen", nil, "proxy address to check (repeatable; default: config listen, else 127.0.0.1:80 and [::1]:80)")
+	return cmd
+}
+
+func doctorRun(ctx context.Context, f *Factory, opts *doctorOptions) error {
+	rep := doctor.NewReport(doctorChecks(ctx, f, opts))
+	if opts.JSON {
+		if err := writeJSON(f.IO.Out, rep); err != nil {
+			return err
+		}
+	} else {
+		printDoctor(f.IO.Out, rep)
+	}
+	if !rep.OK {
+		return silentExit(1)
+	}
+	return nil
+}
+
+// doctorChecks runs every check, in the documented order. A project that
+// fails to load is reported by the config or env_file check, and the other
+// checks still run with what could be loaded.
+func doctorChecks(ctx context.Context, f *Factory, opts *doctorOptions) []doctor.Check {
+	getenv := f.Opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	cwd := f.Opts.Cwd
+	if cwd == "" {
+		cwd, _ = os.Getwd()
+	}
+	var checks []doctor.Check
+	root, err := sites.FindRoot(f.Opts.Project, cwd)
+	if err != nil {
+		checks = append(checks, doctor.Check{Name: doctor.NameProject, Status: doctor.Fail, Detail: err.Error(),
+			Fix: "pass --project DIR naming the Django project's folder"})
+	} else {
+		checks = append(checks, doctor.Project(root))
+	}
+
+	p, configErr, envCheck := loadForDoctor(f.Opts)
+	if p == nil {
+		skipped := func(name string) doctor.Check {
+			return doctor.Check{Name: name, Status: doctor.Fail, Detail: "not checked: the project could not be loaded", Fix: "fix the project check above first"}
+		}
+		checks = append(checks, doctor.Config(nil, configErr))
+		if envCheck != nil {
+			checks = append(checks, *envCheck)
+		} else {
+			checks = append(checks, skipped(doctor.NameEnvFile))
+		}
+		checks = append(checks, skipped(doctor.NameDatabase), skipped(doctor.NamePython))
+		hostsFile := firstOf(f.Opts.HostsFile, getenv("SITEPLEX_HOSTS_FILE"), "/etc/hosts")
+		return append(checks, machineChecks(ctx, getenv, hostsFile, opts.Listen, false, nil)...)
+	}
+	checks = append(checks, doctor.Config(p, configErr))
+	if envCheck == nil {
+		c := doctor.EnvFile(p.Env.Path)
+		envCheck = &c
+	}
+	checks = append(checks, *envCheck)
+
+	dbCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	dbCheck, list := doctor.Database(dbCtx, p, f.Docker())
+	cancel()
+	checks = append(checks, dbCheck)
+
+	runner, command := p.Config.Process.Runner, p.Config.Process.Command
+	pythonNeeded := runner != "docker" && (len(command) == 0 || strings.Contains(filepath.Base(command[0]), "python"))
+	checks = append(checks, doctor.Python(ctx, p.Root, pythonNeeded))
+
+	listen := opts.Listen
+	if len(listen) == 0 {
+		listen = p.Config.Listen
+	}
+	dockerNeeded := runner == "docker"
+	for _, c := range []string{"docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml"} {
+		if _, err := os.Stat(filepath.Join(p.Root, c)); err == nil {
+			dockerNeeded = true
+		}
+	}
+	var locals []string
+	for _, s := range list {
+		if s.Usable() && s.LocalDomain != "" && len(locals) < 3 {
+			locals = append(locals, s.LocalDomain)
+		}
+	}
+	return append(checks, machineChecks(ctx, getenv, p.HostsFile, listen, dockerNeeded, locals)...)
+}
+
+// machineChecks are the checks that need no project: port, hosts file,
+// Docker, resolution of siteplex.localhost and the given local domains.
+func machineChecks(ctx context.Context, getenv func(string) string, hostsFile string, listen []string, dockerNeeded bool, locals []string) []doctor.Check {
+	names := []string{"siteplex.localhost"}
+	for _, n := range locals {
+		if n != names[0] {
+			names = append(names, n)
+		}
+	}
+	return []doctor.Check{
+		doctor.ProxyPort(ctx, listen),
+		doctor.HostsFile(hostsFile),
+		doctor.Docker(ctx, getenv("DOCKER_HOST"), dockerNeeded),
+		doctor.Resolution(ctx, net.DefaultResolver, names),
+	}
+}
+
+// loadForDoctor loads the project like every command does; when that fails
+// it says why (an unreadable env file becomes the env_file check, anything
+// else the config error) and loads it again without the broken part, so
+// the other checks can run.
+func loadForDoctor(opts sites.Options) (p *sites.Project, configErr error, envCheck *doctor.Check) {
+	p, err := sites.Load(opts)
+	if err == nil {
+		return p, nil, nil
+	}
+	var pe *fs.PathError
+	if strings.HasPrefix(err.Error(), "reading env file") && errors.As(err, &pe) {
+		c := doctor.EnvFile(pe.Path)
+		envCheck = &c
+		opts.EnvFile = os.DevNull
+		if p, err = sites.Load(opts); err == nil {
+			return p, nil, envCheck
+		}
+	}
+	configErr = err
+	// Without the config file and with the default domain format.
+	opts.Config, opts.DomainFormat = os.DevNull, sites.DefaultDomainFormat
+	if p, err = sites.Load(opts); err != nil {
+		return nil, configErr, envCheck
+	}
+	return p, configErr, envCheck
+}
+
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// printDoctor prints the report for people: one line per check, the fix
+// indented below a failed or warned check, and a summary.
+func printDoctor(w io.Writer, rep doctor.Report) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fails, warns := 0, 0
+	for _, c := range rep.Checks {
+		mark := "ok"
+		switch c.Status {
+		case doctor.Fail:
+			mark, fails = "FAIL", fails+1
+		case doctor.Warn:
+			mark, warns = "warn", warns+1
+		case doctor.OK:
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", mark, strings.ReplaceAll(c.Name, "_", " "), clean(c.Detail))
+		if c.Fix != "" && c.Status != doctor.OK {
+			fmt.Fprintf(tw, "\t\tfix: %s\n", clean(c.Fix))
+		}
+	}
+	tw.Flush()
+	switch {
+	case fails > 0:
+		fmt.Fprintf(w, "%d %s failed, %d %s.\n", fails, plural(fails, "check", "checks"), warns, plural(warns, "warning", "warnings"))
+	case warns > 0:
+		fmt.Fprintf(w, "All checks passed, %d %s.\n", warns, plural(warns, "warning", "warnings"))
+	default:
+		fmt.Fprintln(w, "All checks passed.")
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/siteplex/siteplex/devproxy"
 	"github.com/siteplex/siteplex/sites"
 )
 
@@ -38,6 +39,12 @@ type Factory struct {
 	// Docker returns the Docker database finder, or nil when Docker is not
 	// used. Set by docker.go.
 	Docker func() sites.DockerFinder
+	// Engine holds the engine flags of serve and the UI (set by
+	// addEngineFlags in serve.go).
+	Engine *engineFlags
+	// DockerRunner makes the docker process runner (SPEC §7, --runner
+	// docker); nil until docker support sets it.
+	DockerRunner func(ctx context.Context, p *sites.Project) (devproxy.Runner, error)
 
 	once    sync.Once
 	project *sites.Project

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,36 +14,62 @@ import (
 	"github.com/siteplex/siteplex/sites"
 )
 
+// sitesOptions are what `siteplex sites` runs with.
 type sitesOptions struct {
-	JSON bool
+	IO *IOStreams
+	// Sites loads the project's sites (Factory.Sites).
+	Sites func(ctx context.Context) (*sites.Project, []sites.Site, *sites.DB, error)
+	JSON  bool
 }
 
-func newCmdSites(f *Factory) *cobra.Command {
-	opts := &sitesOptions{}
+func newCmdSites(f *Factory) *cobra.Command { return newCmdSitesRun(f, sitesRun) }
+
+// newCmdSitesRun builds the command with runF as its action (tests pass
+// their own to check flag parsing alone).
+func newCmdSitesRun(f *Factory, runF func(context.Context, *sitesOptions) error) *cobra.Command {
+	opts := &sitesOptions{IO: f.IO, Sites: f.Sites}
 	cmd := &cobra.Command{
 		Use:     "sites",
 		Aliases: []string{"ls"},
 		Short:   "List the project's sites from its database",
 		Long: `List the sites of the project: django_site rows, with django-multisite-plus
 slugs, real domains and enabled flags, and django-multisite aliases, merged with
-sites declared in siteplex.toml.`,
+sites declared in siteplex.toml.
+
+The database is the first of: --db, database in siteplex.toml,
+$SITEPLEX_DATABASE_URL, $DATABASE_URL, DATABASE_URL in the env file, the
+project's docker-compose database container, db.sqlite3, data/db.sqlite3.
+SQLite is opened read-only.
+
+--json prints one array of objects with the fields id, name, domain, slug,
+real_domain (null without a multisite-plus row), enabled, aliases,
+local_domain, forced and problems; the format is stable.`,
 		Example: `  $ siteplex sites
-  $ siteplex sites --json | jq '.[] | .local_domain'
-  $ siteplex sites --db postgres://postgres@127.0.0.1:5432/db`,
+  $ siteplex sites --json | jq -r '.[] | select(.problems == []) | .local_domain'
+  $ siteplex sites --db postgres://postgres@127.0.0.1:5432/db
+  $ siteplex sites --db sqlite:///data/db.sqlite3 --domain-format '{slug}.test'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, list, _, err := f.Sites(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if opts.JSON {
-				return writeJSON(f.IO.Out, list)
-			}
-			return printSitesTable(f.IO.Out, list)
+			return runF(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON array (the format is stable)")
 	return cmd
+}
+
+// sitesRun lists the sites: a table for people, or the JSON contract.
+func sitesRun(ctx context.Context, opts *sitesOptions) error {
+	_, list, _, err := opts.Sites(ctx)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []sites.Site{}
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, list)
+	}
+	return printSitesTable(opts.IO.Out, list)
 }
 
 // writeJSON prints v as indented JSON; nil slices print as [].
@@ -55,7 +82,7 @@ func writeJSON(w io.Writer, v any) error {
 
 func printSitesTable(w io.Writer, list []sites.Site) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\tID\tSLUG\tNAME\tDOMAIN\tLOCAL\tENABLED\tALIASES\tPROBLEMS")
+	fmt.Fprintln(tw, "\tID\tSLUG\tNAME\tDOMAIN\tREAL\tLOCAL\tENABLED\tALIASES\tPROBLEMS")
 	for _, s := range list {
 		mark := ""
 		if s.Forced {
@@ -65,8 +92,12 @@ func printSitesTable(w io.Writer, list []sites.Site) error {
 		if !s.Enabled {
 			enabled = "no"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, s.ID, orDash(s.Slug), clean(s.Name),
-			clean(s.Domain), orDash(s.LocalDomain), enabled, orDash(strings.Join(s.Aliases, ",")),
+		real := ""
+		if s.RealDomain != nil {
+			real = *s.RealDomain
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, s.ID, orDash(s.Slug), clean(s.Name),
+			clean(s.Domain), orDash(real), orDash(s.LocalDomain), enabled, orDash(strings.Join(s.Aliases, ",")),
 			orDash(strings.Join(s.Problems, "; ")))
 	}
 	if err := tw.Flush(); err != nil {

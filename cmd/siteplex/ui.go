@@ -1,10 +1,238 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/term"
+	"github.com/spf13/cobra"
+
+	"github.com/siteplex/siteplex/devproxy"
+	"github.com/siteplex/siteplex/hosts"
+	"github.com/siteplex/siteplex/sites"
+	"github.com/siteplex/siteplex/tui"
+)
 
 func newCmdUI(f *Factory) *cobra.Command {
-	return &cobra.Command{Use: "ui", Short: "Open the terminal UI (the default command)", Hidden: true,
-		RunE: func(cmd *cobra.Command, args []string) error { return runUI(cmd, f, args) }}
+	cmd := &cobra.Command{
+		Use:   "ui",
+		Short: "Open the terminal UI (the default command)",
+		Long: `Open the terminal UI over the engine (the same proxy and processes as
+'siteplex serve'): the sites with their process and hosts state, and the logs,
+requests and facts of the selected one. 'siteplex' without a command does the
+same. It takes every flag of serve.
+
+Keys: j/k move, / filter, enter force (use) the site, h toggle its hosts
+entries, H all of them, s start/stop, r restart, R reload the sites, tab
+switch pane, f follow logs, o open in the browser, ? all keys, q quit.`,
+		Example: `  $ siteplex
+  $ siteplex ui --listen 127.0.0.1:8080 --start all`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runUI(cmd, f, args) },
+	}
+	addEngineFlags(cmd, f)
+	return cmd
 }
 
-func runUI(cmd *cobra.Command, f *Factory, args []string) error { return errNotYet }
+// runUI runs the terminal UI over the project's engine until the user
+// quits, then stops every process it started.
+func runUI(cmd *cobra.Command, f *Factory, args []string) error {
+	if len(args) > 0 {
+		return sites.Usagef("unknown command %q for siteplex: run 'siteplex --help'", args[0])
+	}
+	ctx := cmd.Context()
+	if err := needTerminal(f); err != nil {
+		return err
+	}
+	cfg, err := f.EngineConfig(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := f.Project()
+	if err != nil {
+		return err
+	}
+	return uiRun(ctx, f, p, cfg, uiExtras{})
+}
+
+// uiExtras are what the demo adds to a UI run.
+type uiExtras struct {
+	// started is an engine already started (the demo binds before the UI).
+	started *devproxy.Engine
+	// notice is shown in the status line at first.
+	notice string
+	// sudo is false when the hosts file is the user's (the demo's).
+	noSudo bool
+}
+
+// needTerminal refuses to draw a UI into a pipe.
+func needTerminal(f *Factory) error {
+	in, ok := f.IO.In.(*os.File)
+	if !f.IO.IsTerminal || !ok || !term.IsTerminal(in.Fd()) {
+		return errors.New("the terminal UI needs a terminal: run 'siteplex serve' for the engine without a UI, or 'siteplex sites' to list the sites")
+	}
+	return nil
+}
+
+// uiRun starts the engine (unless x.started), runs the UI and closes the
+// engine when the UI ends.
+func uiRun(ctx context.Context, f *Factory, p *sites.Project, cfg devproxy.Config, x uiExtras) error {
+	e := x.started
+	if e == nil {
+		logf, closeLog := uiLog(p)
+		defer closeLog()
+		cfg.Log = logf
+		var err error
+		if e, err = devproxy.New(cfg); err != nil {
+			return err
+		}
+	}
+	opt := tui.Options{
+		Engine:   e,
+		Project:  p.Name,
+		Database: dbDisplay(p),
+		Mode:     cfg.Mode,
+		Hosts:    uiHosts(f, p, x.noSudo),
+		WriteForced: func(ctx context.Context, id int64) error {
+			return writeForcedSiteID(p, id)
+		},
+		OpenURL:  openURL,
+		Renderer: lipgloss.NewRenderer(f.IO.Out),
+		NoStart:  x.started != nil,
+		Notice:   x.notice,
+	}
+	runErr := tui.Run(ctx, opt, f.IO.In, f.IO.Out)
+
+	// Stop what the UI started; say so, as it can take a few seconds.
+	if n := runningCount(e.Status()); n > 0 {
+		fmt.Fprintf(f.IO.Err, "siteplex: stopping %d process(es)…\n", n)
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := e.Close(cctx); err != nil && runErr == nil {
+		runErr = fmt.Errorf("stopping the engine: %w", err)
+	}
+	return runErr
+}
+
+func runningCount(st devproxy.Status) int {
+	n := 0
+	for _, s := range st.Sites {
+		if s.State == devproxy.Running || s.State == devproxy.Starting {
+			n++
+		}
+	}
+	return n
+}
+
+// uiLog is where the engine writes its diagnostics while the UI owns the
+// terminal: .siteplex/siteplex.log (discarded when it cannot be opened).
+func uiLog(p *sites.Project) (io.Writer, func()) {
+	dir := p.StateDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return io.Discard, func() {}
+	}
+	fh, err := os.OpenFile(filepath.Join(dir, "siteplex.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return io.Discard, func() {}
+	}
+	return fh, func() { fh.Close() }
+}
+
+// dbDisplay says where the sites come from, for the header, without
+// touching the database or Docker.
+func dbDisplay(p *sites.Project) string {
+	db, ok, err := p.DatabaseSource()
+	switch {
+	case err != nil:
+		return "database: " + err.Error()
+	case !ok && len(p.Config.Sites) > 0:
+		return "sites from " + filepath.Base(p.Config.Path)
+	case !ok:
+		return "no database"
+	case db.Driver == sites.SQLite:
+		if rel, err := filepath.Rel(p.Root, db.Path); err == nil && !strings.HasPrefix(rel, "..") {
+			return "sqlite " + rel
+		}
+	}
+	return db.Display()
+}
+
+// uiHosts manages the project's block in its hosts file; a change that
+// needs root runs `sudo siteplex hosts apply|remove …` with the flags that
+// find this same project.
+func uiHosts(f *Factory, p *sites.Project, noSudo bool) tui.Hosts {
+	mode, err := hostsNamesMode(&hostsOptions{}, p)
+	if err != nil {
+		mode = "domain"
+	}
+	h := &tui.HostsFile{
+		File:    p.HostsFile,
+		Project: p.Name,
+		Names: func(s *sites.Site) []string {
+			var out []string
+			for _, n := range hostsSiteNames(s, mode) {
+				out = append(out, n.raw)
+			}
+			return out
+		},
+	}
+	if !noSudo {
+		h.SudoArgv = func(verb string, slugs []string) []string {
+			args := append([]string{"hosts", verb}, slugs...)
+			args = append(args, "--project", p.Root, "--hosts-file", p.HostsFile)
+			for _, fl := range []struct{ name, v string }{
+				{"--config", f.Opts.Config}, {"--env-file", f.Opts.EnvFile}, {"--db", f.Opts.DB},
+				{"--domain-format", f.Opts.DomainFormat},
+			} {
+				if fl.v != "" {
+					args = append(args, fl.name, fl.v)
+				}
+			}
+			return hosts.SudoArgv(args...)
+		}
+	}
+	return h
+}
+
+// writeForcedSiteID writes SITE_ID=id into the project's env file (0
+// removes the line), changing nothing else: the same edit as `siteplex use`.
+func writeForcedSiteID(p *sites.Project, id int64) error {
+	var val *string
+	if id != 0 {
+		v := strconv.FormatInt(id, 10)
+		val = &v
+	}
+	if _, err := sites.SaveEnvKey(p.Env.Path, "SITE_ID", val); err != nil {
+		return fmt.Errorf("writing SITE_ID to %s: %w", p.Env.Path, err)
+	}
+	return nil
+}
+
+// openURL opens url in the browser without waiting for it.
+func openURL(ctx context.Context, url string) error {
+	name := "xdg-open"
+	if runtime.GOOS == "darwin" {
+		name = "open"
+	}
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return fmt.Errorf("no %s here: open %s yourself", name, url)
+	}
+	c := exec.Command(path, url)
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("%s %s: %w", name, url, err)
+	}
+	go func() { _ = c.Wait() }()
+	return nil
+}

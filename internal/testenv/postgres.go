@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
 )
 
 // Postgres is a running throw-away PostgreSQL cluster.
@@ -63,6 +65,41 @@ func (p *Postgres) Exec(t testing.TB, name, sqlText string) {
 	if _, err := db.Exec(sqlText); err != nil {
 		t.Fatalf("exec in %s: %v\n%s", name, err, sqlText)
 	}
+}
+
+// PasswordGroup is a role whose members must authenticate with a password
+// (scram-sha-256) on loopback; every other role is trusted.
+const PasswordGroup = "siteplex_password_required"
+
+const hbaConf = `# written by siteplex's testenv
+local all all trust
+host  all +` + PasswordGroup + ` 127.0.0.1/32 scram-sha-256
+host  all +` + PasswordGroup + ` ::1/128      scram-sha-256
+host  all all 127.0.0.1/32 trust
+host  all all ::1/128      trust
+`
+
+// CreatePasswordRole creates a login role that must give password to
+// connect (see PasswordGroup) and may connect to every database. It
+// returns a URL for database db as that role.
+func (p *Postgres) CreatePasswordRole(t testing.TB, role, password, db string) string {
+	t.Helper()
+	quoted := strings.ReplaceAll(password, "'", "''")
+	p.Exec(t, "postgres", fmt.Sprintf(`DROP ROLE IF EXISTS "%s"; CREATE ROLE "%s" LOGIN PASSWORD '%s' IN ROLE %s`,
+		role, role, quoted, PasswordGroup))
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(role, password),
+		Host: net.JoinHostPort(p.Host, strconv.Itoa(p.Port)), Path: "/" + db, RawQuery: "sslmode=disable"}
+	return u.String()
+}
+
+// Main runs the tests of a package that uses StartPostgres and stops the
+// cluster afterwards. Use it as the package's TestMain:
+//
+//	func TestMain(m *testing.M) { testenv.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	StopPostgres()
+	os.Exit(code)
 }
 
 var (
@@ -164,6 +201,12 @@ func startPostgres() (*Postgres, error) {
 	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
+	// Trust everyone on loopback except members of PasswordGroup, who must
+	// give a password (SCRAM): that lets tests check authentication errors.
+	// The file is rewritten before the server first reads it.
+	if err := os.WriteFile(filepath.Join(dir, "data", "pg_hba.conf"), []byte(hbaConf), 0o644); err != nil {
+		return nil, fmt.Errorf("writing pg_hba.conf: %w", err)
+	}
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
@@ -182,6 +225,12 @@ func startPostgres() (*Postgres, error) {
 			db.Close()
 		}
 		if err == nil {
+			db, _ := sql.Open("pgx", p.URL("postgres"))
+			_, err = db.ExecContext(ctx, `CREATE ROLE `+PasswordGroup+` NOLOGIN`)
+			db.Close()
+			if err != nil {
+				return nil, fmt.Errorf("creating role %s: %w", PasswordGroup, err)
+			}
 			return p, nil
 		}
 		if ctx.Err() != nil {
@@ -189,4 +238,78 @@ func startPostgres() (*Postgres, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// DjangoDDL is the exact Django 3.2 DDL of the three tables siteplex reads
+// (django_site, multisite_alias, django_multisite_plus_site; see
+// reference/django-multisite.md §1), per engine ("postgres", "sqlite"), in
+// that order. Each element may hold several statements.
+var DjangoDDL = map[string][3]string{
+	"postgres": {pgSiteDDL, pgAliasDDL, pgPlusDDL},
+	"sqlite":   {sqliteSiteDDL, sqliteAliasDDL, sqlitePlusDDL},
+}
+
+const (
+	pgSiteDDL = `CREATE TABLE "django_site" ("id" serial NOT NULL PRIMARY KEY,
+  "domain" varchar(100) NOT NULL UNIQUE, "name" varchar(50) NOT NULL);
+CREATE INDEX "django_site_domain_a2e37b91_like" ON "django_site" ("domain" varchar_pattern_ops);`
+	pgAliasDDL = `CREATE TABLE "multisite_alias" ("id" serial NOT NULL PRIMARY KEY, "domain" varchar(100) NOT NULL UNIQUE,
+  "site_id" integer NOT NULL, "is_canonical" boolean NULL, "redirect_to_canonical" boolean NOT NULL);
+ALTER TABLE "multisite_alias" ADD CONSTRAINT "multisite_alias_is_canonical_site_id_6bc86489_uniq" UNIQUE ("is_canonical", "site_id");
+ALTER TABLE "multisite_alias" ADD CONSTRAINT "multisite_alias_site_id_e73f0f15_fk_django_site_id"
+  FOREIGN KEY ("site_id") REFERENCES "django_site" ("id") DEFERRABLE INITIALLY DEFERRED;
+CREATE INDEX "multisite_alias_domain_3746202e_like" ON "multisite_alias" ("domain" varchar_pattern_ops);
+CREATE INDEX "multisite_alias_site_id_e73f0f15" ON "multisite_alias" ("site_id");`
+	pgPlusDDL = `CREATE TABLE "django_multisite_plus_site" ("site_id" integer NOT NULL PRIMARY KEY,
+  "real_domain" varchar(255) NOT NULL, "slug" varchar(255) NOT NULL UNIQUE, "is_enabled" boolean NOT NULL,
+  "last_updated_at" timestamp with time zone NOT NULL, "extra_uwsgi_ini" text NOT NULL);
+ALTER TABLE "django_multisite_plus_site" ADD CONSTRAINT "django_multisite_plus_site_site_id_8c00306f_fk_django_site_id"
+  FOREIGN KEY ("site_id") REFERENCES "django_site" ("id") DEFERRABLE INITIALLY DEFERRED;
+CREATE INDEX "django_multisite_plus_site_slug_c0150bf5_like" ON "django_multisite_plus_site" ("slug" varchar_pattern_ops);`
+
+	sqliteSiteDDL = `CREATE TABLE "django_site" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT,
+  "domain" varchar(100) NOT NULL UNIQUE, "name" varchar(50) NOT NULL);`
+	sqliteAliasDDL = `CREATE TABLE "multisite_alias" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "domain" varchar(100) NOT NULL UNIQUE,
+  "site_id" integer NOT NULL REFERENCES "django_site" ("id") DEFERRABLE INITIALLY DEFERRED,
+  "is_canonical" bool NULL, "redirect_to_canonical" bool NOT NULL);
+CREATE UNIQUE INDEX "multisite_alias_is_canonical_site_id_6bc86489_uniq" ON "multisite_alias" ("is_canonical", "site_id");
+CREATE INDEX "multisite_alias_site_id_e73f0f15" ON "multisite_alias" ("site_id");`
+	sqlitePlusDDL = `CREATE TABLE "django_multisite_plus_site" ("site_id" integer NOT NULL PRIMARY KEY
+  REFERENCES "django_site" ("id") DEFERRABLE INITIALLY DEFERRED, "real_domain" varchar(255) NOT NULL,
+  "slug" varchar(255) NOT NULL UNIQUE, "is_enabled" bool NOT NULL, "last_updated_at" datetime NOT NULL,
+  "extra_uwsgi_ini" text NOT NULL);`
+)
+
+// DjangoDB creates database name with the three Django tables, runs stmts
+// in it (INSERTs, say) and returns its URL.
+func (p *Postgres) DjangoDB(t testing.TB, name string, stmts ...string) string {
+	t.Helper()
+	u := p.CreateDB(t, name)
+	ddl := DjangoDDL["postgres"]
+	for _, q := range append(ddl[:], stmts...) {
+		p.Exec(t, name, q)
+	}
+	return u
+}
+
+// DjangoSQLite creates a SQLite file at path with the three Django tables,
+// runs stmts in it and returns its URL (sqlite:////abs/path).
+func DjangoSQLite(t testing.TB, path string, stmts ...string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	defer db.Close()
+	ddl := DjangoDDL["sqlite"]
+	for _, q := range append(ddl[:], stmts...) {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v\n%s", path, err, q)
+		}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "sqlite:///" + abs
 }

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# bench/proxy.sh — siteplex's proxy against nginx and no proxy at all.
+#
+# One run on loopback, interleaved rounds, medians: wrk against
+#   direct   the backend itself (siteplex demo-site /plain, ~40 bytes)
+#   siteplex `siteplex serve` in front of that same backend process
+#   nginx    nginx (Debian nginx-light) with a keepalive upstream and
+#            worker_processes auto, in front of the same backend
+# then siteplex's cold start (first request to a stopped site, minus the
+# backend's own time from exec to accepting) and its idle RSS.
+#
+# Usage: bench/proxy.sh            (builds siteplex into a temp folder)
+#        SITEPLEX=/path/to/siteplex DURATION=5s CONNS=32 ROUNDS=3 bench/proxy.sh
+# Needs: wrk, nginx, curl, python3.
+set -euo pipefail
+
+DURATION=${DURATION:-5s}
+CONNS=${CONNS:-32}
+ROUNDS=${ROUNDS:-3}
+WARMUP=${WARMUP:-2s}
+COLD_RUNS=${COLD_RUNS:-5}
+
+for tool in wrk nginx curl python3; do
+	command -v "$tool" >/dev/null || { echo "bench/proxy.sh: $tool is missing (apt-get install -y wrk nginx-light curl python3)" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/siteplex-bench.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	[ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "${SITEPLEX:-}" ]; then
+	SITEPLEX=$work/siteplex
+	(cd "$here" && go build -o "$SITEPLEX" ./cmd/siteplex)
+fi
+
+# A project with one declared site whose process is the demo site.
+mkdir -p "$work/proj"
+cat >"$work/proj/siteplex.toml" <<EOF
+[process]
+command = ["$SITEPLEX", "demo-site", "--port", "{port}", "--site", "{slug}", "--site-id", "{site_id}"]
+
+[sites.bench]
+id = 1
+domain = "bench.localhost"
+EOF
+
+"$SITEPLEX" serve --project "$work/proj" --listen 127.0.0.1:0 --no-watch --idle-timeout 0 2>"$work/serve.log" &
+sp_pid=$!
+pids+=("$sp_pid")
+for _ in $(seq 100); do grep -q 'listening on' "$work/serve.log" && break; sleep 0.1; done
+sp_addr=$(sed -n 's/^siteplex: listening on //p' "$work/serve.log" | head -1)
+[ -n "$sp_addr" ] || { echo "siteplex did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+rss_idle=$(rss_kib "$sp_pid")
+
+# The first request starts the backend; its port comes from /api/status.
+curl -sf -o /dev/null -H 'Host: bench.localhost' "http://$sp_addr/plain"
+read -r be_port be_pid < <(curl -sf -H 'Host: siteplex.localhost' "http://$sp_addr/api/status" |
+	python3 -c 'import json,sys; s=[s for s in json.load(sys.stdin)["sites"] if s["slug"]=="bench"][0]; print(s["port"], s["pid"])')
+be_addr=127.0.0.1:$be_port
+
+# nginx with its own prefix, temp folders and config.
+ng_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
+cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+daemon on;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $work/nginx/tmp/body;
+	proxy_temp_path $work/nginx/tmp/proxy;
+	fastcgi_temp_path $work/nginx/tmp/fastcgi;
+	uwsgi_temp_path $work/nginx/tmp/uwsgi;
+	scgi_temp_path $work/nginx/tmp/scgi;
+	upstream backend { server $be_addr; keepalive 256; }
+	server {
+		listen 127.0.0.1:$ng_port;
+		location / {
+			proxy_pass http://backend;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host \$host;
+			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+			proxy_set_header X-Forwarded-Proto \$scheme;
+			proxy_set_header X-Forwarded-Host \$host;
+		}
+	}
+}
+EOF
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf"
+for _ in $(seq 50); do [ -s "$work/nginx.pid" ] && break; sleep 0.1; done
+curl -sf -o /dev/null -H 'Host: bench.localhost' "http://127.0.0.1:$ng_port/plain"
+
+# cpu_ticks PID...: utime+stime of the processes (and their threads).
+cpu_ticks() {
+	local t=0 p v
+	for p in "$@"; do
+		v=$(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null) || continue
+		t=$((t + v))
+	done
+	echo $t
+}
+nginx_pids() { pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' '; cat "$work/nginx.pid"; }
+
+# run NAME ADDR PIDS: one wrk run; appends "name rps p50ms p99ms cpu_us_per_req" to results.
+run() {
+	local name=$1 addr=$2 pidlist=$3 out c0 c1
+	c0=$(cpu_ticks $pidlist)
+	out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H 'Host: bench.localhost' "http://$addr/plain")
+	c1=$(cpu_ticks $pidlist)
+	echo "$out" | awk -v name="$name" -v ticks=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" '
+		function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+		/^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
+		/^Requests\/sec/ { rps = $2 }
+		/requests in/ { n = $1 }
+		/Non-2xx/ { bad = $NF }
+		END { cpu = (name == "direct" || n == 0) ? -1 : ticks / hz * 1e6 / n
+		      printf "%s %.0f %.3f %.3f %.1f %d\n", name, rps, p50, p99, cpu, bad }' >>"$work/results"
+}
+
+for target in "direct $be_addr" "siteplex $sp_addr" "nginx 127.0.0.1:$ng_port"; do
+	set -- $target
+	wrk -t1 -c"$CONNS" -d"$WARMUP" -H 'Host: bench.localhost' "http://$2/plain" >/dev/null
+done
+rss_loaded_before=$(rss_kib "$sp_pid")
+for r in $(seq "$ROUNDS"); do
+	run direct "$be_addr" "$be_pid"
+	run siteplex "$sp_addr" "$sp_pid"
+	run nginx "127.0.0.1:$ng_port" "$(nginx_pids)"
+done
+rss_loaded=$(rss_kib "$sp_pid")
+
+# Cold start: stop the site, time the first request; compare with the
+# backend's own exec-to-accept time.
+token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$work/proj/.siteplex/engine.json")
+cold=()
+for _ in $(seq "$COLD_RUNS"); do
+	curl -sf -o /dev/null -X POST -H "Authorization: Bearer $token" -H 'Host: siteplex.localhost' "http://$sp_addr/api/sites/bench/stop"
+	t=$(curl -sf -o /dev/null -w '%{time_total}' -H 'Host: bench.localhost' "http://$sp_addr/plain")
+	cold+=("$t")
+done
+own=$(python3 - "$SITEPLEX" "$COLD_RUNS" <<'EOF'
+import socket, subprocess, sys, time, statistics
+exe, runs = sys.argv[1], int(sys.argv[2])
+out = []
+for _ in range(runs):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    t0 = time.perf_counter()
+    p = subprocess.Popen([exe, "demo-site", "--port", str(port)], stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close(); break
+        except OSError:
+            time.sleep(0.001)
+    out.append(time.perf_counter() - t0)
+    p.terminate(); p.wait()
+print(statistics.median(out))
+EOF
+)
+
+python3 - "$work/results" "$rss_idle" "$rss_loaded" "$own" "${cold[@]}" <<'EOF'
+import sys, statistics
+from collections import defaultdict
+res = defaultdict(list)
+for line in open(sys.argv[1]):
+    name, rps, p50, p99, cpu, bad = line.split()
+    res[name].append((float(rps), float(p50), float(p99), float(cpu), int(bad)))
+rss_idle, rss_loaded, own = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+cold = [float(x) for x in sys.argv[5:]]
+med = lambda xs: statistics.median(xs)
+direct = med([r[0] for r in res["direct"]])
+print(f"wrk -t1 -c{__import__('os').environ.get('CONNS','32')} -d{__import__('os').environ.get('DURATION','5s')}, {len(res['direct'])} interleaved rounds, medians; backend: siteplex demo-site /plain")
+print()
+print("| target | req/s | of direct | p50 ms | p99 ms | proxy CPU µs/req | non-2xx |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for name in ("direct", "siteplex", "nginx"):
+    rs = res[name]
+    rps, p50, p99, cpu = (med([r[i] for r in rs]) for i in range(4))
+    bad = sum(r[4] for r in rs)
+    cpus = "–" if cpu < 0 else f"{cpu:.1f}"
+    print(f"| {name} | {rps:,.0f} | {100*rps/direct:.0f} % | {p50:.2f} | {p99:.2f} | {cpus} | {bad} |")
+print()
+cm = med(cold)
+print(f"cold start: first request to a stopped site {cm*1000:.1f} ms (median of {len(cold)}); "
+      f"backend alone exec→accept {own*1000:.1f} ms; siteplex overhead {max(0,(cm-own))*1000:.1f} ms")
+print(f"siteplex RSS: idle {rss_idle/1024:.1f} MiB, after load {rss_loaded/1024:.1f} MiB")
+EOF

@@ -1,0 +1,334 @@
+package main
+
+import (
+	"database/sql"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/siteplex/siteplex/internal/testenv"
+)
+
+// cliRun is one siteplex invocation's outcome.
+type cliRun struct {
+	out, err string
+	code     int
+}
+
+// runSiteplexCLI runs the CLI in process through the package's runCLI
+// harness (cli_test.go); env is the whole environment siteplex sees.
+func runSiteplexCLI(t *testing.T, env map[string]string, args ...string) cliRun {
+	t.Helper()
+	out, errOut, code := runCLI(t, "", env, args...)
+	return cliRun{out: out, err: errOut, code: code}
+}
+
+const djangoPython = "/usr/bin/python3"
+
+// domainsRows are sites as restored from live, for both engines: 1 gh and
+// 2 de with multisite-plus rows (2 without a canonical alias), 3 without one.
+const domainsRows = `DELETE FROM django_site;
+INSERT INTO django_site (id, domain, name) VALUES (1, 'www.example.gh', 'Ghana'), (2, 'www.example.de', 'Germany'), (3, 'portal.example.com', 'Portal');
+INSERT INTO django_multisite_plus_site VALUES (1, 'www.example.gh', 'gh', TRUE, '2024-01-02 03:04:05.123456', ''), (2, 'www.example.de', 'de', TRUE, '2024-01-02 03:04:05.123456', '');
+INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES
+  ('www.example.gh', 1, TRUE, TRUE), ('example.gh', 1, NULL, TRUE), ('example.de', 2, NULL, TRUE), ('portal.example.com', 3, TRUE, TRUE);`
+
+// domainsProject copies sites/testdata/domainsproj to a temp dir, runs
+// Django's migrate (db.sqlite3 in the project root, where siteplex looks
+// by default) and adds the multisite tables and rows. It returns the root.
+func domainsProject(t *testing.T) string {
+	t.Helper()
+	if out, err := exec.Command(djangoPython, "-c", "import django").CombinedOutput(); err != nil {
+		testenv.Missing(t, "Django for %s (apt-get install python3-django): %v %s", djangoPython, err, out)
+	}
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("../../sites/testdata/domainsproj")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(djangoPython, "manage.py", "migrate", "--noinput")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("manage.py migrate: %v\n%s", err, out)
+	}
+	db := openSQLite(t, filepath.Join(dir, "db.sqlite3"))
+	ddl := testenv.DjangoDDL["sqlite"] // django_site comes from migrate
+	for _, q := range []string{ddl[1], ddl[2], domainsRows} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+	return dir
+}
+
+func openSQLite(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// dumpDomains returns every row a domain change may touch, as text.
+func dumpDomains(t *testing.T, root string) string {
+	t.Helper()
+	db := openSQLite(t, filepath.Join(root, "db.sqlite3"))
+	var b strings.Builder
+	for _, q := range []string{
+		`SELECT id || ' ' || domain FROM django_site ORDER BY id`,
+		`SELECT site_id || ' ' || domain || ' ' || COALESCE(is_canonical, 'NULL') FROM multisite_alias ORDER BY site_id, domain`,
+		`SELECT site_id || ' ' || slug || ' ' || real_domain || ' ' || last_updated_at FROM django_multisite_plus_site ORDER BY site_id`,
+	} {
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString(s + "\n")
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	return b.String()
+}
+
+func TestDomainsCLIRoundTrip(t *testing.T) {
+	root := domainsProject(t)
+	original := dumpDomains(t, root)
+
+	dry := runSiteplexCLI(t, nil, "--project", root, "domains", "rewrite", "--dry-run")
+	if dry.code != 0 {
+		t.Fatalf("rewrite --dry-run: exit %d\n%s%s", dry.code, dry.out, dry.err)
+	}
+	for _, want := range []string{"rewrite (format {slug}.localhost), dry run", "www.example.gh → gh.localhost", "www.example.de → de.localhost",
+		"left alone:", "portal.example.com  no django-multisite-plus row", "would change 2 sites; canonical aliases: 1 re-synced, 1 created", "Nothing was changed"} {
+		if !strings.Contains(dry.out, want) {
+			t.Errorf("dry-run output lacks %q:\n%s", want, dry.out)
+		}
+	}
+	if got := dumpDomains(t, root); got != original {
+		t.Fatalf("--dry-run changed the database:\n%s\nwas\n%s", got, original)
+	}
+
+	rw := runSiteplexCLI(t, nil, "--project", root, "domains", "rewrite")
+	if rw.code != 0 || !strings.Contains(rw.out, "changed 2 sites; canonical aliases: 1 re-synced, 1 created") {
+		t.Fatalf("rewrite: exit %d\n%s%s", rw.code, rw.out, rw.err)
+	}
+	want := `1 www.example.gh
+2 www.example.de
+3 portal.example.com
+1 example.gh NULL
+1 www.example.gh 1
+2 example.de NULL
+3 portal.example.com 1
+1 gh www.example.gh 2024-01-02 03:04:05.123456
+2 de www.example.de 2024-01-02 03:04:05.123456
+`
+	rewritten := strings.NewReplacer("1 www.example.gh\n", "1 gh.localhost\n", "2 www.example.de\n", "2 de.localhost\n",
+		"1 www.example.gh 1\n", "1 gh.localhost 1\n", "2 example.de NULL\n", "2 de.localhost 1\n2 example.de NULL\n").Replace(want)
+	if got := dumpDomains(t, root); got != rewritten {
+		t.Errorf("after rewrite:\n%s\nwant\n%s", got, rewritten)
+	}
+
+	rs := runSiteplexCLI(t, nil, "--project", root, "domains", "restore")
+	if rs.code != 0 || !strings.Contains(rs.out, "gh.localhost → www.example.gh") {
+		t.Fatalf("restore: exit %d\n%s%s", rs.code, rs.out, rs.err)
+	}
+	// Every domain is its real_domain again; site 2 keeps the canonical
+	// alias the rewrite created (django-multisite's sync_missing).
+	restored := strings.Replace(want, "2 example.de NULL\n", "2 example.de NULL\n2 www.example.de 1\n", 1)
+	if got := dumpDomains(t, root); got != restored {
+		t.Errorf("after restore:\n%s\nwant\n%s", got, restored)
+	}
+}
+
+func TestDomainsCLIFormatPrecedence(t *testing.T) {
+	root := domainsProject(t)
+	if err := os.WriteFile(filepath.Join(root, ".env-local"), []byte("DJANGO_MULTISITE_PLUS_REWRITE_DOMAIN_FORMAT={}.env.test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"env file", nil, "gh.env.test"},
+		{"--domain-format", []string{"--domain-format", "{slug}.global.test"}, "gh.global.test"},
+		{"--format wins", []string{"--domain-format", "{slug}.global.test", "domains", "rewrite", "--format", "{0}.flag.test"}, "gh.flag.test"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"--project", root}, tt.args...)
+			if !strings.Contains(strings.Join(tt.args, " "), "domains") {
+				args = append(args, "domains", "rewrite")
+			}
+			r := runSiteplexCLI(t, nil, append(args, "--dry-run", "--json")...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.err)
+			}
+			var rep struct {
+				Mode    string `json:"mode"`
+				DryRun  bool   `json:"dry_run"`
+				Changes []struct {
+					ID       int64
+					Old, New string
+				} `json:"changes"`
+				Skipped []struct {
+					ID     int64
+					Reason string
+				} `json:"skipped"`
+			}
+			if err := json.Unmarshal([]byte(r.out), &rep); err != nil {
+				t.Fatalf("%v:\n%s", err, r.out)
+			}
+			if rep.Mode != "rewrite" || !rep.DryRun || len(rep.Changes) != 2 || rep.Changes[0].New != tt.want || len(rep.Skipped) != 1 || rep.Skipped[0].ID != 3 {
+				t.Errorf("report %+v, want first new domain %q", rep, tt.want)
+			}
+		})
+	}
+}
+
+func TestDomainsCLIClash(t *testing.T) {
+	root := domainsProject(t)
+	db := openSQLite(t, filepath.Join(root, "db.sqlite3"))
+	if _, err := db.Exec(`INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES ('de.localhost', 3, NULL, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	before := dumpDomains(t, root)
+	r := runSiteplexCLI(t, nil, "--project", root, "domains", "rewrite")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", r.code, r.out, r.err)
+	}
+	for _, want := range []string{"domain clash", `"de.localhost"`, "site 2 (de, www.example.de)", "site 3 (portal.example.com)", "nothing was changed"} {
+		if !strings.Contains(r.err, want) {
+			t.Errorf("stderr lacks %q: %s", want, r.err)
+		}
+	}
+	if after := dumpDomains(t, root); after != before {
+		t.Errorf("rows changed:\n%s\nwas\n%s", after, before)
+	}
+}
+
+func TestDomainsCLIUsage(t *testing.T) {
+	root := domainsProject(t)
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"domains"}, 2, "needs a subcommand"},
+		{[]string{"domains", "sideways"}, 2, "unknown command"},
+		{[]string{"domains", "rewrite", "--format", "{nope}.test"}, 2, "unknown field {nope}"},
+		{[]string{"domains", "restore", "--format", "x"}, 2, "unknown flag"},
+		{[]string{"domains", "rewrite", "--format", "{}_x.test", "--dry-run"}, 1, `label "gh_x" contains '_'`},
+		{[]string{"--db", "sqlite:///nowhere.sqlite3", "domains", "restore"}, 1, "does not exist"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := runSiteplexCLI(t, nil, append([]string{"--project", root}, tt.args...)...)
+			if r.code != tt.code || !strings.Contains(r.err, tt.want) {
+				t.Errorf("exit %d (want %d), stderr %q (want %q)", r.code, tt.code, r.err, tt.want)
+			}
+		})
+	}
+	t.Run("no multisite-plus table", func(t *testing.T) {
+		dir := t.TempDir()
+		db := openSQLite(t, filepath.Join(dir, "db.sqlite3"))
+		if _, err := db.Exec(`CREATE TABLE django_site (id integer PRIMARY KEY, domain varchar(100) NOT NULL UNIQUE, name varchar(50) NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "manage.py"), nil, 0o644)
+		r := runSiteplexCLI(t, nil, "--project", dir, "domains", "rewrite")
+		if r.code != 1 || !strings.Contains(r.err, "no django_multisite_plus_site table") {
+			t.Errorf("exit %d: %s", r.code, r.err)
+		}
+	})
+}
+
+// The same through the CLI on real PostgreSQL: rewrite, a clash, restore.
+func TestDomainsCLIPostgres(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	u := pg.DjangoDB(t, "domains_cli", domainsRows)
+	db := pg.Open(t, "domains_cli")
+	defer db.Close()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "manage.py"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := func() string {
+		t.Helper()
+		var b strings.Builder
+		for _, q := range []string{
+			`SELECT id || ' ' || domain FROM django_site ORDER BY id`,
+			`SELECT site_id || ' ' || domain || ' ' || COALESCE(CAST(is_canonical AS TEXT), 'NULL') FROM multisite_alias ORDER BY site_id, domain`,
+			`SELECT site_id || ' ' || CAST(last_updated_at AS TEXT) FROM django_multisite_plus_site ORDER BY site_id`,
+		} {
+			rows, err := db.Query(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var s string
+				if err := rows.Scan(&s); err != nil {
+					t.Fatal(err)
+				}
+				b.WriteString(s + "\n")
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			rows.Close()
+		}
+		return b.String()
+	}
+	original := state()
+
+	r := runSiteplexCLI(t, nil, "--project", dir, "--db", u, "domains", "rewrite")
+	if r.code != 0 || !strings.Contains(r.out, "www.example.gh → gh.localhost") {
+		t.Fatalf("rewrite: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	rewritten := state()
+	for _, want := range []string{"1 gh.localhost\n", "2 de.localhost\n", "3 portal.example.com\n", "1 gh.localhost true\n",
+		"1 example.gh NULL\n", "2 de.localhost true\n", "2 example.de NULL\n", "1 2024-01-02 03:04:05.123456"} {
+		if !strings.Contains(rewritten, want) {
+			t.Errorf("after rewrite, no %q in\n%s", want, rewritten)
+		}
+	}
+
+	// A live alias of site 3 takes gh.test: rewriting to {}.test clashes.
+	if _, err := db.Exec(`INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES ('gh.test', 3, NULL, TRUE)`); err != nil {
+		t.Fatal(err)
+	}
+	before := state()
+	r = runSiteplexCLI(t, nil, "--project", dir, "--db", u, "domains", "rewrite", "--format", "{}.test")
+	if r.code != 1 || !strings.Contains(r.err, "site 1 (gh, gh.localhost)") || !strings.Contains(r.err, "site 3 (portal.example.com)") {
+		t.Errorf("clash: exit %d, stderr %s", r.code, r.err)
+	}
+	if got := state(); got != before {
+		t.Errorf("the failed rewrite changed rows:\n%s\nwas\n%s", got, before)
+	}
+	if _, err := db.Exec(`DELETE FROM multisite_alias WHERE domain = 'gh.test'`); err != nil {
+		t.Fatal(err)
+	}
+
+	r = runSiteplexCLI(t, nil, "--project", dir, "--db", u, "domains", "restore")
+	if r.code != 0 {
+		t.Fatalf("restore: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	// Back to the live domains; site 2 keeps the canonical alias it got.
+	want := strings.Replace(original, "2 example.de NULL\n", "2 example.de NULL\n2 www.example.de true\n", 1)
+	if got := state(); got != want {
+		t.Errorf("after restore:\n%s\nwant\n%s", got, want)
+	}
+}

@@ -1,0 +1,507 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/siteplex/siteplex/hosts"
+	"github.com/siteplex/siteplex/internal/testenv"
+)
+
+// hostsProject makes a project with the given [sites.<slug>] domains in its
+// siteplex.toml (no database) and a hosts file holding hostsData, and points
+// backups at a temporary state folder. It returns the project root and the
+// hosts file.
+func hostsProject(t *testing.T, hostsData string, domains map[string]string) (root, hostsFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	root = filepath.Join(dir, "proj")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var toml strings.Builder
+	toml.WriteString("name = \"acme\"\n")
+	slugs := make([]string, 0, len(domains))
+	for s := range domains {
+		slugs = append(slugs, s)
+	}
+	slices.Sort(slugs)
+	for i, s := range slugs {
+		d, _ := json.Marshal(domains[s]) // a TOML basic string is JSON-compatible
+		fmt.Fprintf(&toml, "[sites.%s]\nid = %d\ndomain = %s\n", s, i+1, d)
+	}
+	if err := os.WriteFile(filepath.Join(root, "siteplex.toml"), []byte(toml.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hostsFile = filepath.Join(dir, "hosts")
+	if err := os.WriteFile(hostsFile, []byte(hostsData), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
+	t.Setenv("SITEPLEX_HOSTS_FILE", "")
+	return root, hostsFile
+}
+
+// runHosts runs the CLI in process and returns exit code, stdout, stderr.
+func runHosts(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	f := newFactory(&IOStreams{In: strings.NewReader(""), Out: &out, Err: &errb})
+	code := execute(context.Background(), f, args)
+	return code, out.String(), errb.String()
+}
+
+func TestHostsFlagParsing(t *testing.T) {
+	root, hf := hostsProject(t, "127.0.0.1 localhost\n", map[string]string{"gh": "example.gh"})
+	tests := []struct {
+		name string
+		args []string
+		code int
+		err  string
+	}{
+		{"bad --names", []string{"hosts", "apply", "--names", "bogus"}, 2, `--names "bogus": use domain, local, aliases or all`},
+		{"bad --names on remove", []string{"hosts", "remove", "--names", "x"}, 2, "use domain, local, aliases or all"},
+		{"bad --names on status", []string{"hosts", "status", "--names", "x"}, 2, "use domain, local, aliases or all"},
+		{"unknown flag", []string{"hosts", "apply", "--nope"}, 2, "unknown flag"},
+		{"unknown site", []string{"hosts", "apply", "nosuchsite"}, 2, `unknown site "nosuchsite"`},
+		{"unknown site on remove", []string{"hosts", "remove", "nosuchsite"}, 2, `unknown site "nosuchsite"`},
+		{"unknown subcommand", []string{"hosts", "frobnicate"}, 2, "unknown command"},
+		{"--json is status only", []string{"hosts", "apply", "--json"}, 2, "unknown flag"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runHosts(t, append(tt.args, "--project", root, "--hosts-file", hf)...)
+			if code != tt.code || !strings.Contains(stderr, tt.err) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr, tt.code, tt.err)
+			}
+			if got, _ := os.ReadFile(hf); string(got) != "127.0.0.1 localhost\n" {
+				t.Fatal("hosts file changed")
+			}
+		})
+	}
+}
+
+func TestHostsApplyRemoveCLI(t *testing.T) {
+	orig := "\xEF\xBB\xBF127.0.0.1 localhost\r\n\t::1\tlocalhost # tabs\r\n192.168.1.9 example.gh # the user's own\r\n# profile.on dev\r\n127.0.0.1 api.dev.test\r\n# end\r\n10.0.0.1 nas" // no final newline
+	root, hf := hostsProject(t, orig, map[string]string{"gh": "example.gh", "de": "example.de:8000", "us": "example.us"})
+	run := func(args ...string) (int, string, string) {
+		return runHosts(t, append(append([]string{"hosts"}, args...), "--project", root, "--hosts-file", hf)...)
+	}
+	read := func() string { b, _ := os.ReadFile(hf); return string(b) }
+
+	// --dry-run prints a diff and writes nothing.
+	code, out, _ := run("apply", "--dry-run")
+	if code != 0 || !strings.Contains(out, "+# siteplex begin acme\r\n") || !strings.HasPrefix(out, "--- a"+hf) || read() != orig {
+		t.Fatalf("dry run: exit %d\n%s", code, out)
+	}
+	// apply SITE touches only that site.
+	if code, out, errs := run("apply", "gh"); code != 0 || !strings.Contains(out, "added 1 (example.gh)") {
+		t.Fatalf("apply gh: %d %q %q", code, out, errs)
+	}
+	if code, _, _ := run("apply", "de", "--names", "local"); code != 0 {
+		t.Fatal("apply de --names local")
+	}
+	want := orig + "\r\n# siteplex begin acme\r\n127.0.0.1 example.gh\r\n::1 example.gh\r\n127.0.0.1 example.de\r\n::1 example.de\r\n127.0.0.1 de.localhost\r\n::1 de.localhost\r\n# siteplex end acme"
+	if got := read(); got != want {
+		t.Fatalf("after apply:\n%q\nwant\n%q", got, want)
+	}
+	// Idempotent: same inode, same mtime, nothing written.
+	st1, _ := os.Stat(hf)
+	time.Sleep(20 * time.Millisecond)
+	if code, out, _ := run("apply", "gh"); code != 0 || !strings.Contains(out, "nothing written") {
+		t.Fatalf("second apply: %d %q", code, out)
+	}
+	st2, _ := os.Stat(hf)
+	if !os.SameFile(st1, st2) || !st1.ModTime().Equal(st2.ModTime()) {
+		t.Fatal("second apply touched the file")
+	}
+	// status: per site, names in the block and the user's own line.
+	code, out, _ = run("status", "--json")
+	var st hostsStatus
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("status --json: %d %v\n%s", code, err, out)
+	}
+	byslug := map[string]hostsSiteStatus{}
+	for _, s := range st.Sites {
+		byslug[s.Slug] = s
+	}
+	if gh := byslug["gh"]; !gh.Applied || gh.Names[0].Name != "example.gh" || !gh.Names[0].InBlock || !slices.Equal(gh.Names[0].Elsewhere, []int{3}) {
+		t.Fatalf("status gh = %+v", gh)
+	}
+	if us := byslug["us"]; us.Applied || us.Names[0].InBlock {
+		t.Fatalf("status us = %+v", us)
+	}
+	if st.System || !st.Block || st.Line != 8 || st.HostsFile != hf {
+		t.Fatalf("status = %+v", st)
+	}
+	if code, out, _ := run("status"); code != 0 || !strings.Contains(out, "line 3") {
+		t.Fatalf("status table: %d\n%s", code, out)
+	}
+	// remove SITE takes every name of that site out.
+	if code, _, _ := run("remove", "de"); code != 0 {
+		t.Fatal("remove de")
+	}
+	if got := read(); strings.Contains(got, "example.de") || strings.Contains(got, "de.localhost") || !strings.Contains(got, "::1 example.gh") {
+		t.Fatalf("after remove de: %q", got)
+	}
+	// A name no site has any more can be removed by name.
+	if code, _, _ := run("remove", "example.gh"); code != 0 {
+		t.Fatal("remove example.gh")
+	}
+	if got := read(); got != orig {
+		t.Fatalf("emptied block did not disappear / round trip not byte-identical:\n%q\nwant\n%q", got, orig)
+	}
+	// apply (all) then remove (block) is byte-identical too.
+	if code, _, _ := run("apply", "--names", "all"); code != 0 {
+		t.Fatal("apply all")
+	}
+	if code, _, _ := run("remove"); code != 0 {
+		t.Fatal("remove")
+	}
+	if got := read(); got != orig {
+		t.Fatalf("apply→remove not byte-identical:\n%q\nwant\n%q", got, orig)
+	}
+	// Backups: the pristine copy is the original file.
+	if b, err := os.ReadFile(filepath.Join(hosts.BackupFolder("", hf), "pristine")); err != nil || string(b) != orig {
+		t.Fatalf("pristine copy: %v", err)
+	}
+	if l, _ := hosts.Backups("", hf); len(l) != hosts.DefaultKeep {
+		t.Fatalf("%d rotating backups, want %d", len(l), hosts.DefaultKeep)
+	}
+}
+
+func TestHostsValidation(t *testing.T) {
+	label63 := strings.Repeat("a", 63)
+	domains := map[string]string{
+		"newline":   "evil.test\n127.0.0.1 bank.com",
+		"hash":      "evil.test#x",
+		"space":     "evil test.example",
+		"control":   "evil\x01.test",
+		"lead":      "-evil.test",
+		"trail":     "evil-.test",
+		"label64":   strings.Repeat("a", 64) + ".test",
+		"long254":   strings.Repeat(label63+".", 3) + strings.Repeat("b", 59) + ".cd",
+		"port":      "example.gh:8000",
+		"unicode":   "bücher.example",
+		"ok253":     strings.Repeat(label63+".", 3) + strings.Repeat("b", 58) + ".cd",
+		"plainsite": "plain.example",
+	}
+	root, hf := hostsProject(t, "127.0.0.1 localhost\n", domains)
+	code, _, stderr := runHosts(t, "hosts", "apply", "--project", root, "--hosts-file", hf)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (stderr %q)", code, stderr)
+	}
+	got, _ := os.ReadFile(hf)
+	doc, err := hosts.Parse(got, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantNames := []string{"example.gh", "plain.example", "xn--bcher-kva.example", domains["ok253"]}
+	if n := doc.Names(); !slices.Equal(slices.Sorted(slices.Values(n)), slices.Sorted(slices.Values(wantNames))) {
+		t.Fatalf("names written = %q, want %q", n, wantNames)
+	}
+	for slug, d := range domains {
+		bad := !slices.Contains([]string{"port", "unicode", "ok253", "plainsite"}, slug)
+		if bad && !strings.Contains(stderr, "("+slug+") not written") {
+			t.Errorf("stderr does not name site %s:\n%s", slug, stderr)
+		}
+		if bad && bytes.Contains(got, []byte(strings.SplitN(d, "\n", 2)[0]+"\n")) && slug != "newline" {
+			t.Errorf("invalid %q written", d)
+		}
+	}
+	if bytes.Contains(got, []byte("bank.com")) || bytes.Count(got, []byte("\n")) != 1+2+2*len(wantNames) {
+		t.Fatalf("file has foreign lines:\n%s", got)
+	}
+	// Only the refused sites named: still exit 1, nothing written.
+	before, _ := os.ReadFile(hf)
+	if code, _, stderr := runHosts(t, "hosts", "apply", "newline", "--project", root, "--hosts-file", hf); code != 1 || !strings.Contains(stderr, "site ") {
+		t.Fatalf("apply newline: exit %d %q", code, stderr)
+	}
+	if after, _ := os.ReadFile(hf); !bytes.Equal(before, after) {
+		t.Fatal("file changed")
+	}
+}
+
+// hostsBuiltBinary builds the real binary once for the tests that run it as
+// separate processes.
+var hostsBuiltBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "siteplex-hosts-test-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "siteplex")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func hostsBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := hostsBuiltBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+func TestHostsConcurrentProcesses(t *testing.T) {
+	bin := hostsBinary(t)
+	orig := "# my hosts\r\n127.0.0.1 localhost\r\n# siteplex begin other\r\n127.0.0.1 other.test\r\n# siteplex end other\r\n10.0.0.1 nas"
+	domains := map[string]string{}
+	var all []string
+	for i := range 20 {
+		domains[fmt.Sprintf("s%02d", i)] = fmt.Sprintf("site%02d.test", i)
+		all = append(all, fmt.Sprintf("site%02d.test", i))
+	}
+	root, hf := hostsProject(t, orig, domains)
+	wave := func(args func(i int) []string) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make([]string, 20)
+		for i := range 20 {
+			wg.Go(func() {
+				cmd := exec.Command(bin, append(args(i), "--project", root, "--hosts-file", hf)...)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					errs[i] = fmt.Sprintf("process %d: %v\n%s", i, err, out)
+				}
+			})
+		}
+		wg.Wait()
+		for _, e := range errs {
+			if e != "" {
+				t.Fatal(e)
+			}
+		}
+	}
+	check := func(want []string) {
+		t.Helper()
+		data, _ := os.ReadFile(hf)
+		if n := bytes.Count(data, []byte("# siteplex begin acme")); n > 1 {
+			t.Fatalf("%d blocks", n)
+		}
+		doc, err := hosts.Parse(data, "acme")
+		if err != nil {
+			t.Fatalf("file is not well-formed: %v", err)
+		}
+		if string(doc.Outside()) != orig {
+			t.Fatalf("bytes outside the block changed:\n%q", doc.Outside())
+		}
+		if want != nil && !slices.Equal(slices.Sorted(slices.Values(doc.Names())), want) {
+			t.Fatalf("names = %q, want %q (a lost update)", doc.Names(), want)
+		}
+	}
+	// 20 processes each add their own site: none may be lost.
+	wave(func(i int) []string { return []string{"hosts", "apply", fmt.Sprintf("s%02d", i)} })
+	check(all)
+	// 20 processes mixing apply and remove.
+	wave(func(i int) []string {
+		switch i % 3 {
+		case 0:
+			return []string{"hosts", "remove", fmt.Sprintf("s%02d", i)}
+		case 1:
+			return []string{"hosts", "apply"}
+		}
+		return []string{"hosts", "remove"}
+	})
+	check(nil)
+	// 20 processes each remove their own site: the block disappears.
+	wave(func(i int) []string { return []string{"hosts", "apply", fmt.Sprintf("s%02d", i)} })
+	wave(func(i int) []string { return []string{"hosts", "remove", fmt.Sprintf("s%02d", i)} })
+	if data, _ := os.ReadFile(hf); string(data) != orig {
+		t.Fatalf("after removing every site:\n%q", data)
+	}
+}
+
+func TestHostsCrashSafety(t *testing.T) {
+	bin := hostsBinary(t)
+	// A large file, so that writes take long enough to be interrupted.
+	var b strings.Builder
+	b.WriteString("127.0.0.1 localhost\n")
+	for i := 0; b.Len() < 16<<20; i++ {
+		fmt.Fprintf(&b, "0.0.0.0 ads%d.tracker.example.com\n", i)
+	}
+	orig := b.String()
+	domains := map[string]string{}
+	for i := range 50 {
+		domains[fmt.Sprintf("s%02d", i)] = fmt.Sprintf("site%02d.test", i)
+	}
+	root, hf := hostsProject(t, orig, domains)
+	// The only two valid contents: without and with the block.
+	start := time.Now()
+	if out, err := exec.Command(bin, "hosts", "apply", "--project", root, "--hosts-file", hf).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// Kill at random moments over the whole run of a writer.
+	span := time.Since(start) * 12 / 10
+	withBlock, _ := os.ReadFile(hf)
+	killed, finished := 0, 0
+	for i := range 30 {
+		op := []string{"hosts", "remove"}
+		if i%2 == 1 {
+			op = []string{"hosts", "apply"}
+		}
+		cmd := exec.Command(bin, append(op, "--project", root, "--hosts-file", hf)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rand.Int64N(int64(span))))
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			killed++
+		} else {
+			finished++
+		}
+		data, err := os.ReadFile(hf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(data) != orig && !bytes.Equal(data, withBlock) {
+			t.Fatalf("after SIGKILL %d the file is neither the old nor the new content (%d bytes)", i, len(data))
+		}
+	}
+	t.Logf("%d writers killed at random moments, %d finished first (a full write takes %v)", killed, finished, span*10/12)
+	if killed == 0 {
+		t.Fatal("no writer was killed")
+	}
+	// The next writer cleans up temporary files of killed ones.
+	if out, err := exec.Command(bin, "hosts", "remove", "--project", root, "--hosts-file", hf).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if m, _ := filepath.Glob(filepath.Join(filepath.Dir(hf), ".hosts.siteplex-*")); len(m) > 0 {
+		t.Fatalf("temporary files left: %v", m)
+	}
+	if data, _ := os.ReadFile(hf); string(data) != orig {
+		t.Fatal("final remove did not give back the original")
+	}
+}
+
+func TestHostsBindMountedEtcHosts(t *testing.T) {
+	bin := hostsBinary(t)
+	if err := exec.Command("unshare", "-m", "true").Run(); err != nil {
+		testenv.Missing(t, "unshare -m is not permitted here (%v): cannot bind-mount a file over /etc/hosts in a private namespace", err)
+	}
+	sys, _ := os.ReadFile("/etc/hosts")
+	root, hf := hostsProject(t, string(sys)+"# user line\n", map[string]string{"gh": "example.gh"})
+	if err := os.Chmod(hf, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(hf, 0, 4); err != nil {
+		t.Fatal(err)
+	}
+	orig, _ := os.ReadFile(hf)
+	before, _ := os.Stat(hf)
+	state := os.Getenv("XDG_STATE_HOME")
+	script := `set -u
+mount --bind "$HF" /etc/hosts
+"$BIN" --project "$ROOT" hosts apply gh || exit 10
+getent hosts example.gh || exit 11
+"$BIN" --project "$ROOT" hosts status --json > "$STATUS" || exit 12
+"$BIN" --project "$ROOT" hosts remove gh || exit 13
+if getent hosts example.gh; then exit 14; fi
+exit 0`
+	cmd := exec.Command("unshare", "-m", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "HF="+hf, "BIN="+bin, "ROOT="+root, "STATUS="+filepath.Join(state, "status.json"),
+		"SITEPLEX_HOSTS_FILE=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("namespace script: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+	if !strings.Contains(string(out), "rewritten in place") {
+		t.Fatalf("apply did not rewrite in place:\n%s", out)
+	}
+	if !strings.Contains(string(out), "127.0.0.1") && !strings.Contains(string(out), "::1") {
+		t.Fatalf("getent did not answer loopback:\n%s", out)
+	}
+	var st hostsStatus
+	js, _ := os.ReadFile(filepath.Join(state, "status.json"))
+	if err := json.Unmarshal(js, &st); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.Sites[0].Names[0]; !st.System || !n.InBlock || n.Resolved == nil || !n.Resolved.Loopback {
+		t.Fatalf("status inside the namespace: system %v, %+v", st.System, st.Sites[0].Names[0])
+	}
+	after, _ := os.Stat(hf)
+	a, b := after.Sys().(*syscall.Stat_t), before.Sys().(*syscall.Stat_t)
+	if after.Mode() != before.Mode() || a.Uid != b.Uid || a.Gid != b.Gid || a.Ino != b.Ino {
+		t.Fatalf("mode/owner/inode changed: %v %d:%d → %v %d:%d", before.Mode(), b.Uid, b.Gid, after.Mode(), a.Uid, a.Gid)
+	}
+	if got, _ := os.ReadFile(hf); !bytes.Equal(got, orig) {
+		t.Fatalf("apply→remove through the bind mount not byte-identical")
+	}
+	if m, _ := filepath.Glob("/etc/.hosts.siteplex-*"); len(m) > 0 {
+		t.Fatalf("temporary files left in /etc: %v", m)
+	}
+}
+
+func TestHostsNoPermission(t *testing.T) {
+	bin := hostsBinary(t)
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "needs root to switch to uid 65534 with setpriv")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		testenv.Missing(t, "setpriv not installed")
+	}
+	orig := "127.0.0.1 localhost\n"
+	root, hf := hostsProject(t, orig, map[string]string{"gh": "example.gh"})
+	for _, d := range []string{filepath.Dir(root), root, filepath.Dir(filepath.Dir(root))} {
+		os.Chmod(d, 0o755)
+	}
+	if err := os.Chmod(hf, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	os.Chmod(state, 0o777)
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		bin, "hosts", "apply", "gh", "--project", root, "--hosts-file", hf)
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+state, "HOME="+state)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit = %v, want 1\n%s", err, stderr.String())
+	}
+	want := "sudo " + bin + " hosts apply gh --hosts-file " + hf + " --project " + root
+	if !strings.Contains(stderr.String(), "\n  "+want+"\n") {
+		t.Fatalf("stderr does not give the exact sudo command %q:\n%s", want, stderr.String())
+	}
+	if got, _ := os.ReadFile(hf); string(got) != orig {
+		t.Fatal("file changed")
+	}
+	if st, _ := os.Stat(hf); st.Mode().Perm() != 0o444 {
+		t.Fatalf("permissions loosened to %v", st.Mode())
+	}
+	// The command it gives works (as root; sudo itself is not needed here).
+	argv := strings.Fields(want)[1:]
+	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", want, err, out)
+	}
+	if got, _ := os.ReadFile(hf); !strings.Contains(string(got), "127.0.0.1 example.gh") {
+		t.Fatal("the suggested command did not apply")
+	}
+	// --dry-run needs no permission.
+	cmd = exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		bin, "hosts", "remove", "--dry-run", "--project", root, "--hosts-file", hf)
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+state, "HOME="+state)
+	if out, err := cmd.Output(); err != nil || !strings.Contains(string(out), "-127.0.0.1 example.gh") {
+		t.Fatalf("dry run as nobody: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,133 @@
+package devproxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestControlAPIGuards(t *testing.T) {
+	list := pxSites()
+	bs := newBackends(t, list)
+	e, addr := startTestEngine(t, list, bs, 0)
+	port := addr[strings.LastIndexByte(addr, ':'):]
+	call := func(method, host, path, auth string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(`{"site_id": 2}`))
+		req.Host = host
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	good := "Bearer " + e.Token()
+	tests := []struct {
+		name, method, host, path, auth string
+		want                           int
+	}{
+		{"status", "GET", "siteplex.localhost", "/api/status", "", 200},
+		{"status with port", "GET", "siteplex.localhost" + port, "/api/status", "", 200},
+		{"status on localhost", "GET", "localhost", "/api/status", "", 200},
+		{"status on 127.0.0.1", "GET", "127.0.0.1" + port, "/api/status", "", 200},
+		{"status on ::1", "GET", "[::1]", "/api/status", "", 200},
+		{"status foreign host", "GET", "evil.example", "/api/status", "", 403},
+		{"use foreign host with token", "POST", "evil.example", "/api/use", good, 403},
+		{"use rebinding host with token", "POST", "attacker.localhost.evil.example", "/api/use", good, 403},
+		{"use no token", "POST", "siteplex.localhost", "/api/use", "", 401},
+		{"use wrong token", "POST", "siteplex.localhost", "/api/use", "Bearer nope", 401},
+		{"use basic auth", "POST", "siteplex.localhost", "/api/use", "Basic " + e.Token(), 401},
+		{"reload no token", "POST", "siteplex.localhost", "/api/reload", "", 401},
+		{"start no token", "POST", "siteplex.localhost", "/api/sites/gh/start", "", 401},
+		{"use", "POST", "siteplex.localhost", "/api/use", good, 200},
+		{"reload", "POST", "siteplex.localhost" + port, "/api/reload", good, 200},
+		{"unknown site", "POST", "siteplex.localhost", "/api/sites/nope/start", good, 404},
+		{"unknown action", "POST", "siteplex.localhost", "/api/sites/gh/explode", good, 404},
+		{"GET on use", "GET", "siteplex.localhost", "/api/use", good, 405},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := call(tt.method, tt.host, tt.path, tt.auth); got != tt.want {
+				t.Errorf("%s %s (Host %s) = %d, want %d", tt.method, tt.path, tt.host, got, tt.want)
+			}
+		})
+	}
+	if e.Status().ForcedSiteID != 2 {
+		t.Errorf("POST /api/use did not force site 2")
+	}
+	if n := bs.total(); n != 0 {
+		t.Errorf("API calls reached backends %d times", n)
+	}
+}
+
+func TestEngineFileAndClient(t *testing.T) {
+	list := pxSites()
+	bs := newBackends(t, list)
+	e, _ := startTestEngine(t, list, bs, 0)
+	dir := e.cfg.Project.StateDir()
+	fi, err := os.Stat(filepath.Join(dir, EngineFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("engine.json mode %v, want 0600", fi.Mode().Perm())
+	}
+	ef, err := ReadEngineFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ef.PID != os.Getpid() || ef.Token != e.Token() || len(ef.Listen) != 1 || ef.Listen[0] != e.Addrs()[0] {
+		t.Errorf("engine.json = %+v", ef)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := NewClient(ef)
+	if err := c.Use(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ForcedSiteID != 6 || st.Mode != PerSite || len(st.Sites) != 4 {
+		t.Errorf("status = %+v", st)
+	}
+	if err := c.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Use(ctx, 42); err == nil || !strings.Contains(err.Error(), "42") {
+		t.Errorf("Use(42) = %v, want an unknown-site error", err)
+	}
+	if err := c.SiteAction(ctx, "nope", "start"); err == nil {
+		t.Errorf("SiteAction(nope) succeeded")
+	}
+	bad := *ef
+	bad.Token = "wrong"
+	if err := NewClient(&bad).Reload(ctx); err == nil || !strings.Contains(err.Error(), "token") {
+		t.Errorf("wrong token: %v", err)
+	}
+
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, EngineFileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("engine.json still there after Close: %v", err)
+	}
+	if _, err := ReadEngineFile(dir); !errors.Is(err, ErrNoEngine) {
+		t.Errorf("ReadEngineFile after Close = %v, want ErrNoEngine", err)
+	}
+	// A file left by a dead process counts as no engine.
+	_ = os.WriteFile(filepath.Join(dir, EngineFileName), []byte(`{"pid": 999999999, "listen": ["127.0.0.1:1"], "token": "x"}`), 0o600)
+	if _, err := ReadEngineFile(dir); !errors.Is(err, ErrNoEngine) {
+		t.Errorf("stale engine.json: %v, want ErrNoEngine", err)
+	}
+}

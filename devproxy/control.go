@@ -1,0 +1,206 @@
+package devproxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// EngineFileName is the file a running engine writes in the project's
+// .siteplex folder (SPEC §6.5).
+const EngineFileName = "engine.json"
+
+// EngineFile is .siteplex/engine.json: how other siteplex commands reach a
+// running engine.
+type EngineFile struct {
+	PID    int      `json:"pid"`
+	Listen []string `json:"listen"`
+	Token  string   `json:"token"`
+}
+
+// ErrNoEngine means no engine is running for the project (no engine.json,
+// or one left by a process that is gone).
+var ErrNoEngine = errors.New("no siteplex engine is running for this project")
+
+// writeEngineFile writes engine.json (mode 0600) atomically.
+func (e *Engine) writeEngineFile() error {
+	dir := e.stateDir()
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("writing %s: %w", EngineFileName, err)
+	}
+	ef := EngineFile{PID: os.Getpid(), Listen: e.Addrs(), Token: e.token}
+	b, err := json.MarshalIndent(ef, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".engine-*.json")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", EngineFileName, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", EngineFileName, err)
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", EngineFileName, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", EngineFileName, err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, EngineFileName)); err != nil {
+		return fmt.Errorf("writing %s: %w", EngineFileName, err)
+	}
+	return nil
+}
+
+// removeEngineFile removes engine.json if it is still this engine's.
+func (e *Engine) removeEngineFile() {
+	dir := e.stateDir()
+	if dir == "" {
+		return
+	}
+	p := filepath.Join(dir, EngineFileName)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return
+	}
+	var ef EngineFile
+	if json.Unmarshal(b, &ef) == nil && ef.Token != e.token {
+		return // another engine wrote it since
+	}
+	_ = os.Remove(p)
+}
+
+// ReadEngineFile reads stateDir/engine.json. It returns ErrNoEngine when
+// there is none or when the process that wrote it is gone.
+func ReadEngineFile(stateDir string) (*EngineFile, error) {
+	p := filepath.Join(stateDir, EngineFileName)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoEngine
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	var ef EngineFile
+	if err := json.Unmarshal(b, &ef); err != nil {
+		return nil, fmt.Errorf("reading %s: %w (delete it if no siteplex is running)", p, err)
+	}
+	if ef.PID <= 0 || len(ef.Listen) == 0 {
+		return nil, fmt.Errorf("reading %s: no pid or listen address (delete it if no siteplex is running)", p)
+	}
+	if err := syscall.Kill(ef.PID, 0); errors.Is(err, syscall.ESRCH) {
+		return nil, ErrNoEngine
+	}
+	return &ef, nil
+}
+
+// Client talks to a running engine's control API.
+type Client struct {
+	ef   EngineFile
+	base string
+	hc   *http.Client
+}
+
+// NewClient returns a client for the engine ef describes. It connects to
+// the first listen address (a wildcard address is reached over loopback)
+// and sends Host siteplex.localhost.
+func NewClient(ef *EngineFile) *Client {
+	addr := ef.Listen[0]
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		switch host {
+		case "", "0.0.0.0":
+			addr = net.JoinHostPort("127.0.0.1", port)
+		case "::":
+			addr = net.JoinHostPort("::1", port)
+		}
+	}
+	return &Client{ef: *ef, base: "http://" + addr,
+		hc: &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{Proxy: nil}}}
+}
+
+// do sends one API call and decodes a JSON answer into out (may be nil).
+func (c *Client) do(ctx context.Context, method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Host = IndexHost
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if method != http.MethodGet {
+		req.Header.Set("Authorization", "Bearer "+c.ef.Token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("reaching the siteplex engine (pid %d) at %s: %w", c.ef.PID, c.base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("reading the engine's answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var ae apiError
+		if json.Unmarshal(b, &ae) == nil && ae.Error != "" {
+			return fmt.Errorf("siteplex engine: %s", ae.Error)
+		}
+		return fmt.Errorf("siteplex engine: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("decoding the engine's answer: %w", err)
+		}
+	}
+	return nil
+}
+
+// Status returns the engine's status (GET /api/status).
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.do(ctx, http.MethodGet, "/api/status", nil, &st)
+	return st, err
+}
+
+// Use makes siteID the engine's forced site; 0 clears it.
+func (c *Client) Use(ctx context.Context, siteID int64) error {
+	return c.do(ctx, http.MethodPost, "/api/use", UseRequest{SiteID: siteID}, nil)
+}
+
+// Reload makes the engine re-read the sites.
+func (c *Client) Reload(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/api/reload", nil, nil)
+}
+
+// SiteAction starts, stops or restarts a site's process (action is
+// "start", "stop" or "restart").
+func (c *Client) SiteAction(ctx context.Context, slug, action string) error {
+	return c.do(ctx, http.MethodPost, "/api/sites/"+url.PathEscape(slug)+"/"+action, nil, nil)
+}

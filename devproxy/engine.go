@@ -1,0 +1,735 @@
+package devproxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/siteplex/siteplex/sites"
+)
+
+// DefaultListen are the addresses the engine binds without --listen.
+var defaultListen = []string{"127.0.0.1:80", "[::1]:80"}
+
+// pollInterval is how often the engine re-reads the sites to notice table
+// changes.
+const pollInterval = 3 * time.Second
+
+// maxRequests is how many request records the engine keeps.
+const maxRequests = 1000
+
+// Engine is siteplex's proxy with its supervisor. New makes one, Start binds
+// and serves, Close shuts everything down. All methods are safe for
+// concurrent use.
+type Engine struct {
+	cfg   Config
+	sup   *Supervisor
+	rp    *httputil.ReverseProxy
+	tr    *http.Transport
+	pool  *connPool   // the fast path's keep-alive connections
+	bufs  *bufferPool // copy buffers for both paths
+	token string
+
+	// table is the current routing table (never nil after New).
+	table atomic.Pointer[routeTable]
+
+	// mu guards list, loaded, forced, counters, servers, addrs, started
+	// and lastPollErr.
+	mu          sync.Mutex
+	list        []sites.Site
+	loaded      []sites.Site // as LoadSites returned them, for change detection
+	forced      int64
+	counters    map[string]*atomic.Int64
+	servers     []*http.Server
+	addrs       []string
+	started     bool
+	lastPollErr string
+
+	// acquire hands out backend addresses (the supervisor's Acquire;
+	// tests may replace it before Start).
+	acquire acquireFunc
+
+	// reqMu guards reqs and reqN.
+	reqMu sync.Mutex
+	reqs  [maxRequests]RequestRecord
+	reqN  int
+
+	// subMu guards subs, nextSub and subsClosed; nsubs mirrors len(subs) for a
+	// lock-free "anyone listening?" check.
+	subMu      sync.RWMutex
+	subs       map[int]chan Event
+	nextSub    int
+	subsClosed bool
+	nsubs      atomic.Int32
+
+	runCtx    context.Context
+	cancel    context.CancelFunc
+	bg        sync.WaitGroup
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	waitErr   error
+}
+
+// New makes an engine from cfg, filling in the SPEC's defaults. It starts
+// nothing; call Start.
+func New(cfg Config) (*Engine, error) {
+	if len(cfg.Listen) == 0 {
+		cfg.Listen = append([]string(nil), defaultListen...)
+	}
+	switch cfg.Mode {
+	case "":
+		cfg.Mode = PerSite
+	case PerSite, Single:
+	default:
+		return nil, sites.Usagef("unknown mode %q: use per-site or single", cfg.Mode)
+	}
+	if cfg.BootTimeout <= 0 {
+		cfg.BootTimeout = 60 * time.Second
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 15 * time.Minute
+	}
+	if cfg.Runner == nil {
+		cfg.Runner = LocalRunner()
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	tok := make([]byte, 24)
+	if _, err := rand.Read(tok); err != nil {
+		return nil, fmt.Errorf("making the control token: %w", err)
+	}
+	e := &Engine{
+		cfg:      cfg,
+		token:    hex.EncodeToString(tok),
+		counters: map[string]*atomic.Int64{},
+		subs:     map[int]chan Event{},
+		done:     make(chan struct{}),
+	}
+	e.tr = newTransport()
+	e.bufs = newBufferPool()
+	e.rp = newReverseProxy(e.tr, e.bufs)
+	e.pool = newConnPool()
+	e.sup = NewSupervisor(cfg, e.emit)
+	e.acquire = func(ctx context.Context, r *siteRoute) (string, func(), error) {
+		return e.sup.Acquire(ctx, r.site)
+	}
+	e.table.Store(buildTable(nil, 0, e.counters))
+	return e, nil
+}
+
+// ListenError is a listen address that could not be bound. For a refused
+// privileged port, Error spells out the three ways out (SPEC §6.1).
+type ListenError struct {
+	Addr string
+	Err  error
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+func (e *ListenError) Error() string {
+	if e.Privileged() {
+		return fmt.Sprintf(`cannot listen on %s: %v (ports below 1024 need privileges).
+Ways out:
+  - let siteplex bind low ports:   sudo setcap cap_net_bind_service=+ep $(which siteplex)
+  - or allow unprivileged port 80: sudo sysctl net.ipv4.ip_unprivileged_port_start=80
+  - or use another port:           siteplex serve --listen 127.0.0.1:8080`, e.Addr, e.Err)
+	}
+	if errors.Is(e.Err, syscall.EADDRINUSE) {
+		return fmt.Sprintf("cannot listen on %s: another program uses that port (stop it, or pick another with --listen 127.0.0.1:8080)", e.Addr)
+	}
+	return fmt.Sprintf("cannot listen on %s: %v", e.Addr, e.Err)
+}
+
+// Privileged reports whether the bind was refused for lack of privileges.
+func (e *ListenError) Privileged() bool {
+	return errors.Is(e.Err, syscall.EACCES) || errors.Is(e.Err, syscall.EPERM)
+}
+
+// normListen makes an address without a host loopback-only (":8080" →
+// "127.0.0.1:8080"); an explicit host, even 0.0.0.0, is kept.
+func normListen(addr string) string {
+	if strings.HasPrefix(addr, ":") {
+		return "127.0.0.1" + addr
+	}
+	return addr
+}
+
+// bind opens every listen address. An IPv6 default that the machine cannot
+// bind (no ::1) is skipped; anything else is an error.
+func (e *Engine) bind() ([]net.Listener, error) {
+	defaults := reflect.DeepEqual(e.cfg.Listen, defaultListen)
+	var lns []net.Listener
+	for _, a := range e.cfg.Listen {
+		addr := normListen(a)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			if defaults && strings.HasPrefix(addr, "[") && len(lns) > 0 &&
+				(errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT)) {
+				continue
+			}
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, &ListenError{Addr: addr, Err: unwrapSyscall(err)}
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// unwrapSyscall returns the OS error inside a net.OpError (for a shorter
+// message), else err.
+func unwrapSyscall(err error) error {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return err
+}
+
+// Start binds the listeners, loads the sites, writes engine.json and starts
+// serving and supervising. It returns once every listener is bound (or with
+// a *ListenError). A failure to load the sites is not fatal: the engine
+// serves its index, reports an EventError and keeps retrying.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	if e.started {
+		e.mu.Unlock()
+		return errors.New("engine already started")
+	}
+	e.started = true
+	e.mu.Unlock()
+
+	lns, err := e.bind()
+	if err != nil {
+		// Nothing started: the caller (the UI) may call Start again.
+		e.mu.Lock()
+		e.started = false
+		e.mu.Unlock()
+		return err
+	}
+	e.runCtx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+
+	if dir := e.stateDir(); dir != "" {
+		if n, err := SweepStale(dir); err != nil {
+			fmt.Fprintf(e.cfg.Log, "siteplex: sweeping stale processes: %v\n", err)
+		} else if n > 0 {
+			fmt.Fprintf(e.cfg.Log, "siteplex: stopped %d stale process(es) left by an earlier run\n", n)
+		}
+	}
+	forced := int64(0)
+	if e.cfg.Project != nil && e.cfg.Project.Env != nil {
+		forced = e.cfg.Project.ForcedID()
+	}
+	e.mu.Lock()
+	e.forced = forced
+	e.mu.Unlock()
+	if err := e.load(ctx); err != nil {
+		e.emit(Event{Kind: EventError, Err: err})
+		fmt.Fprintf(e.cfg.Log, "siteplex: %v (retrying every %s)\n", err, pollInterval)
+	}
+
+	errLog := log.New(io.Discard, "", 0)
+	e.mu.Lock()
+	for _, ln := range lns {
+		srv := &http.Server{
+			Handler:           e,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          errLog,
+		}
+		e.servers = append(e.servers, srv)
+		e.addrs = append(e.addrs, ln.Addr().String())
+	}
+	servers := append([]*http.Server(nil), e.servers...)
+	e.mu.Unlock()
+
+	if err := e.writeEngineFile(); err != nil {
+		fmt.Fprintf(e.cfg.Log, "siteplex: %v (siteplex use will not reach this engine)\n", err)
+	}
+	e.bg.Add(2 + len(servers))
+	go e.runSupervisor()
+	go e.pollLoop()
+	if e.cfg.StartAll {
+		e.bg.Add(1)
+		go e.startAll()
+	}
+	for i, srv := range servers {
+		go e.serve(srv, lns[i])
+	}
+	return nil
+}
+
+// runSupervisor runs the supervisor until the engine closes.
+func (e *Engine) runSupervisor() {
+	defer e.bg.Done()
+	if err := e.sup.Run(e.runCtx); err != nil && e.runCtx.Err() == nil {
+		e.emit(Event{Kind: EventError, Err: fmt.Errorf("supervisor: %w", err)})
+	}
+}
+
+// startAll starts every routable site's process (--start all); in single
+// mode the one shared process.
+func (e *Engine) startAll() {
+	defer e.bg.Done()
+	t := e.table.Load()
+	var slugs []string
+	for i := range t.all {
+		if rt := t.bySlug[t.all[i].Slug]; rt != nil && rt.site == &t.all[i] {
+			slugs = append(slugs, rt.site.Slug)
+		}
+	}
+	if e.cfg.Mode == Single && len(slugs) > 1 {
+		slugs = slugs[:1]
+		if t.forcedRoute != nil {
+			slugs[0] = t.forcedRoute.site.Slug
+		}
+	}
+	var wg sync.WaitGroup
+	for _, slug := range slugs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.sup.Start(e.runCtx, slug); err != nil && e.runCtx.Err() == nil {
+				e.emit(Event{Kind: EventError, Err: fmt.Errorf("starting %s: %w", slug, err)})
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// serve runs one HTTP server until Close.
+func (e *Engine) serve(srv *http.Server, ln net.Listener) {
+	defer e.bg.Done()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		e.emit(Event{Kind: EventError, Err: fmt.Errorf("serving %s: %w", ln.Addr(), err)})
+	}
+}
+
+// pollLoop re-reads the sites every pollInterval until Close.
+func (e *Engine) pollLoop() {
+	defer e.bg.Done()
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.runCtx.Done():
+			return
+		case <-t.C:
+		}
+		e.pool.sweep()
+		ctx, cancel := context.WithTimeout(e.runCtx, 10*time.Second)
+		err := e.load(ctx)
+		cancel()
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		e.mu.Lock()
+		changed := msg != e.lastPollErr
+		e.lastPollErr = msg
+		e.mu.Unlock()
+		if err != nil && changed && e.runCtx.Err() == nil {
+			e.emit(Event{Kind: EventError, Err: err})
+		}
+	}
+}
+
+// load reads the sites and applies them when they changed.
+func (e *Engine) load(ctx context.Context) error {
+	if e.cfg.LoadSites == nil {
+		return nil
+	}
+	list, err := e.cfg.LoadSites(ctx)
+	if err != nil {
+		return fmt.Errorf("loading sites: %w", err)
+	}
+	e.mu.Lock()
+	if e.loaded != nil && reflect.DeepEqual(list, e.loaded) {
+		e.mu.Unlock()
+		return nil
+	}
+	e.loaded = list
+	e.mu.Unlock()
+	e.apply(sitesCopy(list), nil)
+	return nil
+}
+
+func sitesCopy(list []sites.Site) []sites.Site {
+	out := make([]sites.Site, len(list))
+	copy(out, list)
+	return out
+}
+
+// apply installs list (nil = keep the current list) and, when forced is
+// non-nil, a new forced site: it marks the forced site, hands the list to
+// the supervisor and swaps the routing table.
+func (e *Engine) apply(list []sites.Site, forced *int64) {
+	e.mu.Lock()
+	if list == nil {
+		list = sitesCopy(e.list)
+	}
+	if forced != nil {
+		e.forced = *forced
+	}
+	for i := range list {
+		list[i].Forced = e.forced != 0 && list[i].ID == e.forced
+	}
+	e.list = list
+	f := e.forced
+	e.table.Store(buildTable(list, f, e.counters))
+	e.mu.Unlock()
+	e.sup.SetSites(sitesCopy(list), f)
+	e.emit(Event{Kind: EventSites})
+}
+
+// stateDir is the project's .siteplex folder, or "" without a project.
+func (e *Engine) stateDir() string {
+	if e.cfg.Project == nil {
+		return ""
+	}
+	return e.cfg.Project.StateDir()
+}
+
+// Wait blocks until the engine has been closed and returns the error that
+// stopped it (nil after a clean Close).
+func (e *Engine) Wait() error {
+	<-e.done
+	return e.waitErr
+}
+
+// Close shuts the engine down gracefully: it stops accepting, lets running
+// requests finish (until ctx ends), stops every process and removes
+// engine.json. Subscribers' channels are closed. It is safe to call twice.
+func (e *Engine) Close(ctx context.Context) error {
+	e.closeOnce.Do(func() {
+		e.mu.Lock()
+		servers := append([]*http.Server(nil), e.servers...)
+		started := e.started && e.cancel != nil
+		e.mu.Unlock()
+		var errs []error
+		for _, srv := range servers {
+			if err := srv.Shutdown(ctx); err != nil {
+				srv.Close()
+			}
+		}
+		if err := e.sup.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping processes: %w", err))
+		}
+		if started {
+			e.cancel()
+			e.bg.Wait()
+			e.removeEngineFile()
+		}
+		e.tr.CloseIdleConnections()
+		e.pool.closeAll()
+		e.subMu.Lock()
+		for id, ch := range e.subs {
+			close(ch)
+			delete(e.subs, id)
+		}
+		e.nsubs.Store(0)
+		e.subsClosed = true
+		e.subMu.Unlock()
+		e.closeErr = errors.Join(errs...)
+		close(e.done)
+	})
+	return e.closeErr
+}
+
+// Addrs returns the bound listen addresses with their real ports.
+func (e *Engine) Addrs() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.addrs...)
+}
+
+// Token is the control API's bearer token (also in engine.json).
+func (e *Engine) Token() string { return e.token }
+
+// Sites returns the current site list (with Forced set for the engine's
+// forced site).
+func (e *Engine) Sites() []sites.Site {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return sitesCopy(e.list)
+}
+
+// Status returns a snapshot: listen addresses, mode, forced site and every
+// routable site's process state and request count.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	st := Status{Listen: append([]string{}, e.addrs...), Mode: e.cfg.Mode, ForcedSiteID: e.forced}
+	list := e.list
+	e.mu.Unlock()
+	byslug := map[string]SiteStatus{}
+	for _, s := range e.sup.Statuses() {
+		byslug[s.Slug] = s
+	}
+	t := e.table.Load()
+	st.Sites = []SiteStatus{}
+	for i := range list {
+		s := &list[i]
+		rt := t.bySlug[s.Slug]
+		if rt == nil {
+			continue
+		}
+		ss, ok := byslug[s.Slug]
+		if !ok {
+			ss = SiteStatus{State: Stopped}
+		}
+		ss.ID, ss.Slug, ss.Domain = s.ID, s.Slug, s.Domain
+		if ss.State == "" {
+			ss.State = Stopped
+		}
+		ss.Requests = rt.requests.Load()
+		st.Sites = append(st.Sites, ss)
+	}
+	return st
+}
+
+// Subscribe returns a buffered channel of events and a function that ends
+// the subscription. A subscriber that does not keep up loses events; the
+// engine never waits for it. The channel is closed by cancel or Close.
+func (e *Engine) Subscribe() (<-chan Event, func()) {
+	ch := make(chan Event, 1024)
+	e.subMu.Lock()
+	if e.subsClosed {
+		e.subMu.Unlock()
+		close(ch)
+		return ch, func() {}
+	}
+	id := e.nextSub
+	e.nextSub++
+	e.subs[id] = ch
+	e.nsubs.Add(1)
+	e.subMu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			e.subMu.Lock()
+			if c, ok := e.subs[id]; ok {
+				delete(e.subs, id)
+				e.nsubs.Add(-1)
+				close(c)
+			}
+			e.subMu.Unlock()
+		})
+	}
+}
+
+// emit sends ev to every subscriber that has room for it.
+func (e *Engine) emit(ev Event) {
+	if e.nsubs.Load() == 0 {
+		return
+	}
+	e.subMu.RLock()
+	for _, ch := range e.subs {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+	e.subMu.RUnlock()
+}
+
+// record keeps a request record and publishes it.
+func (e *Engine) record(rr RequestRecord) {
+	e.reqMu.Lock()
+	e.reqs[e.reqN%maxRequests] = rr
+	e.reqN++
+	e.reqMu.Unlock()
+	e.emit(Event{Kind: EventRequest, Request: rr})
+}
+
+// Requests returns up to the last n request records, oldest first (n <= 0:
+// all that are kept, at most 1,000).
+func (e *Engine) Requests(n int) []RequestRecord {
+	e.reqMu.Lock()
+	defer e.reqMu.Unlock()
+	have := min(e.reqN, maxRequests)
+	if n <= 0 || n > have {
+		n = have
+	}
+	out := make([]RequestRecord, 0, n)
+	for i := e.reqN - n; i < e.reqN; i++ {
+		out = append(out, e.reqs[i%maxRequests])
+	}
+	return out
+}
+
+// Logs returns up to the last n output lines of a site's process.
+func (e *Engine) Logs(slug string, n int) []LogLine { return e.sup.Logs(slug, n) }
+
+// findSite returns the site a key (slug, id, domain) names, or a usage
+// error listing close matches.
+func (e *Engine) findSite(key string) (sites.Site, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, ok := sites.Find(e.list, key)
+	if !ok {
+		return sites.Site{}, sites.UnknownSiteError(e.list, key)
+	}
+	return *s, nil
+}
+
+// StartSite starts a site's process now (instead of on its first request).
+func (e *Engine) StartSite(ctx context.Context, slug string) error {
+	s, err := e.findSite(slug)
+	if err != nil {
+		return err
+	}
+	return e.sup.Start(ctx, s.Slug)
+}
+
+// StopSite stops a site's process; its next request starts it again.
+func (e *Engine) StopSite(ctx context.Context, slug string) error {
+	s, err := e.findSite(slug)
+	if err != nil {
+		return err
+	}
+	return e.sup.Stop(ctx, s.Slug)
+}
+
+// RestartSite restarts a site's process; requests meanwhile wait.
+func (e *Engine) RestartSite(ctx context.Context, slug string) error {
+	s, err := e.findSite(slug)
+	if err != nil {
+		return err
+	}
+	return e.sup.Restart(ctx, s.Slug)
+}
+
+// Use makes siteID the forced site (0 clears it). In per-site mode
+// localhost switches at once and no process restarts; in single mode the
+// supervisor restarts the shared process while requests wait. Use does not
+// write the env file: that is the caller's job.
+func (e *Engine) Use(ctx context.Context, siteID int64) error {
+	if siteID != 0 {
+		e.mu.Lock()
+		found := false
+		for i := range e.list {
+			if e.list[i].ID == siteID {
+				found = true
+				break
+			}
+		}
+		list := e.list
+		e.mu.Unlock()
+		if !found {
+			return sites.UnknownSiteError(list, fmt.Sprint(siteID))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.apply(nil, &siteID)
+	return nil
+}
+
+// Reload re-reads the sites now and applies them, even when unchanged.
+func (e *Engine) Reload(ctx context.Context) error {
+	if e.cfg.LoadSites == nil {
+		e.apply(nil, nil)
+		return nil
+	}
+	list, err := e.cfg.LoadSites(ctx)
+	if err != nil {
+		e.emit(Event{Kind: EventError, Err: fmt.Errorf("loading sites: %w", err)})
+		return fmt.Errorf("loading sites: %w", err)
+	}
+	e.mu.Lock()
+	e.loaded = list
+	e.mu.Unlock()
+	e.apply(sitesCopy(list), nil)
+	return nil
+}
+
+// ServeHTTP routes one request: to a site's process, or to the index page
+// and API. It never forwards a request for a host that is not a site.
+func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		http.Error(w, "siteplex: CONNECT is refused (siteplex is not a forward proxy)", http.StatusMethodNotAllowed)
+		return
+	}
+	t := e.table.Load()
+	kind, rt := t.lookup(r.Host)
+	if len(r.RequestURI) > 0 && r.RequestURI[0] != '/' && kind != toSite {
+		// An absolute-form target for a host that is not a site.
+		http.Error(w, "siteplex: absolute-form requests for other hosts are refused (siteplex is not a forward proxy)", http.StatusForbidden)
+		return
+	}
+	switch kind {
+	case toSite:
+		e.serveSite(w, r, rt)
+		return
+	case toLocal:
+		if strings.Contains(r.URL.RawQuery, cookieName+"=") {
+			e.serveSelect(w, r, t)
+			return
+		}
+		rt = t.localRoute(r)
+		if rt != nil {
+			e.serveSite(w, r, rt)
+			return
+		}
+	case toIndex:
+	}
+	e.serveIndex(w, r, t)
+}
+
+// localRoute picks the site for a localhost request: the cookie's site,
+// else the forced site; nil means the index.
+func (t *routeTable) localRoute(r *http.Request) *siteRoute {
+	if len(r.Header["Cookie"]) > 0 {
+		if c, err := r.Cookie(cookieName); err == nil && c.Value != "" {
+			if rt := t.bySlug[c.Value]; rt != nil {
+				return rt
+			}
+		}
+	}
+	return t.forcedRoute
+}
+
+// serveSelect handles ?siteplex-site=SLUG on localhost: it sets (or, when
+// empty, clears) the cookie and redirects to the same URL without the
+// parameter.
+func (e *Engine) serveSelect(w http.ResponseWriter, r *http.Request, t *routeTable) {
+	q := r.URL.Query()
+	slug := strings.ToLower(strings.TrimSpace(q.Get(cookieName)))
+	q.Del(cookieName)
+	u := *r.URL
+	u.RawQuery = q.Encode()
+	u.Scheme, u.Host = "", ""
+	target := u.RequestURI()
+	if slug == "" {
+		http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		http.Redirect(w, r, target, http.StatusFound)
+		return
+	}
+	if t.bySlug[slug] == nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, "siteplex: no routable site with slug %q; see http://%s/ for the list\n", slug, IndexHost)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: slug, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, target, http.StatusFound)
+}

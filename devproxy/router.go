@@ -1,0 +1,200 @@
+package devproxy
+
+import (
+	"strings"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/siteplex/siteplex/sites"
+)
+
+// routeKind says where a request goes.
+type routeKind uint8
+
+const (
+	// toIndex: the index page (and the API on siteplex.localhost).
+	toIndex routeKind = iota
+	// toSite: a site's process.
+	toSite
+	// toLocal: localhost, 127.0.0.1 or [::1]: the cookie site, else the
+	// forced site, else the index.
+	toLocal
+)
+
+// IndexHost is the name that always reaches the index page and the API.
+const IndexHost = "siteplex.localhost"
+
+// cookieName is the cookie (and query parameter) that picks the site
+// localhost serves for one browser (SPEC §6.3).
+const cookieName = "siteplex-site"
+
+// siteRoute is one routable site with its request counter.
+type siteRoute struct {
+	site *sites.Site
+	// requests counts the requests proxied to the site; it lives across
+	// table rebuilds (shared by slug).
+	requests *atomic.Int64
+}
+
+// routeTable is an immutable snapshot of the routing rules, rebuilt on every
+// reload and swapped in through an atomic pointer: lookups take no lock and
+// allocate nothing.
+type routeTable struct {
+	// exact maps a lower-case hostname (no port) to its site, already in
+	// precedence order: domains, then aliases, real domains, local domains.
+	exact map[string]*siteRoute
+	// wild maps a local domain to its site for "*.<local_domain>".
+	wild map[string]*siteRoute
+	// bySlug and byID find a site for the cookie and the forced site.
+	bySlug map[string]*siteRoute
+	byID   map[int64]*siteRoute
+	// all lists every site, routable or not, in id order (for the index).
+	all []sites.Site
+	// forced is the forced site id (0 = none) and forcedRoute its route.
+	forced      int64
+	forcedRoute *siteRoute
+}
+
+// buildTable makes a routing table from list. Sites that are disabled or
+// have problems are listed but never routed. counters carries the request
+// counters over from the previous table (by slug) and is updated in place.
+func buildTable(list []sites.Site, forced int64, counters map[string]*atomic.Int64) *routeTable {
+	t := &routeTable{
+		exact:  make(map[string]*siteRoute, len(list)*4),
+		wild:   make(map[string]*siteRoute, len(list)),
+		bySlug: make(map[string]*siteRoute, len(list)),
+		byID:   make(map[int64]*siteRoute, len(list)),
+		all:    append([]sites.Site(nil), list...),
+		forced: forced,
+	}
+	routes := make([]*siteRoute, 0, len(list))
+	for i := range t.all {
+		s := &t.all[i]
+		if !s.Usable() || !s.Enabled || s.Slug == "" {
+			continue
+		}
+		c := counters[s.Slug]
+		if c == nil {
+			c = new(atomic.Int64)
+			counters[s.Slug] = c
+		}
+		r := &siteRoute{site: s, requests: c}
+		routes = append(routes, r)
+		t.bySlug[s.Slug] = r
+		t.byID[s.ID] = r
+	}
+	add := func(name string, r *siteRoute) {
+		h, err := sites.Hostname(name)
+		if err != nil || h == "" || isLocalName(h) || h == IndexHost {
+			return
+		}
+		if _, taken := t.exact[h]; !taken {
+			t.exact[h] = r
+		}
+	}
+	for _, r := range routes {
+		add(r.site.Domain, r)
+	}
+	for _, r := range routes {
+		for _, a := range r.site.Aliases {
+			add(a, r)
+		}
+	}
+	for _, r := range routes {
+		if r.site.RealDomain != nil {
+			add(*r.site.RealDomain, r)
+		}
+	}
+	for _, r := range routes {
+		add(r.site.LocalDomain, r)
+	}
+	for _, r := range routes {
+		if h, err := sites.Hostname(r.site.LocalDomain); err == nil && h != "" {
+			if _, taken := t.wild[h]; !taken {
+				t.wild[h] = r
+			}
+		}
+	}
+	t.forcedRoute = t.byID[forced]
+	return t
+}
+
+// isLocalName reports whether h (lower-case, no port, no brackets) is one of
+// the names that stand for "this machine": localhost, 127.0.0.1, ::1.
+func isLocalName(h string) bool {
+	return h == "localhost" || h == "127.0.0.1" || h == "::1"
+}
+
+// lookup finds where a request for host (the Host header as sent) goes.
+// It does not allocate for hosts up to 255 bytes.
+func (t *routeTable) lookup(host string) (routeKind, *siteRoute) {
+	var buf [256]byte
+	h, ok := normHost(host, &buf)
+	if !ok {
+		return toIndex, nil
+	}
+	if r := t.exact[h]; r != nil {
+		return toSite, r
+	}
+	if isLocalName(h) {
+		return toLocal, nil
+	}
+	// *.<local_domain>: try every suffix after a dot.
+	for i := 0; i < len(h); i++ {
+		if h[i] == '.' {
+			if r := t.wild[h[i+1:]]; r != nil {
+				return toSite, r
+			}
+		}
+	}
+	return toIndex, nil
+}
+
+// normHost lower-cases host and strips a port and IPv6 brackets, using buf
+// when it has to change bytes. ok is false for an empty or oversized host.
+func normHost(host string, buf *[256]byte) (string, bool) {
+	if host == "" {
+		return "", false
+	}
+	if host[0] == '[' {
+		end := strings.IndexByte(host, ']')
+		if end < 0 {
+			return "", false
+		}
+		host = host[1:end]
+	} else if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host[:i], ':') < 0 {
+		host = host[:i]
+	}
+	host = strings.TrimSuffix(host, ".")
+	if host == "" {
+		return "", false
+	}
+	lower := true
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; c >= 'A' && c <= 'Z' {
+			lower = false
+			break
+		}
+	}
+	if lower {
+		return host, true
+	}
+	if len(host) > len(buf) {
+		return "", false
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	// The string shares buf: callers use it only for map lookups within
+	// the caller's frame (the compiler's string(bytes) map-key optimisation
+	// would copy; this avoids even that).
+	return unsafeString(buf[:len(host)]), true
+}
+
+// unsafeString views b as a string without copying; b must not change while
+// the string is in use.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -1,0 +1,256 @@
+package devproxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/siteplex/siteplex/sites"
+)
+
+// The tests in this file run the real Django fixture (testdata/django)
+// under runserver, with /usr/bin/python3.
+
+// djangoSupervisor loads the fixture project and its sites from its
+// SQLite database and returns a supervisor running djangoCommand.
+func djangoSupervisor(t *testing.T, cfg Config) (*Supervisor, []sites.Site) {
+	t.Helper()
+	root := copyDjangoFixture(t)
+	p, err := sites.Load(sites.Options{Project: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db, ok, err := p.DatabaseSource()
+	if err != nil || !ok {
+		t.Fatalf("fixture database: %v %v", ok, err)
+	}
+	st, err := sites.Open(ctx, db, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := p.LoadSites(ctx, st)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) < 3 {
+		t.Fatalf("fixture sites: %+v", list)
+	}
+	cfg.Project = p
+	if cfg.Command == nil {
+		cfg.Command = djangoCommand
+	}
+	s := NewSupervisor(cfg, nil)
+	s.SetSites(list, 0)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s, list
+}
+
+type whoami struct {
+	SiteID   int64  `json:"site_id"`
+	SiteName string `json:"site_name"`
+	Host     string `json:"host"`
+	PID      int    `json:"pid"`
+}
+
+func getWhoami(t testing.TB, addr, host string) whoami {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+"/whoami/", nil)
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /whoami/: %v", err)
+	}
+	defer resp.Body.Close()
+	var w whoami
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /whoami/: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&w); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func TestDjangoLazyStartAndCrashRestart(t *testing.T) {
+	s, list := djangoSupervisor(t, Config{})
+	ctx := context.Background()
+	for _, st := range list[:2] {
+		addr, release, err := s.Acquire(ctx, &st)
+		if err != nil {
+			t.Fatalf("%s: %v", st.Slug, err)
+		}
+		w := getWhoami(t, addr, st.Domain)
+		release()
+		if w.SiteID != st.ID || w.SiteName != st.Name {
+			t.Errorf("%s: whoami %+v, want site %d %q", st.Slug, w, st.ID, st.Name)
+		}
+	}
+	if got := svStatus(t, s, list[2].Slug).State; got != Stopped {
+		t.Errorf("%s never asked for: %s, want stopped", list[2].Slug, got)
+	}
+
+	// kill -9 → crashed, and the next request starts it again.
+	first := list[0]
+	addr, release, _ := s.Acquire(ctx, &first)
+	before := getWhoami(t, addr, first.Domain)
+	release()
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	svWaitFor(t, 5*time.Second, "crashed", func() bool { return svStatus(t, s, first.Slug).State == Crashed })
+	if st := svStatus(t, s, first.Slug); st.LastExit == nil || *st.LastExit != 137 {
+		t.Errorf("status %+v, want last exit 137", st)
+	}
+	addr, release, err := s.Acquire(ctx, &first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	after := getWhoami(t, addr, first.Domain)
+	if after.PID == before.PID || after.SiteID != first.ID {
+		t.Errorf("after restart %+v (before %+v)", after, before)
+	}
+}
+
+func TestDjangoBrokenSettingsBackoffAndRecovery(t *testing.T) {
+	s, list := djangoSupervisor(t, Config{})
+	settings := filepath.Join(s.root, "fixtureproj", "settings.py")
+	good, err := os.ReadFile(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := append(append([]byte{}, good...), "\nraise RuntimeError('siteplex test: settings are broken')\n"...)
+	if err := os.WriteFile(settings, broken, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st := list[1]
+	var last error
+	for range 3 {
+		_, _, last = s.Acquire(ctx, &st)
+		if last == nil {
+			t.Fatal("a broken project started")
+		}
+	}
+	var bo *BackoffError
+	if !errors.As(last, &bo) {
+		t.Fatalf("after 3 deaths: %v, want *BackoffError", last)
+	}
+	tail := strings.Join(bo.Tail, "\n")
+	if !strings.Contains(tail, "Traceback (most recent call last)") || !strings.Contains(tail, "RuntimeError: siteplex test: settings are broken") {
+		t.Errorf("tail lacks the traceback:\n%s", tail)
+	}
+	if len(bo.Tail) > TailLines || bo.LastExit != 1 {
+		t.Errorf("tail of %d lines, last exit %d", len(bo.Tail), bo.LastExit)
+	}
+	if got := svStatus(t, s, st.Slug).State; got != Backoff {
+		t.Errorf("state %s, want backoff", got)
+	}
+	// Fix the file; the code change clears the backoff.
+	if err := os.WriteFile(settings, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.ReloadCode()
+	addr, release, err := s.Acquire(ctx, &st)
+	if err != nil {
+		t.Fatalf("after the fix: %v", err)
+	}
+	defer release()
+	if w := getWhoami(t, addr, st.Domain); w.SiteID != st.ID {
+		t.Errorf("whoami %+v", w)
+	}
+}
+
+func TestDjangoTouchReloadsRunningProcesses(t *testing.T) {
+	s, list := djangoSupervisor(t, Config{Watch: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	time.Sleep(200 * time.Millisecond) // let the watcher set up its watches
+	st := list[0]
+	addr, release, err := s.Acquire(ctx, &st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := getWhoami(t, addr, st.Domain)
+	release()
+
+	// A .py file under __pycache__ or .git does not count.
+	for _, p := range []string{".git/hooks/x.py", "fixtureproj/__pycache__/y.py", "media/z.py"} {
+		full := filepath.Join(s.root, p)
+		_ = os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, []byte("#\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(DefaultDebounce + 500*time.Millisecond)
+	if got := svStatus(t, s, st.Slug); got.PID != before.PID {
+		t.Fatalf("ignored files restarted the process: %+v", got)
+	}
+	now := time.Now()
+	if err := os.Chtimes(filepath.Join(s.root, "fixtureproj", "views.py"), now, now); err != nil {
+		t.Fatal(err)
+	}
+	svWaitFor(t, 10*time.Second, "a new process", func() bool {
+		got := svStatus(t, s, st.Slug)
+		return got.PID != before.PID && got.PID != 0
+	})
+	addr, release, err = s.Acquire(ctx, &st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	after := getWhoami(t, addr, st.Domain)
+	if after.PID == before.PID {
+		t.Errorf("same process after touching views.py")
+	}
+	if !slices.ContainsFunc(svLogTexts(s, st.Slug), func(l string) bool {
+		return strings.HasPrefix(l, "code changed (fixtureproj/views.py): restarting")
+	}) {
+		t.Errorf("no reload line in %q", svLogTexts(s, st.Slug))
+	}
+}
+
+// BenchmarkDjangoColdStart measures a first request to a stopped Django
+// site: runserver boot plus the supervisor's wait for its port.
+func BenchmarkDjangoColdStart(b *testing.B) {
+	root := copyDjangoFixture(b)
+	p, err := sites.Load(sites.Options{Project: root})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := NewSupervisor(Config{Project: p, Command: djangoCommand}, nil)
+	defer s.Close(context.Background())
+	st := sites.Site{ID: 1, Slug: "alpha", Domain: "alpha.example.com"}
+	s.SetSites([]sites.Site{st}, 0)
+	ctx := context.Background()
+	for b.Loop() {
+		addr, release, err := s.Acquire(ctx, &st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		getWhoami(b, addr, st.Domain)
+		release()
+		b.StopTimer()
+		if err := s.Stop(ctx, "alpha"); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}

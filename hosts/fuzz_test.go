@@ -1,0 +1,115 @@
+package hosts
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/siteplex/siteplex/sites"
+)
+
+// FuzzRender checks, for any file and any name: parse→render keeps every
+// byte outside the block, apply→remove gives back a file without a block
+// byte for byte, and no name can produce a line outside its own two.
+// Seeds: testdata/fuzz/FuzzRender.
+func FuzzRender(f *testing.F) {
+	for _, in := range inputs() {
+		if len(in.data) < 4096 {
+			f.Add(in.data, "example.gh")
+		}
+	}
+	f.Add([]byte("a\n# siteplex begin acme\n127.0.0.1 x.test\n# siteplex end acme"), "y.test")
+	f.Add([]byte("# siteplex begin acme\r\n# siteplex end acme\r\n# siteplex begin acme\r\n::1 a.b\r\n# siteplex end acme"), "a.b")
+	f.Add([]byte("x\r"), "evil.test\n127.0.0.1 bank.com")
+	f.Add([]byte("\xEF\xBB\xBF# siteplex begin acme\n# siteplex end acme"), "b\u00fccher.example")
+	f.Fuzz(func(t *testing.T, data []byte, name string) {
+		doc, err := Parse(data, "acme")
+		if err != nil {
+			var me *MalformedError
+			if !errors.As(err, &me) {
+				t.Fatalf("Parse error is not a *MalformedError: %v", err)
+			}
+			return
+		}
+		outside := doc.Outside()
+		if !doc.HasBlock() && !bytes.Equal(outside, data) {
+			t.Fatalf("no block, but render changed the file:\n%q\n%q", data, outside)
+		}
+		// Re-rendering the block's own names keeps the outside bytes.
+		same, err := doc.Render(doc.Names())
+		if err != nil {
+			t.Fatalf("Render(own names): %v", err)
+		}
+		mustOutside(t, same, outside, doc.Names())
+
+		h, herr := sites.Hostname(name)
+		if herr != nil {
+			if _, err := doc.Render([]string{name}); err == nil {
+				t.Fatalf("Render accepted the invalid name %q", name)
+			}
+			return
+		}
+		if strings.ContainsAny(h, " \t\r\n#\x00") {
+			t.Fatalf("Hostname(%q) = %q, which is not a single field", name, h)
+		}
+		if _, err := doc.Render([]string{name}); h != name && err == nil {
+			t.Fatalf("Render accepted the unnormalised name %q", name)
+		}
+		names := append(doc.Names(), h)
+		out, err := doc.Render(names)
+		if err != nil {
+			t.Fatalf("Render: %v", err)
+		}
+		mustOutside(t, out, outside, names)
+		if !doc.HasBlock() {
+			d2, _ := Parse(out, "acme")
+			if back := d2.Outside(); !bytes.Equal(back, data) {
+				t.Fatalf("apply→remove round trip:\n got %q\nwant %q", back, data)
+			}
+		}
+	})
+}
+
+// mustOutside checks out parses, holds exactly names in one block of
+// canonical lines, and has outside as its bytes outside the block.
+func mustOutside(t *testing.T, out, outside []byte, names []string) {
+	t.Helper()
+	d, err := Parse(out, "acme")
+	if err != nil {
+		t.Fatalf("rendered file does not parse: %v\n%q", err, out)
+	}
+	want := slices.Compact(append([]string(nil), names...))
+	got := d.Names()
+	if !sameSet(got, want) {
+		t.Fatalf("block names = %q, want %q", got, want)
+	}
+	if !bytes.Equal(d.Outside(), outside) {
+		t.Fatalf("bytes outside the block changed:\n got %q\nwant %q", d.Outside(), outside)
+	}
+	if len(d.spans) > 1 {
+		t.Fatalf("%d blocks after render", len(d.spans))
+	}
+	if len(names) == 0 {
+		return
+	}
+	s := d.spans[0]
+	block := string(out[s.start+len(s.lead) : s.end])
+	lines := strings.Split(strings.TrimRight(strings.ReplaceAll(block, "\r\n", "\n"), "\n"), "\n")
+	if len(lines) != 2*len(got)+2 {
+		t.Fatalf("block has %d lines for %d names: %q", len(lines), len(got), block)
+	}
+	for i, n := range got {
+		if lines[1+2*i] != IPv4+" "+n || lines[2+2*i] != IPv6+" "+n {
+			t.Fatalf("block lines for %q are %q, %q", n, lines[1+2*i], lines[2+2*i])
+		}
+	}
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}

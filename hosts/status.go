@@ -1,0 +1,175 @@
+package hosts
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// SystemFile is the hosts file the system resolver reads.
+const SystemFile = "/etc/hosts"
+
+// Report is the state of a project's block and of some names in it. Its
+// JSON form is part of `siteplex hosts status --json`.
+type Report struct {
+	// Path is the hosts file (symlinks resolved).
+	Path string `json:"hosts_file"`
+	// Project names the block.
+	Project string `json:"project"`
+	// System is true when Path is the file the system resolver reads
+	// (/etc/hosts); only then are names resolved.
+	System bool `json:"system"`
+	// Block is true when the file holds the project's block; Line is the
+	// 1-based line of its begin marker (0 without a block).
+	Block bool `json:"block"`
+	Line  int  `json:"line"`
+	// BlockNames are all names in the block, in file order.
+	BlockNames []string `json:"block_names"`
+	// Names are the names asked about, in the order asked.
+	Names []NameStatus `json:"names"`
+	// Extra are the names in the block that were not asked about.
+	Extra []string `json:"extra"`
+	// Invalid are entries in the block that are not valid hostnames (hand
+	// edits); the next write drops them.
+	Invalid []string `json:"invalid"`
+}
+
+// NameStatus is one name's state.
+type NameStatus struct {
+	Name string `json:"name"`
+	// Error is set when the name is not a valid hostname (then nothing else
+	// is).
+	Error string `json:"error,omitempty"`
+	// InBlock is true when the project's block lists the name.
+	InBlock bool `json:"in_block"`
+	// Elsewhere are the 1-based lines outside the block that list the name
+	// (the user's own entries, left alone).
+	Elsewhere []int `json:"elsewhere"`
+	// Resolved is how the system resolver answers for the name; nil when
+	// the file is not the system's.
+	Resolved *Resolution `json:"resolved,omitempty"`
+}
+
+// Resolution is a system resolver answer.
+type Resolution struct {
+	Addrs []string `json:"addrs"`
+	// Loopback is true when the name resolves and every address is a
+	// loopback address.
+	Loopback bool `json:"loopback"`
+	// Error is the lookup error, if any.
+	Error string `json:"error,omitempty"`
+}
+
+// IsSystem reports whether path is the file the system resolver reads.
+func IsSystem(path string) bool {
+	a, err1 := os.Stat(path)
+	b, err2 := os.Stat(SystemFile)
+	return err1 == nil && err2 == nil && os.SameFile(a, b)
+}
+
+// Status reads the hosts file at path without locking or writing and
+// reports project's block and each of names (normalised with
+// sites.Hostname). When the file is the system's, each valid name is
+// resolved through the system resolver (net.DefaultResolver, 3s per name,
+// until ctx is done).
+func Status(ctx context.Context, path, project string, names []string) (*Report, error) {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil, readErr(path, err)
+	}
+	if abs, err := filepath.Abs(real); err == nil {
+		real = abs
+	}
+	data, err := os.ReadFile(real)
+	if err != nil {
+		return nil, readErr(real, err)
+	}
+	doc, err := Parse(data, project)
+	if err != nil {
+		return nil, fmt.Errorf("hosts: %s: %w", real, err)
+	}
+	r := &Report{Path: real, Project: project, System: IsSystem(real), Block: doc.HasBlock(),
+		Line: doc.BlockLine(), BlockNames: doc.Names(), Names: []NameStatus{}, Extra: []string{},
+		Invalid: doc.Invalid()}
+	if r.Invalid == nil {
+		r.Invalid = []string{}
+	}
+	in := make(map[string]bool, len(r.BlockNames))
+	for _, n := range r.BlockNames {
+		in[n] = true
+	}
+	asked := map[string]bool{}
+	lookup := doc.lookup()
+	for _, n := range names {
+		h, err := Hostname(n)
+		if err != nil {
+			r.Names = append(r.Names, NameStatus{Name: n, Error: err.Error(), Elsewhere: []int{}})
+			continue
+		}
+		asked[h] = true
+		ls := lookup[h]
+		if ls == nil {
+			ls = []int{}
+		}
+		r.Names = append(r.Names, NameStatus{Name: h, InBlock: in[h], Elsewhere: ls})
+	}
+	for _, n := range r.BlockNames {
+		if !asked[n] {
+			r.Extra = append(r.Extra, n)
+		}
+	}
+	if r.System {
+		resolveAll(ctx, net.DefaultResolver, r.Names)
+	}
+	return r, nil
+}
+
+// resolveAll fills Resolved for the valid names, 16 lookups at a time.
+func resolveAll(ctx context.Context, res *net.Resolver, list []NameStatus) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range list {
+		if list[i].Error != "" {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(ns *NameStatus) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ns.Resolved = Resolve(ctx, res, ns.Name)
+		}(&list[i])
+	}
+	wg.Wait()
+}
+
+// Resolve asks res (nil = net.DefaultResolver) for name's addresses, within
+// 3 seconds.
+func Resolve(ctx context.Context, res *net.Resolver, name string) *Resolution {
+	if res == nil {
+		res = net.DefaultResolver
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	addrs, err := res.LookupHost(ctx, name)
+	r := &Resolution{Addrs: addrs, Loopback: len(addrs) > 0}
+	if r.Addrs == nil {
+		r.Addrs = []string{}
+	}
+	if err != nil {
+		r.Error = err.Error()
+		r.Loopback = false
+	}
+	for _, a := range addrs {
+		ip, err := netip.ParseAddr(a)
+		if err != nil || !ip.Unmap().IsLoopback() {
+			r.Loopback = false
+		}
+	}
+	return r
+}

@@ -1,0 +1,487 @@
+package sites_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/siteplex/siteplex/internal/testenv"
+	"github.com/siteplex/siteplex/sites"
+)
+
+// djangoPython is the interpreter with Django 3.2 (Debian's python3-django).
+const djangoPython = "/usr/bin/python3"
+
+// djangoEngine builds fixtures in a real Django-made SQLite database: the
+// tiny project in testdata/domainsproj is copied to a temp dir and migrated
+// (django_site comes from Django's own migrations 0001 and 0002); the
+// django-multisite tables are added with the DDL Django 3.2 generates.
+func djangoEngine(t testing.TB) engine {
+	if out, err := exec.Command(djangoPython, "-c", "import django").CombinedOutput(); err != nil {
+		testenv.Missing(t, "Django for %s (apt-get install python3-django): %v %s", djangoPython, err, out)
+	}
+	return engine{
+		name: "sqlite-django",
+		create: func(t testing.TB) (string, *sql.DB) {
+			path := migrateDomainsProj(t)
+			db, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return "sqlite:///" + path, db
+		},
+		// django_site exists already, with Django's default example.com row.
+		ddl: [3]string{"DELETE FROM django_site", testenv.DjangoDDL["sqlite"][1], testenv.DjangoDDL["sqlite"][2]},
+		ph:  func(int) string { return "?" },
+	}
+}
+
+// migrateDomainsProj copies testdata/domainsproj to a temp dir, runs
+// `manage.py migrate` and returns the database's path.
+func migrateDomainsProj(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("testdata/domainsproj")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "db.sqlite3")
+	cmd := exec.Command(djangoPython, "manage.py", "migrate", "--noinput")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DOMAINSPROJ_DB="+path, "PYTHONDONTWRITEBYTECODE=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("manage.py migrate: %v\n%s", err, out)
+	}
+	return path
+}
+
+// forDomainEngine runs fn on PostgreSQL and on a Django-made SQLite file.
+func forDomainEngine(t *testing.T, fn func(t *testing.T, e engine)) {
+	t.Helper()
+	for _, name := range []string{"postgres", "sqlite-django"} {
+		t.Run(name, func(t *testing.T) {
+			var e engine
+			if name == "postgres" {
+				e = pgEngine(t)
+			} else {
+				e = djangoEngine(t)
+			}
+			fn(t, e)
+		})
+	}
+}
+
+// domainsFixture: a Divio-like database restored from live.
+//
+//	1 gh  live domain, canonical + two live aliases
+//	2 de  live domain, no canonical alias yet
+//	3     no multisite-plus row
+//	4 us  already rewritten, canonical alias out of sync
+//	5 xx  empty real_domain
+func domainsFixture() fixture {
+	plus := func(slug, real string) *fxPlus { return &fxPlus{Slug: slug, RealDomain: real, Enabled: true} }
+	return fixture{Alias: true, Plus: true,
+		Sites: []fxSite{
+			{ID: 1, Domain: "www.example.gh", Name: "Ghana", Plus: plus("gh", "www.example.gh")},
+			{ID: 2, Domain: "www.example.de", Name: "Germany", Plus: plus("de", "www.example.de")},
+			{ID: 3, Domain: "portal.example.com", Name: "Portal"},
+			{ID: 4, Domain: "us.localhost", Name: "USA", Plus: plus("us", "www.example.us")},
+			{ID: 5, Domain: "xx-old.example", Name: "Nowhere", Plus: plus("xx", "")},
+		},
+		Aliases: []fxAlias{
+			{SiteID: 1, Domain: "www.example.gh", Canonical: true},
+			{SiteID: 1, Domain: "example.gh"},
+			{SiteID: 1, Domain: "gh.example-stage.eu"},
+			{SiteID: 2, Domain: "example.de"},
+			{SiteID: 3, Domain: "portal.example.com", Canonical: true},
+			{SiteID: 4, Domain: "www.example.us", Canonical: true},
+		},
+	}
+}
+
+// dbState is everything a domain change may touch, read straight from the
+// tables.
+type dbState struct {
+	domains      map[int64]string
+	canonical    map[int64]string
+	nonCanonical []string // "site_id domain", sorted
+	plusRows     []string // every column of django_multisite_plus_site, as text
+}
+
+func readState(t testing.TB, db *sql.DB) dbState {
+	t.Helper()
+	st := dbState{domains: map[int64]string{}, canonical: map[int64]string{}}
+	query := func(q string, each func(rows *sql.Rows) error) {
+		t.Helper()
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := each(rows); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	query(`SELECT id, domain FROM django_site ORDER BY id`, func(r *sql.Rows) error {
+		var id int64
+		var d string
+		err := r.Scan(&id, &d)
+		st.domains[id] = d
+		return err
+	})
+	query(`SELECT site_id, domain, is_canonical FROM multisite_alias ORDER BY site_id, domain`, func(r *sql.Rows) error {
+		var id int64
+		var d string
+		var c sql.NullBool
+		if err := r.Scan(&id, &d, &c); err != nil {
+			return err
+		}
+		if c.Valid && c.Bool {
+			st.canonical[id] = d
+		} else {
+			st.nonCanonical = append(st.nonCanonical, fmt.Sprintf("%d %s", id, d))
+		}
+		return nil
+	})
+	query(`SELECT site_id, slug, real_domain, CAST(is_enabled AS TEXT), CAST(last_updated_at AS TEXT), extra_uwsgi_ini
+FROM django_multisite_plus_site ORDER BY site_id`, func(r *sql.Rows) error {
+		var id, slug, real, en, lu, extra string
+		err := r.Scan(&id, &slug, &real, &en, &lu, &extra)
+		st.plusRows = append(st.plusRows, strings.Join([]string{id, slug, real, en, lu, extra}, "|"))
+		return err
+	})
+	return st
+}
+
+func (s dbState) String() string {
+	return fmt.Sprintf("domains=%v canonical=%v aliases=%v plus=%v", s.domains, s.canonical, s.nonCanonical, s.plusRows)
+}
+
+func openWritable(t testing.TB, u string) *sites.Store {
+	t.Helper()
+	st, err := sites.Open(context.Background(), parse(t, u), true)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func mustFormat(t testing.TB, f string) sites.DomainFormat {
+	t.Helper()
+	df, err := sites.ParseDomainFormat(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return df
+}
+
+func TestChangeDomainsRoundTrip(t *testing.T) {
+	forDomainEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		u := e.build(t, domainsFixture())
+		st := openWritable(t, u)
+		db := st.SQL()
+		before := readState(t, db)
+
+		rep, err := st.ChangeDomains(ctx, sites.DomainOptions{Mode: sites.RewriteDomains, Format: mustFormat(t, "{slug}.localhost")})
+		if err != nil {
+			t.Fatalf("rewrite: %v", err)
+		}
+		mid := readState(t, db)
+		wantDomains := map[int64]string{1: "gh.localhost", 2: "de.localhost", 3: "portal.example.com", 4: "us.localhost", 5: "xx.localhost"}
+		for id, want := range wantDomains {
+			if mid.domains[id] != want {
+				t.Errorf("after rewrite, site %d domain = %q, want %q", id, mid.domains[id], want)
+			}
+			if mid.canonical[id] != want {
+				t.Errorf("after rewrite, site %d canonical alias = %q, want %q (canonical aliases follow)", id, mid.canonical[id], want)
+			}
+		}
+		if got, want := strings.Join(mid.nonCanonical, ","), strings.Join(before.nonCanonical, ","); got != want {
+			t.Errorf("non-canonical aliases changed by rewrite:\n got %s\nwant %s", got, want)
+		}
+		if got, want := strings.Join(mid.plusRows, "\n"), strings.Join(before.plusRows, "\n"); got != want {
+			t.Errorf("django_multisite_plus_site changed (last_updated_at must stay):\n got %s\nwant %s", got, want)
+		}
+		if rep.ChangedCount() != 3 || rep.AliasesCreated != 2 || rep.AliasesUpdated != 2 {
+			t.Errorf("report: changed %d, aliases created %d updated %d; want 3, 2, 2: %+v",
+				rep.ChangedCount(), rep.AliasesCreated, rep.AliasesUpdated, rep)
+		}
+		if len(rep.Skipped) != 1 || rep.Skipped[0].ID != 3 || !strings.Contains(rep.Skipped[0].Reason, "multisite-plus") {
+			t.Errorf("skipped = %+v, want site 3 (no multisite-plus row)", rep.Skipped)
+		}
+
+		// The public reader sees the same thing.
+		list, err := st.Sites(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range list {
+			if s.Domain != wantDomains[s.ID] {
+				t.Errorf("Sites(): site %d domain %q, want %q", s.ID, s.Domain, wantDomains[s.ID])
+			}
+		}
+
+		// Rewriting again changes nothing.
+		again, err := st.ChangeDomains(ctx, sites.DomainOptions{Mode: sites.RewriteDomains, Format: mustFormat(t, "{slug}.localhost")})
+		if err != nil {
+			t.Fatalf("second rewrite: %v", err)
+		}
+		if again.ChangedCount() != 0 || again.AliasesCreated != 0 || again.AliasesUpdated != 0 {
+			t.Errorf("second rewrite changed something: %+v", again)
+		}
+
+		rep, err = st.ChangeDomains(ctx, sites.DomainOptions{Mode: sites.RestoreDomains})
+		if err != nil {
+			t.Fatalf("restore: %v", err)
+		}
+		after := readState(t, db)
+		wantDomains = map[int64]string{1: "www.example.gh", 2: "www.example.de", 3: "portal.example.com", 4: "www.example.us", 5: "xx.localhost"}
+		for id, want := range wantDomains {
+			if after.domains[id] != want {
+				t.Errorf("after restore, site %d domain = %q, want %q", id, after.domains[id], want)
+			}
+			if after.canonical[id] != want {
+				t.Errorf("after restore, site %d canonical alias = %q, want %q", id, after.canonical[id], want)
+			}
+		}
+		if got, want := strings.Join(after.nonCanonical, ","), strings.Join(before.nonCanonical, ","); got != want {
+			t.Errorf("non-canonical aliases changed by restore:\n got %s\nwant %s", got, want)
+		}
+		if got, want := strings.Join(after.plusRows, "\n"), strings.Join(before.plusRows, "\n"); got != want {
+			t.Errorf("django_multisite_plus_site changed:\n got %s\nwant %s", got, want)
+		}
+		var skipped []string
+		for _, s := range rep.Skipped {
+			skipped = append(skipped, fmt.Sprintf("%d %s", s.ID, s.Reason))
+		}
+		if got := strings.Join(skipped, ","); got != "3 no django-multisite-plus row,5 empty real_domain" {
+			t.Errorf("restore skipped %q", got)
+		}
+	})
+}
+
+// Two sites swapping domains must not trip the UNIQUE constraints, which
+// both engines check row by row.
+func TestChangeDomainsSwap(t *testing.T) {
+	forDomainEngine(t, func(t *testing.T, e engine) {
+		fx := fixture{Alias: true, Plus: true,
+			Sites: []fxSite{
+				{ID: 1, Domain: "b.example", Name: "A", Plus: &fxPlus{Slug: "a", RealDomain: "a.example", Enabled: true}},
+				{ID: 2, Domain: "a.example", Name: "B", Plus: &fxPlus{Slug: "b", RealDomain: "b.example", Enabled: true}},
+			},
+			Aliases: []fxAlias{{SiteID: 1, Domain: "b.example", Canonical: true}, {SiteID: 2, Domain: "a.example", Canonical: true}},
+		}
+		st := openWritable(t, e.build(t, fx))
+		if _, err := st.ChangeDomains(context.Background(), sites.DomainOptions{Mode: sites.RestoreDomains}); err != nil {
+			t.Fatalf("restore: %v", err)
+		}
+		got := readState(t, st.SQL())
+		if got.domains[1] != "a.example" || got.domains[2] != "b.example" || got.canonical[1] != "a.example" || got.canonical[2] != "b.example" {
+			t.Errorf("after swap: %s", got)
+		}
+	})
+}
+
+func TestChangeDomainsClashRollsBack(t *testing.T) {
+	tests := []struct {
+		name   string
+		edit   func(fx *fixture)
+		format string
+		// want are substrings of the error; the two sites must be named.
+		want []string
+		// typed is false for a clash only the database sees.
+		typed bool
+	}{
+		{
+			name:   "another site's domain",
+			edit:   func(fx *fixture) { fx.Sites[2].Domain = "gh.localhost" },
+			format: "{slug}.localhost", typed: true,
+			want: []string{"gh.localhost", "site 1 (gh", "site 3 (gh.localhost)"},
+		},
+		{
+			name:   "another site's alias",
+			edit:   func(fx *fixture) { fx.Aliases = append(fx.Aliases, fxAlias{SiteID: 3, Domain: "de.localhost"}) },
+			format: "{slug}.localhost", typed: true,
+			want: []string{"de.localhost", "site 2 (de", "site 3 (portal.example.com)", "alias"},
+		},
+		{
+			name:   "own non-canonical alias",
+			edit:   func(fx *fixture) { fx.Aliases = append(fx.Aliases, fxAlias{SiteID: 1, Domain: "gh.localhost"}) },
+			format: "{slug}.localhost", typed: true,
+			want: []string{"gh.localhost", "site 1 (gh"},
+		},
+		{
+			name:   "two sites get the same domain",
+			format: "same.localhost", typed: true,
+			want: []string{"same.localhost", "site 1 (gh", "site 2 (de"},
+		},
+		{
+			// Site 3 (no multisite-plus row) has a stale canonical alias whose
+			// re-sync collides with an alias of site 1: only the database's
+			// UNIQUE constraint sees it, after django_site was updated.
+			name: "clash found by the database",
+			edit: func(fx *fixture) {
+				fx.Aliases[4].Domain = "old-portal.example.com"
+				fx.Aliases = append(fx.Aliases, fxAlias{SiteID: 1, Domain: "portal.example.com"})
+			},
+			format: "{slug}.localhost",
+			want:   []string{"rolled back", "already in use"},
+		},
+	}
+	forDomainEngine(t, func(t *testing.T, e engine) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				fx := domainsFixture()
+				if tt.edit != nil {
+					tt.edit(&fx)
+				}
+				st := openWritable(t, e.build(t, fx))
+				before := readState(t, st.SQL())
+				_, err := st.ChangeDomains(context.Background(), sites.DomainOptions{Mode: sites.RewriteDomains, Format: mustFormat(t, tt.format)})
+				if err == nil {
+					t.Fatal("rewrite succeeded, want a clash")
+				}
+				t.Logf("error: %v", err)
+				var ce *sites.DomainClashError
+				if errors.As(err, &ce) != tt.typed {
+					t.Errorf("error %T (%v): DomainClashError = %v, want %v", err, err, !tt.typed, tt.typed)
+				}
+				for _, w := range tt.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+				if after := readState(t, st.SQL()); after.String() != before.String() {
+					t.Errorf("rows changed although the rewrite failed:\nbefore %s\nafter  %s", before, after)
+				}
+			})
+		}
+	})
+}
+
+func TestChangeDomainsDryRunWritesNothing(t *testing.T) {
+	forDomainEngine(t, func(t *testing.T, e engine) {
+		st := openWritable(t, e.build(t, domainsFixture()))
+		before := readState(t, st.SQL())
+		for _, opts := range []sites.DomainOptions{
+			{Mode: sites.RewriteDomains, Format: mustFormat(t, "{}.test"), DryRun: true},
+			{Mode: sites.RestoreDomains, DryRun: true},
+		} {
+			rep, err := st.ChangeDomains(context.Background(), opts)
+			if err != nil {
+				t.Fatalf("%s: %v", opts.Mode, err)
+			}
+			if !rep.DryRun {
+				t.Errorf("%s: report not marked dry run", opts.Mode)
+			}
+			if opts.Mode == sites.RewriteDomains && (rep.ChangedCount() != 4 || rep.Changes[0].New != "gh.test") {
+				t.Errorf("dry-run rewrite report: %+v", rep.Changes)
+			}
+		}
+		if after := readState(t, st.SQL()); after.String() != before.String() {
+			t.Errorf("dry run changed rows:\nbefore %s\nafter  %s", before, after)
+		}
+	})
+}
+
+func TestChangeDomainsRefusesInvalid(t *testing.T) {
+	tests := []struct {
+		name, slug, format, want string
+	}{
+		{"underscore", "my_site", "{slug}.localhost", `label "my_site" contains '_'`},
+		{"too long", strings.Repeat("a", 60), "{slug}.{slug}.localhost", "at most 100"},
+		{"empty label", "gh", "{slug}..localhost", "empty label"},
+	}
+	forDomainEngine(t, func(t *testing.T, e engine) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				fx := domainsFixture()
+				fx.Sites[0].Plus.Slug = tt.slug
+				st := openWritable(t, e.build(t, fx))
+				before := readState(t, st.SQL())
+				_, err := st.ChangeDomains(context.Background(), sites.DomainOptions{Mode: sites.RewriteDomains, Format: mustFormat(t, tt.format)})
+				var ie *sites.InvalidDomainsError
+				if !errors.As(err, &ie) {
+					t.Fatalf("err = %v, want *InvalidDomainsError", err)
+				}
+				if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "site 1") || !strings.Contains(err.Error(), "nothing was changed") {
+					t.Errorf("error %q: want %q, the site and 'nothing was changed'", err, tt.want)
+				}
+				if after := readState(t, st.SQL()); after.String() != before.String() {
+					t.Errorf("rows changed:\nbefore %s\nafter  %s", before, after)
+				}
+			})
+		}
+	})
+}
+
+func TestChangeDomainsTables(t *testing.T) {
+	forDomainEngine(t, func(t *testing.T, e engine) {
+		t.Run("no multisite-plus table", func(t *testing.T) {
+			st := openWritable(t, e.build(t, fixture{Sites: []fxSite{{ID: 1, Domain: "example.com", Name: "x"}}}))
+			_, err := st.ChangeDomains(context.Background(), sites.DomainOptions{Mode: sites.RestoreDomains})
+			var ne *sites.NoPlusTableError
+			if !errors.As(err, &ne) {
+				t.Fatalf("err = %v, want *NoPlusTableError", err)
+			}
+		})
+		t.Run("no alias table", func(t *testing.T) {
+			fx := domainsFixture()
+			fx.Alias, fx.Aliases = false, nil
+			st := openWritable(t, e.build(t, fx))
+			rep, err := st.ChangeDomains(context.Background(), sites.DomainOptions{Mode: sites.RewriteDomains, Format: mustFormat(t, "{slug}.localhost")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.AliasTable || rep.AliasesCreated != 0 || rep.ChangedCount() != 3 {
+				t.Errorf("report %+v", rep)
+			}
+		})
+	})
+}
+
+// BenchmarkChangeDomains measures one rewrite plus one restore of 1,000
+// multisite-plus sites with canonical and live aliases (two transactions,
+// every row changed each time).
+func BenchmarkChangeDomains(b *testing.B) {
+	const n = 1000
+	fx := fixture{Alias: true, Plus: true}
+	for i := int64(1); i <= n; i++ {
+		live := fmt.Sprintf("www.site%d.example.com", i)
+		fx.Sites = append(fx.Sites, fxSite{ID: i, Domain: live, Name: "s", Plus: &fxPlus{Slug: fmt.Sprintf("s%d", i), RealDomain: live, Enabled: true}})
+		fx.Aliases = append(fx.Aliases, fxAlias{SiteID: i, Domain: live, Canonical: true}, fxAlias{SiteID: i, Domain: fmt.Sprintf("site%d.example.com", i)})
+	}
+	for _, name := range []string{"postgres", "sqlite"} {
+		b.Run(name, func(b *testing.B) {
+			e := sqliteEngine()
+			if name == "postgres" {
+				e = pgEngine(b)
+			}
+			st := openWritable(b, e.build(b, fx))
+			ctx := context.Background()
+			df := mustFormat(b, "{slug}.localhost")
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := st.ChangeDomains(ctx, sites.DomainOptions{Mode: sites.RewriteDomains, Format: df}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := st.ChangeDomains(ctx, sites.DomainOptions{Mode: sites.RestoreDomains}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
