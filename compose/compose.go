@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -91,20 +92,32 @@ func Connect(ctx context.Context) (*Docker, error) {
 	defer cancel()
 	if _, err := api.Ping(pctx); err != nil {
 		api.Close()
-		return nil, &UnreachableError{Host: d.Host, Err: unwrapDial(err)}
+		return nil, &UnreachableError{Host: d.Host, Err: dialCause(d.Host, err)}
 	}
 	api.NegotiateAPIVersion(ctx)
 	return d, nil
 }
 
-// unwrapDial shortens the client's connection errors to their cause
-// ("dial unix /var/run/docker.sock: connect: no such file or directory").
-func unwrapDial(err error) error {
-	var op *net.OpError
-	if errors.As(err, &op) {
-		return op
+// dialCause replaces the client's "Cannot connect to the Docker daemon"
+// (which drops the cause) by the socket's own error: "dial unix
+// /var/run/docker.sock: connect: permission denied" says what to fix.
+func dialCause(host string, err error) error {
+	if !client.IsErrConnectionFailed(err) {
+		return err
 	}
-	return err
+	network, addr, _ := strings.Cut(host, "://")
+	if network == "unix" || network == "tcp" {
+		c, derr := net.DialTimeout(network, addr, time.Second)
+		if derr == nil {
+			c.Close()
+			return err
+		}
+		if errors.Is(derr, syscall.EACCES) {
+			return fmt.Errorf("%w (add yourself to the docker group, or set DOCKER_HOST)", derr)
+		}
+		return derr
+	}
+	return errors.New("no Docker engine answers there")
 }
 
 // Close releases the connection.

@@ -13,6 +13,8 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
 
+	"github.com/siteplex/siteplex/compose/composetest"
+	"github.com/siteplex/siteplex/internal/testenv"
 	"github.com/siteplex/siteplex/sites"
 )
 
@@ -143,7 +145,7 @@ func TestUnreachableDocker(t *testing.T) {
 // database_default service.
 func startDB(t *testing.T, d *Docker, project, root string, publish bool, env ...string) string {
 	t.Helper()
-	net := composeNet(t, d, project)
+	net := composetest.Network(t, d.API, project)
 	labels := map[string]string{LabelProject: project, LabelService: "database_default",
 		"com.docker.compose.container-number": "1", LabelOneoff: "False"}
 	if root != "" {
@@ -154,7 +156,7 @@ func startDB(t *testing.T, d *Docker, project, root string, publish bool, env ..
 		hc.PortBindings = nat.PortMap{"5432/tcp": {{HostIP: "127.0.0.1", HostPort: ""}}}
 	}
 	name := project + "-database_default-1"
-	return runContainer(t, d, name, &container.Config{Image: pgImage(t, d), Env: env, Labels: labels,
+	return composetest.Run(t, d.API, name, &container.Config{Image: composetest.PostgresImage(t, d.API), Env: env, Labels: labels,
 		ExposedPorts: nat.PortSet{"5432/tcp": {}}}, hc, net, "database_default")
 }
 
@@ -209,7 +211,7 @@ func TestFinderReadsDatabaseInContainer(t *testing.T) {
 			if tt.workLabel {
 				label = root
 			}
-			id := startDB(t, d, project, label, tt.publish, "POSTGRES_PASSWORD="+pgPassword, "POSTGRES_DB=db")
+			id := startDB(t, d, project, label, tt.publish, "POSTGRES_PASSWORD="+composetest.PGPassword, "POSTGRES_DB=db")
 			p, err := sites.Load(sites.Options{Project: root, Getenv: func(string) string { return "" }})
 			if err != nil {
 				t.Fatal(err)
@@ -217,7 +219,7 @@ func TestFinderReadsDatabaseInContainer(t *testing.T) {
 			// Nothing configured: the container is found by itself.
 			db, err := p.ResolveDB(context.Background(), &Finder{})
 			if err != nil {
-				t.Fatalf("ResolveDB: %v\n%s", err, logsOf(d, id))
+				t.Fatalf("ResolveDB: %v\n%s", err, composetest.Logs(d.API, id))
 			}
 			insp, _ := d.API.ContainerInspect(context.Background(), id)
 			if tt.publish {
@@ -235,7 +237,7 @@ func TestFinderReadsDatabaseInContainer(t *testing.T) {
 				t.Errorf("db = %s user %s source %q", db.Display(), db.User, db.Source)
 			}
 			if got := slugs(readSites(t, p, db)); got != "1:example-com,2:gh,3:de" {
-				t.Errorf("sites = %s\n%s", got, logsOf(d, id))
+				t.Errorf("sites = %s\n%s", got, composetest.Logs(d.API, id))
 			}
 		})
 	}
@@ -247,15 +249,15 @@ func TestComposeHostInDatabaseURL(t *testing.T) {
 	os.MkdirAll(root, 0o755)
 	os.WriteFile(filepath.Join(root, "manage.py"), nil, 0o644)
 	// Divio's .env-local: the host only resolves inside the compose network.
-	os.WriteFile(filepath.Join(root, ".env-local"), []byte("DATABASE_URL=postgres://postgres:"+pgPassword+"@database_default:5432/db\nDEBUG=True\n"), 0o644)
-	id := startDB(t, d, "divio-project", root, false, "POSTGRES_PASSWORD="+pgPassword, "POSTGRES_DB=db")
+	os.WriteFile(filepath.Join(root, ".env-local"), []byte("DATABASE_URL=postgres://postgres:"+composetest.PGPassword+"@database_default:5432/db\nDEBUG=True\n"), 0o644)
+	id := startDB(t, d, "divio-project", root, false, "POSTGRES_PASSWORD="+composetest.PGPassword, "POSTGRES_DB=db")
 	p, err := sites.Load(sites.Options{Project: root, Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	db, err := p.ResolveDB(context.Background(), &Finder{})
 	if err != nil {
-		t.Fatalf("ResolveDB: %v\n%s", err, logsOf(d, id))
+		t.Fatalf("ResolveDB: %v\n%s", err, composetest.Logs(d.API, id))
 	}
 	if db.Source != "DATABASE_URL in .env-local via Docker" || db.Host == "database_default" {
 		t.Errorf("db = %s from %q", db.Display(), db.Source)
@@ -269,7 +271,7 @@ func TestComposeHostInDatabaseURL(t *testing.T) {
 	// The container says POSTGRES_PASSWORD, which wins: still readable.
 	p, _ = sites.Load(sites.Options{Project: root, Getenv: func(string) string { return "" }})
 	db, err = p.ResolveDB(context.Background(), &Finder{})
-	if err != nil || db.Password != pgPassword {
+	if err != nil || db.Password != composetest.PGPassword {
 		t.Fatalf("container's POSTGRES_PASSWORD should win: %v", err)
 	}
 }
@@ -286,5 +288,27 @@ func TestFinderNoContainer(t *testing.T) {
 	_, err = p.ResolveDB(context.Background(), &Finder{})
 	if err == nil || !strings.Contains(err.Error(), "docker compose up -d database_default") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// BenchmarkFinderUnreachable is what a project without Docker pays when
+// siteplex looks for a compose database: a failed connect to the socket.
+func BenchmarkFinderUnreachable(b *testing.B) {
+	b.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+	root := b.TempDir()
+	for b.Loop() {
+		(&Finder{}).ProjectDatabase(context.Background(), root, sites.DB{})
+	}
+}
+
+// BenchmarkFinderNoContainer is a lookup against a running engine for a
+// project with no compose containers (ping, two container listings).
+func BenchmarkFinderNoContainer(b *testing.B) {
+	testenv.StartDocker(b)
+	root := b.TempDir()
+	for b.Loop() {
+		if _, ok, err := (&Finder{}).ProjectDatabase(context.Background(), root, sites.DB{}); ok || err != nil {
+			b.Fatal(ok, err)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -56,8 +57,14 @@ type Runner struct {
 	// EnvKeys are env-file keys whose current values (from the spec's
 	// environment) replace the ones the web container was created with.
 	EnvKeys []string
+	// ReaperArgv, when set, is the command of the reaper process
+	// (`siteplex docker-reaper`) that removes this runner's containers
+	// when siteplex exits, even on SIGKILL. ReaperLog receives its output.
+	ReaperArgv []string
+	ReaperLog  io.Writer
 
-	mu sync.Mutex // serialises single-mode recreation
+	mu     sync.Mutex // serialises single-mode recreation
+	reaper reaper
 }
 
 var _ devproxy.Runner = (*Runner)(nil)
@@ -239,7 +246,8 @@ func hostToContainer(ms []mount.Mount, p string) (string, bool) {
 }
 
 // containerArgv adapts the host command for the container: loopback
-// listen addresses become 0.0.0.0, a virtualenv's python on the host
+// listen addresses (an argument "127.0.0.1", "localhost" or "::1", or one
+// of them with a :port) become 0.0.0.0, a virtualenv's python on the host
 // becomes the image's `python`, and host paths under a bind mount are
 // mapped into the container.
 func containerArgv(argv []string, ms []mount.Mount) []string {
@@ -249,6 +257,8 @@ func containerArgv(argv []string, ms []mount.Mount) []string {
 		case i == 0 && filepath.IsAbs(a) && strings.HasPrefix(filepath.Base(a), "python") &&
 			filepath.Base(filepath.Dir(a)) == "bin":
 			a = "python"
+		case a == "127.0.0.1" || a == "localhost" || a == "::1":
+			a = "0.0.0.0"
 		case strings.HasPrefix(a, "127.0.0.1:"):
 			a = "0.0.0.0:" + strings.TrimPrefix(a, "127.0.0.1:")
 		case strings.HasPrefix(a, "localhost:"):
@@ -291,6 +301,7 @@ func (r *Runner) containerName(slug string) string {
 }
 
 func (r *Runner) startSite(ctx context.Context, web container.InspectResponse, spec devproxy.ProcessSpec) (devproxy.Proc, error) {
+	began := time.Now()
 	ms := mounts(web)
 	port := nat.Port(strconv.Itoa(spec.Port) + "/tcp")
 	workdir := web.Config.WorkingDir
@@ -318,6 +329,7 @@ func (r *Runner) startSite(ctx context.Context, web container.InspectResponse, s
 		Mounts:       ms,
 		Tmpfs:        web.HostConfig.Tmpfs,
 		ExtraHosts:   web.HostConfig.ExtraHosts,
+		Links:        createLinks(web.HostConfig.Links),
 		DNS:          web.HostConfig.DNS,
 		DNSSearch:    web.HostConfig.DNSSearch,
 		Init:         web.HostConfig.Init,
@@ -349,6 +361,7 @@ func (r *Runner) startSite(ctx context.Context, web container.InspectResponse, s
 	if err != nil {
 		return nil, fmt.Errorf("creating container %s from the %s service's image: %w", name, WebService, err)
 	}
+	r.track("remove", created.ID)
 	p := &proc{r: r, id: created.ID, name: name, remove: true, done: make(chan struct{})}
 	for _, n := range nets[min(1, len(nets)):] {
 		if err := r.d.API.NetworkConnect(ctx, n, created.ID, &network.EndpointSettings{Links: web.NetworkSettings.Networks[n].Links}); err != nil {
@@ -361,10 +374,27 @@ func (r *Runner) startSite(ctx context.Context, web container.InspectResponse, s
 		return nil, err
 	}
 	p.addr = r.addr(ctx, created.ID, spec.Port, "127.0.0.1:"+strconv.Itoa(spec.Port))
+	p.took = time.Since(began)
 	if mode.IsHost() {
 		p.addr = "127.0.0.1:" + strconv.Itoa(spec.Port)
 	}
 	return p, nil
+}
+
+// createLinks turns legacy links as inspect shows them
+// ("/acme_db_1:/acme_web_1/postgres") into the form create takes
+// ("acme_db_1:postgres").
+func createLinks(links []string) []string {
+	var out []string
+	for _, l := range links {
+		target, alias, ok := strings.Cut(l, ":")
+		if !ok {
+			out = append(out, strings.TrimPrefix(l, "/"))
+			continue
+		}
+		out = append(out, strings.TrimPrefix(target, "/")+":"+path.Base(alias))
+	}
+	return out
 }
 
 // removeNow force-removes a container, ignoring errors (clean-up after a
@@ -373,6 +403,7 @@ func (r *Runner) removeNow(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r.d.API.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+	r.track("forget", id)
 }
 
 // addr is where siteplex proxies to: the container's own address when this
@@ -399,9 +430,12 @@ func (r *Runner) startSingle(ctx context.Context, web container.InspectResponse,
 	name := strings.TrimPrefix(web.Name, "/")
 	cfg := *web.Config
 	cfg.Env = r.siteEnv(web.Config.Env, spec, false)
-	cfg.Hostname = "" // a new container gets its own
+	if len(web.ID) >= 12 && cfg.Hostname == web.ID[:12] {
+		cfg.Hostname = "" // Docker's default: the new container gets its own
+	}
 	hc := *web.HostConfig
 	hc.Binds, hc.Mounts = nil, mounts(web)
+	hc.Links = createLinks(hc.Links)
 	hc.AutoRemove = false
 	nets := networks(web)
 	endpoint := func(n string) *network.EndpointSettings {
@@ -455,6 +489,7 @@ func (r *Runner) startSingle(ctx context.Context, web container.InspectResponse,
 			return nil, fmt.Errorf("connecting %s to network %s: %w", name, n, err)
 		}
 	}
+	r.track("stop", created.ID)
 	p := &proc{r: r, id: created.ID, name: name, done: make(chan struct{})}
 	if err := p.start(ctx, spec); err != nil {
 		return nil, err
@@ -515,6 +550,7 @@ type proc struct {
 	name   string
 	addr   string
 	remove bool // remove the container once it has stopped
+	took   time.Duration
 
 	done chan struct{}
 	code int
@@ -564,10 +600,14 @@ func (p *proc) start(ctx context.Context, spec devproxy.ProcessSpec) error {
 		if p.remove {
 			p.r.removeNow(p.id)
 		}
+		p.r.track("forget", p.id)
 		close(p.done)
 	}()
 	return nil
 }
+
+// Started is how long creating and starting the container took.
+func (p *proc) Started() time.Duration { return p.took }
 
 // PID is 0: the process lives in a container.
 func (p *proc) PID() int { return 0 }

@@ -1,10 +1,13 @@
 package devproxy
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/siteplex/siteplex/sites"
 )
@@ -47,4 +50,34 @@ func benchGET(b *testing.B, url, host string) {
 			}
 		}
 	})
+}
+
+// BenchmarkEngineColdStart is the first request through the proxy to a
+// stopped site. overhead-ms/op is the time from the backend's listen() to
+// the client holding the answer: what siteplex adds to the backend's own
+// boot (readiness polling, forwarding).
+func BenchmarkEngineColdStart(b *testing.B) {
+	list := demoSites(b)
+	e, addr := startRealEngine(b, Config{Project: pxProject(b), Command: childCmd(b, "serve"),
+		LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
+	ctx := context.Background()
+	var overhead, total time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		_, body := pxGet(b, addr, "one.example", "/", nil)
+		got := time.Now()
+		var r childReply
+		if err := json.Unmarshal(body, &r); err != nil {
+			b.Fatalf("%v: %s", err, body)
+		}
+		overhead += got.Sub(time.Unix(0, r.ListenAt))
+		total += got.Sub(t0)
+		b.StopTimer()
+		if err := e.StopSite(ctx, "one"); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(overhead.Microseconds())/1000/float64(b.N), "overhead-ms/op")
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "first-request-ms/op")
 }

@@ -13,6 +13,7 @@ import (
 	"net/http/httputil"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,8 @@ type Engine struct {
 	addrs       []string
 	started     bool
 	lastPollErr string
+	// envForced is the SITE_ID last seen in the env file.
+	envForced string
 
 	// acquire hands out backend addresses (the supervisor's Acquire;
 	// tests may replace it before Start).
@@ -239,6 +242,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	e.forced = forced
+	if e.cfg.Project != nil && e.cfg.Project.Env != nil {
+		e.envForced = strings.TrimSpace(e.cfg.Project.Env.Values["SITE_ID"])
+	}
 	e.mu.Unlock()
 	if err := e.load(ctx); err != nil {
 		e.emit(Event{Kind: EventError, Err: err})
@@ -334,6 +340,7 @@ func (e *Engine) pollLoop() {
 		case <-t.C:
 		}
 		e.pool.sweep()
+		e.pollEnvFile()
 		ctx, cancel := context.WithTimeout(e.runCtx, 10*time.Second)
 		err := e.load(ctx)
 		cancel()
@@ -348,6 +355,36 @@ func (e *Engine) pollLoop() {
 		if err != nil && changed && e.runCtx.Err() == nil {
 			e.emit(Event{Kind: EventError, Err: err})
 		}
+	}
+}
+
+// pollEnvFile notices a SITE_ID edited in the env file by hand (or by
+// `siteplex use` without a running engine) and makes it the forced site.
+// A forced site set through Use is kept until the file itself changes.
+func (e *Engine) pollEnvFile() {
+	p := e.cfg.Project
+	if p == nil || p.Env == nil || p.Env.Path == "" {
+		return
+	}
+	ef, err := sites.ReadEnvFile(p.Env.Path)
+	if err != nil {
+		return
+	}
+	v := strings.TrimSpace(ef.Values["SITE_ID"])
+	e.mu.Lock()
+	changed := v != e.envForced
+	e.envForced = v
+	cur := e.forced
+	e.mu.Unlock()
+	if !changed {
+		return
+	}
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		id = 0
+	}
+	if id != cur {
+		e.apply(nil, &id)
 	}
 }
 
@@ -424,11 +461,15 @@ func (e *Engine) Close(ctx context.Context) error {
 		started := e.started && e.cancel != nil
 		e.mu.Unlock()
 		var errs []error
+		// Running requests get a few seconds to finish; long streams and
+		// requests still waiting for a process are cut after that.
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		for _, srv := range servers {
-			if err := srv.Shutdown(ctx); err != nil {
+			if err := srv.Shutdown(sctx); err != nil {
 				srv.Close()
 			}
 		}
+		cancel()
 		if err := e.sup.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stopping processes: %w", err))
 		}

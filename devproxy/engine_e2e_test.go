@@ -597,3 +597,95 @@ func TestSoakKillEveryTwoSeconds(t *testing.T) {
 }
 
 func goroutines() int { return runtime.NumGoroutine() }
+
+func TestEngineSingleModeUseRestartsWithRequestsHeld(t *testing.T) {
+	list := demoSites(t)
+	p := pxProject(t)
+	p.Env.Values["SITE_ID"] = "1"
+	e, addr := startRealEngine(t, Config{Project: p, Command: demoChildCmd(t), Mode: Single,
+		LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
+	for _, h := range []string{"one.example", "two.localhost", "localhost"} {
+		_, b := pxGet(t, addr, h, "/whoami", nil)
+		if w := pxWhoami(t, b); w.SiteID != "1" || w.Host != h {
+			t.Errorf("single mode, Host %s: SITE_ID %s Host %s, want the shared process with SITE_ID 1", h, w.SiteID, w.Host)
+		}
+	}
+	var failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if resp, _ := pxGet(t, addr, "two.example", "/plain", nil); resp.StatusCode != 200 {
+				failed.Add(1)
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := e.Use(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		_, b := pxGet(t, addr, "localhost", "/whoami", nil)
+		if pxWhoami(t, b).SiteID == "2" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	_, b := pxGet(t, addr, "localhost", "/whoami", nil)
+	if w := pxWhoami(t, b); w.SiteID != "2" {
+		t.Errorf("after Use(2) in single mode: SITE_ID %s", w.SiteID)
+	}
+	if failed.Load() != 0 {
+		t.Errorf("%d requests failed across the single-mode switch", failed.Load())
+	}
+}
+
+// apiStatus reads GET /api/status as a client would.
+func apiStatus(t testing.TB, addr string) map[string]SiteStatus {
+	t.Helper()
+	resp, b := pxGet(t, addr, "siteplex.localhost", "/api/status", nil)
+	var st Status
+	if resp.StatusCode != 200 || json.Unmarshal(b, &st) != nil {
+		t.Fatalf("/api/status: %d %s", resp.StatusCode, b)
+	}
+	out := map[string]SiteStatus{}
+	for _, s := range st.Sites {
+		out[s.Slug] = s
+	}
+	return out
+}
+
+func TestEngineIdleTimeoutAndMaxRunningInAPIStatus(t *testing.T) {
+	list := demoSites(t)
+	_, addr := startRealEngine(t, Config{Project: pxProject(t), Command: demoChildCmd(t),
+		IdleTimeout: 400 * time.Millisecond, MaxRunning: 1,
+		LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
+	pxGet(t, addr, "one.example", "/plain", nil)
+	if st := apiStatus(t, addr); st["one"].State != Running || st["one"].Requests != 1 {
+		t.Fatalf("after a request: %+v", st["one"])
+	}
+	// max-running 1: starting two stops one, the least recently used.
+	pxGet(t, addr, "two.example", "/plain", nil)
+	st := apiStatus(t, addr)
+	if st["two"].State != Running || st["one"].State == Running {
+		t.Errorf("max-running 1: one %s, two %s", st["one"].State, st["two"].State)
+	}
+	// idle timeout: two stops by itself.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && apiStatus(t, addr)["two"].State != Stopped {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if s := apiStatus(t, addr)["two"]; s.State != Stopped {
+		t.Errorf("after the idle timeout two is %s", s.State)
+	}
+}

@@ -16,7 +16,7 @@ import (
 
 // echoBackend answers with the request's headers as JSON, sets a
 // hop-by-hop header of its own and a trailer.
-func echoBackend(t *testing.T) (*httptest.Server, *atomic.Int64) {
+func echoBackend(t *testing.T, idle time.Duration) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
 	var conns atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -33,13 +33,14 @@ func echoBackend(t *testing.T) (*httptest.Server, *atomic.Int64) {
 			conns.Add(1)
 		}
 	}
+	srv.Config.IdleTimeout = idle
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv, &conns
 }
 
 func TestFastPathHeaders(t *testing.T) {
-	srv, conns := echoBackend(t)
+	srv, conns := echoBackend(t, 0)
 	list := []sites.Site{{ID: 1, Slug: "s", Domain: "s.example", LocalDomain: "s.localhost", Enabled: true}}
 	bs := &backendSet{addr: map[string]string{"s": srv.Listener.Addr().String()}}
 	_, addr := startTestEngine(t, list, bs, 0)
@@ -109,8 +110,7 @@ func TestFastPathHeaders(t *testing.T) {
 }
 
 func TestFastPathBackendClosesIdleConnection(t *testing.T) {
-	srv, _ := echoBackend(t)
-	srv.Config.IdleTimeout = 50 * time.Millisecond
+	srv, _ := echoBackend(t, 50*time.Millisecond)
 	list := []sites.Site{{ID: 1, Slug: "s", Domain: "s.example", LocalDomain: "s.localhost", Enabled: true}}
 	bs := &backendSet{addr: map[string]string{"s": srv.Listener.Addr().String()}}
 	_, addr := startTestEngine(t, list, bs, 0)

@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -637,5 +639,50 @@ func TestSlowSubscriberDoesNotBlock(t *testing.T) {
 	}
 	if n := len(e.Requests(0)); n != maxRequests {
 		t.Errorf("%d records kept, want %d", n, maxRequests)
+	}
+}
+
+func TestEngineNoticesSiteIDEditedInEnvFile(t *testing.T) {
+	list := pxSites()
+	bs := newBackends(t, list)
+	p := pxProject(t)
+	p.Env.Path = filepath.Join(p.Root, ".env-local")
+	if err := os.WriteFile(p.Env.Path, []byte("# keep\nSITE_ID=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.Env.Values["SITE_ID"] = "1"
+	e, err := New(Config{Project: p, Listen: []string{"127.0.0.1:0"},
+		LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.acquire = func(ctx context.Context, r *siteRoute) (string, func(), error) {
+		return bs.addr[r.site.Slug], func() {}, nil
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	if e.Status().ForcedSiteID != 1 {
+		t.Fatalf("forced at start = %d", e.Status().ForcedSiteID)
+	}
+	// Use without a file change is kept across polls.
+	if err := e.Use(context.Background(), 6); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(pollInterval + 500*time.Millisecond)
+	if got := e.Status().ForcedSiteID; got != 6 {
+		t.Fatalf("after Use(6) and a poll: forced %d", got)
+	}
+	if err := os.WriteFile(p.Env.Path, []byte("# keep\nSITE_ID=2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * pollInterval)
+	for time.Now().Before(deadline) && e.Status().ForcedSiteID != 2 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	_, b := pxGet(t, e.Addrs()[0], "localhost", "/whoami", nil)
+	if w := pxWhoami(t, b); w.SiteID != "2" {
+		t.Errorf("after SITE_ID=2 in the env file, localhost reached %s", w.SiteID)
 	}
 }

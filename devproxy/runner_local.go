@@ -82,6 +82,9 @@ func (r *localRunner) Start(ctx context.Context, spec ProcessSpec) (Proc, error)
 		outW.Close()
 		errR.Close()
 		errW.Close()
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("starting %s: %w (fix the command: --command, or process.command in siteplex.toml)", spec.Argv[0], err)
+		}
 		return nil, fmt.Errorf("starting %s: %w", spec.Argv[0], err)
 	}
 	outW.Close()

@@ -182,7 +182,7 @@ func TestDjangoTouchReloadsRunningProcesses(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.Run(ctx)
-	time.Sleep(200 * time.Millisecond) // let the watcher set up its watches
+	// The first start takes long enough for the watcher to be in place.
 	st := list[0]
 	addr, release, err := s.Acquire(ctx, &st)
 	if err != nil {
@@ -207,7 +207,7 @@ func TestDjangoTouchReloadsRunningProcesses(t *testing.T) {
 	if err := os.Chtimes(filepath.Join(s.root, "fixtureproj", "views.py"), now, now); err != nil {
 		t.Fatal(err)
 	}
-	svWaitFor(t, 10*time.Second, "a new process", func() bool {
+	svWaitFor(t, 15*time.Second, "a new process", func() bool {
 		got := svStatus(t, s, st.Slug)
 		return got.PID != before.PID && got.PID != 0
 	})

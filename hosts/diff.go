@@ -2,10 +2,15 @@ package hosts
 
 import (
 	"bytes"
+	"strings"
 
 	"github.com/aymanbagabas/go-udiff"
 	"github.com/aymanbagabas/go-udiff/myers"
 )
+
+// maxMyersLines is the largest changed region (lines before + after)
+// diffed line by line; larger ones are shown as one replacement.
+const maxMyersLines = 600
 
 // Diff returns a unified diff (3 lines of context) from before to after,
 // labelled a<path> and b<path>; "" when they are equal. Lines common to
@@ -34,7 +39,15 @@ func Diff(path string, before, after []byte) string {
 			s = 0
 		}
 	}
-	mid := myers.ComputeEdits(string(before[p:len(before)-s]), string(after[p:len(after)-s]))
+	b, a := string(before[p:len(before)-s]), string(after[p:len(after)-s])
+	var mid []udiff.Edit
+	if strings.Count(b, "\n")+strings.Count(a, "\n") <= maxMyersLines {
+		mid = myers.ComputeEdits(b, a)
+	} else {
+		// Myers keeps O(D²) state: a 20,000-line insertion would take
+		// gigabytes. Show the changed region as removed and added instead.
+		mid = []udiff.Edit{{Start: 0, End: len(b), New: a}}
+	}
 	for i := range mid {
 		mid[i].Start += p
 		mid[i].End += p

@@ -24,6 +24,10 @@ func FuzzRender(f *testing.F) {
 	f.Add([]byte("# siteplex begin acme\r\n# siteplex end acme\r\n# siteplex begin acme\r\n::1 a.b\r\n# siteplex end acme"), "a.b")
 	f.Add([]byte("x\r"), "evil.test\n127.0.0.1 bank.com")
 	f.Add([]byte("\xEF\xBB\xBF# siteplex begin acme\n# siteplex end acme"), "b\u00fccher.example")
+	f.Add([]byte(""), "ab--cd.example")
+	f.Add([]byte(""), "xn--bcher-kva.example")
+	f.Add([]byte(""), "xn--zz.example")
+	f.Add([]byte(""), "1.2.3.4")
 	f.Fuzz(func(t *testing.T, data []byte, name string) {
 		doc, err := Parse(data, "acme")
 		if err != nil {
@@ -45,6 +49,12 @@ func FuzzRender(f *testing.F) {
 		mustOutside(t, same, outside, doc.Names())
 
 		h, herr := sites.Hostname(name)
+		if isLDH(name) && (herr != nil || h != name) {
+			t.Fatalf("fast path accepts %q but sites.Hostname gives %q, %v", name, h, herr)
+		}
+		if fh, ferr := Hostname(name); fh != h || (ferr == nil) != (herr == nil) {
+			t.Fatalf("Hostname(%q) = %q, %v; sites.Hostname = %q, %v", name, fh, ferr, h, herr)
+		}
 		if herr != nil {
 			if _, err := doc.Render([]string{name}); err == nil {
 				t.Fatalf("Render accepted the invalid name %q", name)

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -139,6 +140,9 @@ func normalise(names []string) ([]string, *InvalidNameError) {
 func edit(cur []string, e Edit, add, remove []string) (names, added, removed []string) {
 	if e.RemoveAll {
 		return nil, nil, cur
+	}
+	if len(remove) == 0 && slices.Equal(cur, add) {
+		return cur, nil, nil // applying the block's own names again
 	}
 	drop := make(map[string]bool, len(remove))
 	for _, n := range remove {

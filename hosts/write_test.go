@@ -351,3 +351,27 @@ func TestLockWaitsForContext(t *testing.T) {
 		t.Fatal("file changed while locked")
 	}
 }
+
+func TestDiffOfLargeChangesIsCheap(t *testing.T) {
+	data := []byte(megabyte())
+	doc, err := Parse(data, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := doc.Render(benchNames())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Diff("/etc/hosts", data, after)
+	if got := strings.Count(d, "\n+127.0.0.1 site"); got != 10000 {
+		t.Fatalf("diff adds %d 127.0.0.1 lines, want 10000", got)
+	}
+	// Removing one site in the middle of a big block is a two-line diff.
+	doc2, _ := Parse(after, "acme")
+	names := doc2.Names()
+	smaller, _ := doc2.Render(append(names[:5000:5000], names[5001:]...))
+	d = Diff("/etc/hosts", after, smaller)
+	if strings.Count(d, "\n-") != 2 || strings.Count(d, "\n+") != 1 { // "+++ b/etc/hosts" is the one '+'
+		t.Fatalf("diff:\n%s", d)
+	}
+}

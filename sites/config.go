@@ -1,7 +1,9 @@
 package sites
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/BurntSushi/toml"
@@ -52,6 +54,9 @@ type SiteConfig struct {
 // them, so typos do not pass silently.
 func ReadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, Usagef("config file %s does not exist", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}

@@ -444,16 +444,9 @@ func (s *Store) writeDomains(ctx context.Context, tx *sql.Tx, rows []*domainRow,
 		}
 		in := strings.Join(ids, ", ")
 		// Placeholders first ('siteplex-swap-<id>.invalid' cannot be a
-		// real domain), then the new domains; the canonical aliases get
-		// theirs from the re-sync below.
+		// real domain), then the new domains.
 		if err := exec("updating django_site", `UPDATE django_site SET domain = 'siteplex-swap-' || id || '.invalid' WHERE id IN (`+in+`)`, idArgs...); err != nil {
 			return err
-		}
-		if aliasTable {
-			if err := exec("updating multisite_alias", `UPDATE multisite_alias SET domain = 'siteplex-swap-' || site_id || '.invalid'
-WHERE is_canonical = TRUE AND site_id IN (`+in+`)`, idArgs...); err != nil {
-				return err
-			}
 		}
 		if err := exec("updating django_site", `UPDATE django_site SET domain = CASE id`+cases.String()+` END WHERE id IN (`+strings.Join(pairIDs, ", ")+`)`, pairArgs...); err != nil {
 			return err
@@ -462,7 +455,16 @@ WHERE is_canonical = TRUE AND site_id IN (`+in+`)`, idArgs...); err != nil {
 	if !aliasTable {
 		return nil
 	}
-	// Alias.canonical.sync_many: canonical aliases follow their site.
+	// Alias.canonical.sync_many: canonical aliases follow their site. The
+	// ones that change get a placeholder first, so that aliases may swap
+	// names (a stale canonical alias may hold another site's new domain).
+	if err := exec("re-syncing canonical aliases", `UPDATE multisite_alias
+SET domain = 'siteplex-swap-' || site_id || '.invalid'
+WHERE is_canonical = TRUE
+  AND domain <> (SELECT s.domain FROM django_site s WHERE s.id = multisite_alias.site_id)
+  AND (SELECT s.domain FROM django_site s WHERE s.id = multisite_alias.site_id) <> ''`); err != nil {
+		return err
+	}
 	if err := exec("re-syncing canonical aliases", `UPDATE multisite_alias
 SET domain = (SELECT s.domain FROM django_site s WHERE s.id = multisite_alias.site_id)
 WHERE is_canonical = TRUE

@@ -295,6 +295,23 @@ func TestChangeDomainsSwap(t *testing.T) {
 	})
 }
 
+// A stale canonical alias of a site without a multisite-plus row holds the
+// domain another site is given: the re-sync moves both.
+func TestChangeDomainsStaleCanonicalAlias(t *testing.T) {
+	forDomainEngine(t, func(t *testing.T, e engine) {
+		fx := domainsFixture()
+		fx.Aliases[4].Domain = "gh.localhost" // site 3's canonical alias
+		st := openWritable(t, e.build(t, fx))
+		if _, err := st.ChangeDomains(context.Background(), sites.DomainOptions{Mode: sites.RewriteDomains, Format: mustFormat(t, "{slug}.localhost")}); err != nil {
+			t.Fatalf("rewrite: %v", err)
+		}
+		got := readState(t, st.SQL())
+		if got.canonical[1] != "gh.localhost" || got.canonical[3] != "portal.example.com" {
+			t.Errorf("canonical aliases: %v", got.canonical)
+		}
+	})
+}
+
 func TestChangeDomainsClashRollsBack(t *testing.T) {
 	tests := []struct {
 		name   string

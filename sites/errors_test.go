@@ -62,6 +62,18 @@ func TestPostgresErrors(t *testing.T) {
 		_, err = loadSites(t, sites.Options{Project: dir, DB: good})
 		checkMessage(t, err, fmt.Sprintf("no django_site table in postgres %s/authdb: run `manage.py migrate`", hp), "right-horse-battery")
 	})
+	t.Run("authentication failed, default sslmode", func(t *testing.T) {
+		// Without ?sslmode= pgx tries TLS first, then plain text: the
+		// message must still be about the password.
+		pg.CreateDB(t, "authdb2")
+		good := pg.CreatePasswordRole(t, "siteplex_app2", "right-horse-battery", "authdb2")
+		bad := strings.Replace(strings.TrimSuffix(good, "?sslmode=disable"), "right-horse-battery", "wrong-staple-9", 1)
+		_, err := loadSites(t, sites.Options{Project: dir, DB: bad})
+		checkMessage(t, err, fmt.Sprintf(`PostgreSQL at %s refused user "siteplex_app2": authentication failed; `+
+			`check the user and password in the database URL (from --db)`, hp), "wrong-staple-9", "right-horse-battery")
+		_, err = loadSites(t, sites.Options{Project: dir, DB: strings.TrimSuffix(good, "?sslmode=disable")})
+		checkMessage(t, err, fmt.Sprintf("no django_site table in postgres %s/authdb2: run `manage.py migrate`", hp))
+	})
 	t.Run("database missing", func(t *testing.T) {
 		_, err := loadSites(t, sites.Options{Project: dir, DB: pg.URL("no_such_db")})
 		checkMessage(t, err, fmt.Sprintf(`PostgreSQL at %s has no database "no_such_db": create it, or fix the name in the database URL (from --db)`, hp))

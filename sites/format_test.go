@@ -96,6 +96,8 @@ func TestHostname(t *testing.T) {
 		{"under_score.example", "", `domain "under_score.example" is not a valid hostname: label "under_score" contains '_'`},
 		{"-lead.example", "", `domain "-lead.example" is not a valid hostname: label "-lead" starts or ends with a hyphen`},
 		{"a..b", "", `domain "a..b" is not a valid hostname: empty label`},
+		{"a.example..", "", `domain "a.example.." is not a valid hostname: empty label`},
+		{".a.example", "", `domain ".a.example" is not a valid hostname: empty label`},
 		{"*.example.com", "", `domain "*.example.com" is not a valid hostname: label "*" contains '*'`},
 	}
 	for _, tt := range tests {

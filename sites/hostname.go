@@ -77,7 +77,12 @@ func checkHostname(h string) error {
 	if len(h) > MaxHostnameLen {
 		return fmt.Errorf("%d characters, more than %d", len(h), MaxHostnameLen)
 	}
-	for _, label := range strings.Split(h, ".") {
+	if h[0] == '.' || h[len(h)-1] == '.' {
+		return fmt.Errorf("empty label")
+	}
+	for rest := h; rest != ""; {
+		label, after, _ := strings.Cut(rest, ".")
+		rest = after
 		if label == "" {
 			return fmt.Errorf("empty label")
 		}

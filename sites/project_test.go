@@ -223,6 +223,20 @@ aliases = ["x.extra.example"]
 			t.Errorf("site 3: command %q", got[1].Command)
 		}
 	})
+	t.Run("config aliases extend the database's", func(t *testing.T) {
+		u := e.build(t, fixture{Alias: true,
+			Sites: []fxSite{{ID: 1, Domain: "a.example", Name: "A"}, {ID: 2, Domain: "b.example", Name: "B"}},
+			Aliases: []fxAlias{{SiteID: 1, Domain: "a.example", Canonical: true}, {SiteID: 2, Domain: "b.example", Canonical: true},
+				{SiteID: 2, Domain: "b2.example"}}})
+		dir := writeFiles(t, map[string]string{"siteplex.toml": "[sites.first]\nid = 1\naliases = [\"a.test\", \"a.example\"]\n"})
+		got := mustLoad(t, sites.Options{Project: dir, DB: u})
+		if a := strings.Join(got[0].Aliases, ","); a != "a.example,a.test" {
+			t.Errorf("site 1 aliases = %s", a)
+		}
+		if a := strings.Join(got[1].Aliases, ","); a != "b.example,b2.example" {
+			t.Errorf("site 2 aliases = %s (site 1's config alias leaked?)", a)
+		}
+	})
 	t.Run("only source without a database", func(t *testing.T) {
 		dir := writeFiles(t, map[string]string{"siteplex.toml": `
 [sites.beta]
@@ -260,6 +274,12 @@ func TestConfigErrors(t *testing.T) {
 		{"bad toml", "name = \n", "expected value but found"},
 		{"bad format", "domain_format = \"{name}.localhost\"\n", `domain format "{name}.localhost": unknown field {name}`},
 	}
+	t.Run("--config names a missing file", func(t *testing.T) {
+		_, err := sites.Load(sites.Options{Project: t.TempDir(), Config: "/nonexistent/siteplex.toml", Getenv: noEnv})
+		if !sites.IsUsage(err) || err.Error() != "config file /nonexistent/siteplex.toml does not exist" {
+			t.Errorf("err = %v", err)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := writeFiles(t, map[string]string{"siteplex.toml": tt.toml})

@@ -114,7 +114,8 @@ func Finalize(list []Site, df DomainFormat, forcedID int64) {
 		}
 	}
 
-	locals := make(map[string][]int, len(list))
+	first := make(map[string]int, len(list)) // local domain → index of its first site
+	var dups map[string][]int                // local domain → indexes, only when shared
 	for i := range list {
 		s := &list[i]
 		s.Forced = forcedID != 0 && s.ID == forcedID
@@ -134,12 +135,19 @@ func Finalize(list []Site, df DomainFormat, forcedID int64) {
 			continue
 		}
 		s.LocalDomain = h
-		locals[h] = append(locals[h], i)
-	}
-	for name, idx := range locals {
-		if len(idx) < 2 {
-			continue
+		if j, ok := first[h]; ok {
+			if dups == nil {
+				dups = map[string][]int{}
+			}
+			if len(dups[h]) == 0 {
+				dups[h] = []int{j}
+			}
+			dups[h] = append(dups[h], i)
+		} else {
+			first[h] = i
 		}
+	}
+	for name, idx := range dups {
 		for _, i := range idx {
 			var others []string
 			for _, j := range idx {

@@ -224,12 +224,19 @@ func (s *Store) Sites(ctx context.Context) ([]Site, error) {
 		q = `SELECT s.id, s.domain, s.name, m.site_id, m.slug, m.real_domain, m.is_enabled
 FROM django_site s LEFT JOIN django_multisite_plus_site m ON m.site_id = s.id ORDER BY s.id`
 	}
+	// Size the list up front: growing a slice of 10,000 Sites by doubling
+	// costs more than this query. A stale count is harmless.
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM django_site`).Scan(&n); err != nil {
+		return nil, s.wrap(err)
+	}
 	rows, err := s.db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
 	defer rows.Close()
-	list := make([]Site, 0, 64)
+	list := make([]Site, 0, n)
+	reals := make([]string, 0, n) // backing store of the RealDomain pointers
 	var (
 		id         int64
 		domain     string
@@ -246,8 +253,9 @@ FROM django_site s LEFT JOIN django_multisite_plus_site m ON m.site_id = s.id OR
 		if plusID.Valid {
 			st.PlusRow = true
 			st.PlusSlug = slug.String
-			r := real.String
-			st.RealDomain = &r
+			// If reals ever regrows, earlier pointers keep the old array alive.
+			reals = append(reals, real.String)
+			st.RealDomain = &reals[len(reals)-1]
 			st.Enabled = !enabled.Valid || enabled.Bool
 		}
 		list = append(list, st)
@@ -269,6 +277,12 @@ FROM django_site s LEFT JOIN django_multisite_plus_site m ON m.site_id = s.id OR
 	for i := range list {
 		byID[list[i].ID] = i
 	}
+	type aliasRow struct {
+		site   int // index in list
+		domain string
+	}
+	all := make([]aliasRow, 0, len(list)+len(list)/2)
+	perSite := make([]int, len(list))
 	var canon sql.NullBool
 	for arows.Next() {
 		if err := arows.Scan(&id, &domain, &canon); err != nil {
@@ -278,7 +292,8 @@ FROM django_site s LEFT JOIN django_multisite_plus_site m ON m.site_id = s.id OR
 		if !ok {
 			continue
 		}
-		list[i].Aliases = append(list[i].Aliases, domain)
+		all = append(all, aliasRow{i, domain})
+		perSite[i]++
 		if canon.Valid && canon.Bool {
 			list[i].CanonicalAlias = domain
 		}
@@ -286,10 +301,27 @@ FROM django_site s LEFT JOIN django_multisite_plus_site m ON m.site_id = s.id OR
 	if err := arows.Err(); err != nil {
 		return nil, s.wrap(err)
 	}
+	// One backing array for every site's aliases; each site gets a slice
+	// of it whose capacity ends at its own part, so an append elsewhere
+	// (siteplex.toml aliases) copies instead of overwriting a neighbour.
+	backing := make([]string, len(all))
+	start := 0
+	for i, c := range perSite {
+		if c > 0 {
+			list[i].Aliases = backing[start : start : start+c]
+			start += c
+		}
+	}
+	for _, a := range all {
+		list[a.site].Aliases = append(list[a.site].Aliases, a.domain)
+	}
 	// Order aliases here, not by the database's collation (which differs
 	// between engines and locales): the canonical one first, then bytewise.
 	for i := range list {
 		st := &list[i]
+		if len(st.Aliases) < 2 {
+			continue
+		}
 		slices.SortFunc(st.Aliases, func(a, b string) int {
 			if (a == st.CanonicalAlias) != (b == st.CanonicalAlias) {
 				if a == st.CanonicalAlias {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/siteplex/siteplex/internal/testenv"
 	"github.com/siteplex/siteplex/sites"
 )
 
@@ -333,5 +334,24 @@ func TestSitesDomainFormat(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPostgresCurrentSchema reads the tables from a non-public schema named
+// by ?currentSchema= (dj-database-url's option).
+func TestPostgresCurrentSchema(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	u := pg.CreateDB(t, "schemas")
+	ddl := testenv.DjangoDDL["postgres"]
+	pg.Exec(t, "schemas", `CREATE SCHEMA tenant1; SET search_path TO tenant1; `+ddl[0]+`
+INSERT INTO tenant1.django_site (id, domain, name) VALUES (7, 'tenant.example', 'Tenant')`)
+	dir := writeFiles(t, map[string]string{})
+	got := mustLoad(t, sites.Options{Project: dir, DB: u + "&currentSchema=tenant1"})
+	if len(got) != 1 || got[0].ID != 7 {
+		t.Errorf("sites = %+v", got)
+	}
+	_, err := loadSites(t, sites.Options{Project: dir, DB: u})
+	if err == nil || !strings.HasPrefix(err.Error(), "no django_site table in postgres") {
+		t.Errorf("public schema: err = %v", err)
 	}
 }

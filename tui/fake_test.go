@@ -244,6 +244,8 @@ type fakeHosts struct {
 	path    string
 	denied  bool // every write fails with a *PermissionError
 	project string
+	// command is the PermissionError's command (nil: a harmless one).
+	command []string
 }
 
 func (h *fakeHosts) Path() string { return "the test hosts file" }
@@ -315,7 +317,11 @@ func (h *fakeHosts) change(list []sites.Site, slugs []string, add bool) error {
 		if add {
 			verb = "apply"
 		}
-		return &PermissionError{Command: append([]string{"true", "siteplex", "hosts", verb}, slugs...),
+		cmd := h.command
+		if cmd == nil {
+			cmd = append([]string{"true", "siteplex", "hosts", verb}, slugs...)
+		}
+		return &PermissionError{Command: cmd,
 			Err: fmt.Errorf("open %s: %w", h.path, os.ErrPermission)}
 	}
 	outside, names, err := h.read()

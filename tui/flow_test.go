@@ -124,3 +124,33 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestFlowSudo checks that a hosts change without permission hands the
+// terminal to the root command (here a stand-in that writes the file the
+// way `sudo siteplex hosts apply` would) and comes back to a refreshed UI.
+func TestFlowSudo(t *testing.T) {
+	dir := t.TempDir()
+	eng := newFakeEngine(demoSites())
+	hs := tempHosts(dir)
+	hs.denied = true
+	marker := filepath.Join(dir, "ran")
+	hs.command = []string{"sh", "-c", "touch " + marker + " && printf '# siteplex begin demo\\n127.0.0.1 example.de\\n# siteplex end demo\\n' >> " + hs.path}
+	m := New(Options{Engine: eng, Hosts: hs, Renderer: asciiRenderer(), NoTick: true})
+	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(100, 30))
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("example.jp")) },
+		teatest.WithDuration(5*time.Second))
+	tm.Type("h")
+	// The command ran, and back in the UI the hosts state was read
+	// again: de shows ✓.
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
+		return bytes.Contains(b, []byte("done: sh -c")) && bytes.Contains(b, []byte("✓"))
+	}, teatest.WithDuration(5*time.Second))
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the root command did not run: %v", err)
+	}
+	tm.Type("q")
+	tm.WaitFinished(t, teatest.WithFinalTimeout(5*time.Second))
+	if got := tm.FinalModel(t).(*Model).hosts[1]; got != HostsAll {
+		t.Errorf("hosts state after the root command: %v", got)
+	}
+}

@@ -14,6 +14,9 @@ import (
 type HostsFile struct {
 	// File is the hosts file; Project names the block.
 	File, Project string
+	// BackupDir is where backups of the file go ("" = the hosts package's
+	// default, the user's state folder).
+	BackupDir string
 	// Names lists the names of a site to write (nil: its domain).
 	Names func(s *sites.Site) []string
 	// SudoArgv returns the command that makes the same change as root
@@ -105,14 +108,14 @@ func (h *HostsFile) Apply(ctx context.Context, list []sites.Site, slugs []string
 	if len(names) == 0 {
 		return errors.New("no site to write (sites with problems are never written)")
 	}
-	_, err := hosts.Apply(ctx, h.File, h.Project, names)
+	_, err := hosts.Update(ctx, h.File, hosts.Edit{Project: h.Project, Add: names}, hosts.Options{BackupDir: h.BackupDir})
 	return h.wrap(err, "apply", slugs)
 }
 
 // Remove takes the sites' names out of the block; nil slugs removes it.
 func (h *HostsFile) Remove(ctx context.Context, list []sites.Site, slugs []string) error {
 	if slugs == nil {
-		_, err := hosts.RemoveBlock(ctx, h.File, h.Project)
+		_, err := hosts.Update(ctx, h.File, hosts.Edit{Project: h.Project, RemoveAll: true}, hosts.Options{BackupDir: h.BackupDir})
 		return h.wrap(err, "remove", nil)
 	}
 	var names []string
@@ -121,7 +124,7 @@ func (h *HostsFile) Remove(ctx context.Context, list []sites.Site, slugs []strin
 		names = append(names, s.Domain, s.LocalDomain)
 		names = append(names, s.Aliases...)
 	}
-	_, err := hosts.Remove(ctx, h.File, h.Project, names)
+	_, err := hosts.Update(ctx, h.File, hosts.Edit{Project: h.Project, Remove: names}, hosts.Options{BackupDir: h.BackupDir})
 	return h.wrap(err, "remove", slugs)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -383,6 +384,8 @@ func TestQuitKeys(t *testing.T) {
 		{"esc cancels", true, []string{"q", "esc"}, false, modeNormal},
 		{"ctrl+c quits at once", true, []string{"ctrl+c"}, true, modeNormal},
 		{"ctrl+c quits while filtering", false, []string{"/", "ctrl+c"}, true, modeFilter},
+		{"q and y typed in one read", true, []string{"qy"}, true, modeConfirm},
+		{"? and q typed in one read", false, []string{"?q"}, true, modeNormal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -393,10 +396,8 @@ func TestQuitKeys(t *testing.T) {
 			quit := false
 			for _, k := range tt.keys {
 				_, cmd := h.m.Update(keyMsg(k))
-				if cmd != nil {
-					if _, ok := cmd().(tea.QuitMsg); ok {
-						quit = true
-					}
+				if quits(cmd) {
+					quit = true
 				}
 			}
 			if quit != tt.wantQuit {
@@ -454,13 +455,13 @@ func TestLogsFollowPauseAndSearch(t *testing.T) {
 func TestErrorsAreShownAndRetried(t *testing.T) {
 	t.Run("port refused", func(t *testing.T) {
 		h := newHarness(t, 100, 30)
-		err := fmt.Errorf("listen tcp 127.0.0.1:80: %w", &os.SyscallError{Syscall: "bind", Err: syscall.EACCES})
+		err := &devproxy.ListenError{Addr: "127.0.0.1:80", Err: syscall.EACCES}
 		_, cmd := h.m.Update(startedMsg{err: err})
 		if cmd == nil {
 			t.Fatal("no retry scheduled")
 		}
 		v := h.m.View()
-		for _, want := range []string{"proxy not running", "setcap cap_net_bind_service=+ep", "net.ipv4.ip_unprivileged_port_start", "--listen 127.0.0.1:8080"} {
+		for _, want := range []string{"proxy not running", "cannot listen on 127.0.0.1:80: permission denied", "setcap cap_net_bind_service=+ep", "net.ipv4.ip_unprivileged_port_start", "--listen 127.0.0.1:8080"} {
 			if !strings.Contains(v, want) {
 				t.Errorf("view lacks %q:\n%s", want, v)
 			}
@@ -491,6 +492,23 @@ func TestErrorsAreShownAndRetried(t *testing.T) {
 		h.send(retryReloadMsg{})
 		if len(h.m.sites) != 8 || !strings.Contains(h.m.View(), "example.jp") {
 			t.Fatalf("sites did not fill in:\n%s", h.m.View())
+		}
+	})
+	t.Run("a project without sites is asked once", func(t *testing.T) {
+		eng := newFakeEngine(nil)
+		m := New(Options{Engine: eng, Renderer: asciiRenderer(), NoTick: true, Now: func() time.Time { return fixedNow }})
+		h := &harness{t: t, m: m, eng: eng}
+		h.send(tea.WindowSizeMsg{Width: 80, Height: 24})
+		h.send(startedMsg{})
+		h.send(snapshotMsg{})
+		n := 0
+		for _, c := range eng.Calls() {
+			if c == "reload" {
+				n++
+			}
+		}
+		if n != 1 || !strings.Contains(h.m.View(), "no sites") {
+			t.Errorf("%d reloads; view:\n%s", n, h.m.View())
 		}
 	})
 	t.Run("hosts permission suspends for sudo", func(t *testing.T) {
@@ -643,5 +661,67 @@ func TestNoColor(t *testing.T) {
 				t.Errorf("escape sequences in the view: %v, want %v", got, tt.wantColor)
 			}
 		})
+	}
+}
+
+// quits reports whether cmd (or a command it batches or sequences)
+// quits, without running commands that wait.
+func quits(cmd tea.Cmd) bool {
+	if cmd == nil {
+		return false
+	}
+	done := make(chan tea.Msg, 1)
+	go func() { done <- cmd() }()
+	var msg tea.Msg
+	select {
+	case msg = <-done:
+	case <-time.After(20 * time.Millisecond):
+		return false
+	}
+	if _, ok := msg.(tea.QuitMsg); ok {
+		return true
+	}
+	// tea.Batch and tea.Sequence answer with a slice of commands.
+	v := reflect.ValueOf(msg)
+	if v.Kind() == reflect.Slice {
+		for i := 0; i < v.Len(); i++ {
+			if c, ok := v.Index(i).Interface().(tea.Cmd); ok && quits(c) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestSelectionSurvivesReload checks that a new site list (the engine
+// re-read the sites, or the forced site changed) keeps the selection,
+// with and without a filter.
+func TestSelectionSurvivesReload(t *testing.T) {
+	for _, keys := range [][]string{{"j", "j", "j"}, {"/", "e", "x", "enter", "down", "down"}} {
+		h := newHarness(t, 80, 24)
+		h.key(keys...)
+		want := h.selectedSlug()
+		h.send(snapshotMsg{sites: h.eng.Sites(), status: h.eng.Status(), addrs: h.eng.Addrs()})
+		if got := h.selectedSlug(); got != want || want == "" {
+			t.Errorf("after %v and a reload: selected %q, want %q", keys, got, want)
+		}
+	}
+}
+
+func TestFmtAddrs(t *testing.T) {
+	for _, tt := range []struct {
+		addrs   []string
+		compact bool
+		want    string
+	}{
+		{[]string{"127.0.0.1:8080"}, false, "127.0.0.1:8080"},
+		{[]string{"127.0.0.1:8080"}, true, ":8080"},
+		{[]string{"127.0.0.1:80", "[::1]:80"}, false, ":80 (127.0.0.1, ::1)"},
+		{[]string{"127.0.0.1:80", "[::1]:80"}, true, ":80"},
+		{[]string{"127.0.0.1:80", "127.0.0.1:8080"}, true, "127.0.0.1:80, 127.0.0.1:8080"},
+	} {
+		if got := fmtAddrs(tt.addrs, tt.compact); got != tt.want {
+			t.Errorf("fmtAddrs(%v, %v) = %q, want %q", tt.addrs, tt.compact, got, tt.want)
+		}
 	}
 }

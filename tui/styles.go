@@ -12,6 +12,9 @@ import (
 // tests) the renderer drops them and the text still carries the meaning
 // (markers, glyphs).
 type Styles struct {
+	// Plain is no style at all (the base of table cells).
+	Plain lipgloss.Style
+
 	Header, HeaderTitle, HeaderDim, HeaderWarn lipgloss.Style
 
 	TableHeader, TableHeaderFocused lipgloss.Style
@@ -49,6 +52,7 @@ func DefaultStyles(r *lipgloss.Renderer) Styles {
 	selBG := lipgloss.AdaptiveColor{Light: "#E4DDFB", Dark: "#3A3258"}
 
 	s := Styles{
+		Plain:       ns(),
 		Header:      ns(),
 		HeaderTitle: ns().Bold(true).Foreground(accent),
 		HeaderDim:   ns().Foreground(dim),

@@ -204,6 +204,15 @@ func (m *Model) View() string {
 }
 
 func (m *Model) viewHeader() string {
+	if h := m.header(false); ansi.StringWidth(h) <= m.width {
+		return h
+	}
+	return m.header(true)
+}
+
+// header is the top line; compact shortens the proxy's addresses to their
+// port and the forced site to its marker, for narrow terminals.
+func (m *Model) header(compact bool) string {
 	st := m.st
 	dot := st.HeaderDim.Render(" · ")
 	parts := []string{st.HeaderTitle.Render(" siteplex")}
@@ -219,12 +228,12 @@ func (m *Model) viewHeader() string {
 	case !m.started:
 		parts = append(parts, st.HeaderDim.Render("proxy starting…"))
 	case len(m.addrs) > 0:
-		parts = append(parts, st.Header.Render("proxy "+strings.Join(m.addrs, ", ")))
+		parts = append(parts, st.Header.Render("proxy "+fmtAddrs(m.addrs, compact)))
 	}
 	if m.forcedID != 0 {
-		f := fmt.Sprintf("★ %d", m.forcedID)
-		if m.width >= 100 {
-			f = "forced " + f
+		f := fmt.Sprintf("forced ★ %d", m.forcedID)
+		if compact {
+			f = fmt.Sprintf("★ %d", m.forcedID)
 		}
 		for i := range m.sites {
 			if m.sites[i].ID == m.forcedID {
@@ -238,6 +247,27 @@ func (m *Model) viewHeader() string {
 	}
 	parts = append(parts, st.HeaderDim.Render(string(m.mode)))
 	return strings.Join(parts, dot)
+}
+
+// fmtAddrs shows listen addresses like the SPEC's sketch: one address as
+// is, several on one port as ":80 (127.0.0.1, ::1)"; compact keeps only
+// the port.
+func fmtAddrs(addrs []string, compact bool) string {
+	port := portOf(addrs[0])
+	hosts := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		if portOf(a) != port {
+			return strings.Join(addrs, ", ")
+		}
+		hosts = append(hosts, strings.Trim(strings.TrimSuffix(a, ":"+port), "[]"))
+	}
+	switch {
+	case compact:
+		return ":" + port
+	case len(addrs) == 1:
+		return addrs[0]
+	}
+	return ":" + port + " (" + strings.Join(hosts, ", ") + ")"
 }
 
 // cell pads or cuts s to exactly w cells.
@@ -316,32 +346,35 @@ func (m *Model) viewRow(c columns, r int) string {
 	s := &m.sites[m.rows[r]]
 	st := m.st
 	sel := r == m.cursor
+	// paint styles one piece of the row; on the selected row every piece
+	// also gets the selection's background (a piece's own reset would end
+	// a background set around the whole row).
+	paint := func(sty lipgloss.Style, v string) string {
+		if sel {
+			return sty.Inherit(st.Selected).Render(v)
+		}
+		return sty.Render(v)
+	}
 	cur := " "
 	if sel {
-		cur = st.Cursor.Render("›")
+		cur = "›"
 	}
 	star := " "
 	if s.ID == m.forcedID {
-		star = st.Forced.Render("★")
+		star = "★"
 	}
 	usable := s.Usable()
-	rowStyle := lipgloss.Style{}
-	plain := true
+	rowStyle := st.Plain
 	switch {
 	case !usable:
-		rowStyle, plain = st.Problem, false
+		rowStyle = st.Problem
 	case !s.Enabled:
-		rowStyle, plain = st.Disabled, false
+		rowStyle = st.Disabled
 	}
-	text := func(v string, w int) string {
-		v = cell(v, w)
-		if plain {
-			return v
-		}
-		return rowStyle.Render(v)
-	}
+	text := func(v string, w int) string { return paint(rowStyle, cell(v, w)) }
+	right := func(v string, w int) string { return paint(rowStyle, rcell(v, w)) }
 	parts := make([]string, 0, 10)
-	parts = append(parts, cur+star+rcell(strconv.FormatInt(s.ID, 10), c.id), text(s.Slug, c.slug))
+	parts = append(parts, paint(st.Cursor, cur)+paint(st.Forced, star)+right(strconv.FormatInt(s.ID, 10), c.id), text(s.Slug, c.slug))
 	if c.showName {
 		parts = append(parts, text(s.Name, c.name))
 	}
@@ -363,22 +396,21 @@ func (m *Model) viewRow(c columns, r int) string {
 		if !usable {
 			h = HostsNA
 		}
-		g := cell(hostsGlyph(h), c.hosts)
+		hs := st.HostsOff
 		switch h {
 		case HostsAll:
-			g = st.HostsOK.Render(g)
+			hs = st.HostsOK
 		case HostsSome:
-			g = st.HostsSome.Render(g)
+			hs = st.HostsSome
 		case HostsNone, HostsNA, HostsUnknown:
-			g = st.HostsOff.Render(g)
 		}
-		parts = append(parts, g)
+		parts = append(parts, paint(hs, cell(hostsGlyph(h), c.hosts)))
 	}
 	switch {
 	case !usable:
-		parts = append(parts, text("–", c.state), rcell("–", c.port), rcell("–", c.req))
+		parts = append(parts, text("–", c.state), right("–", c.port), right("–", c.req))
 	case !s.Enabled && (!known || ss.State == devproxy.Stopped || ss.State == ""):
-		parts = append(parts, text("– disabled", c.state), rcell("–", c.port), rcell(reqCount(ss.Requests), c.req))
+		parts = append(parts, text("– disabled", c.state), right("–", c.port), right(reqCount(ss.Requests), c.req))
 	default:
 		state := ss.State
 		if state == "" {
@@ -388,19 +420,21 @@ func (m *Model) viewRow(c columns, r int) string {
 		if state == devproxy.Crashed && ss.LastExit != nil {
 			g = "✖ exit " + strconv.Itoa(*ss.LastExit)
 		}
-		sc := cell(g, c.state)
-		if sty, ok := st.StateStyles[state]; ok {
-			sc = sty.Render(sc)
+		sty, ok := st.StateStyles[state]
+		if !ok {
+			sty = st.Plain
 		}
 		port := "–"
 		if ss.Port > 0 && (state == devproxy.Running || state == devproxy.Starting) {
 			port = strconv.Itoa(ss.Port)
 		}
-		parts = append(parts, sc, rcell(port, c.port), rcell(reqCount(ss.Requests), c.req))
+		parts = append(parts, paint(sty, cell(g, c.state)), right(port, c.port), right(reqCount(ss.Requests), c.req))
 	}
-	out := strings.Join(parts, c.sep)
+	out := strings.Join(parts, paint(st.Plain, c.sep))
 	if sel {
-		out = st.Selected.Render(cell(out, m.width))
+		if pad := m.width - ansi.StringWidth(out); pad > 0 {
+			out += paint(st.Plain, strings.Repeat(" ", pad))
+		}
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -150,6 +151,9 @@ func makeDemoProject(ctx context.Context, dir string) (root string, err error) {
 // demoRun builds the demo project, runs the UI over it and removes
 // everything when the UI ends.
 func demoRun(ctx context.Context, f *Factory) (err error) {
+	// A closed terminal (SIGHUP) must clean up like q does.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP)
+	defer stop()
 	if err := needTerminal(f); err != nil {
 		return err
 	}
@@ -218,12 +222,13 @@ func demoRun(ctx context.Context, f *Factory) (err error) {
 			_ = e.Close(context.Background())
 			return err
 		}
-		notice = demoListen + " is taken: listening on " + strings.Join(e.Addrs(), ", ") + " instead · demo project in " + dir + " (removed on quit)"
+		notice = "port 8080 is taken: using " + strings.Join(e.Addrs(), ", ") + " · demo project in " + dir + " (removed on quit)"
 	}
 	if a := e.Addrs(); len(a) > 0 && notice == "" {
 		notice = "demo project in " + dir + " (removed on quit) · try http://gh.localhost:" + portOf(a[0]) + "/"
 	}
-	return uiRun(ctx, f, p, cfg, uiExtras{started: e, notice: notice, noSudo: true})
+	return uiRun(ctx, f, p, cfg, uiExtras{started: e, notice: notice, noSudo: true,
+		hostsBackups: filepath.Join(dir, "state")})
 }
 
 // portOf is the port of host:port.

@@ -43,7 +43,7 @@ func (s *tmuxSession) screen() string {
 // waitScreen polls the pane until re matches, and returns the submatches.
 func (s *tmuxSession) waitScreen(what string, re *regexp.Regexp) []string {
 	s.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		scr := s.screen()
 		if m := re.FindStringSubmatch(scr); m != nil {

@@ -4,8 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"syscall"
+
+	"github.com/spf13/cobra"
 
 	"github.com/siteplex/siteplex/compose"
 	"github.com/siteplex/siteplex/devproxy"
@@ -32,6 +37,42 @@ func dockerRunner(f *Factory) (devproxy.Runner, error) {
 		return nil, err
 	}
 	return newDockerRunner(context.Background(), p)
+}
+
+// dockerRunnerFor is Factory.DockerRunner: the docker runner for p, with
+// the reaper that removes its containers when siteplex exits.
+func dockerRunnerFor(ctx context.Context, p *sites.Project) (devproxy.Runner, error) {
+	r, err := newDockerRunner(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if exe, err := os.Executable(); err == nil {
+		r.ReaperArgv = []string{exe, "docker-reaper"}
+		logs := filepath.Join(p.StateDir(), "logs")
+		if os.MkdirAll(logs, 0o755) == nil {
+			if lf, err := os.OpenFile(filepath.Join(logs, "docker-reaper.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err == nil {
+				r.ReaperLog = lf
+			}
+		}
+	}
+	return r, nil
+}
+
+// newCmdDockerReaper is the hidden helper the docker runner starts: it
+// removes the runner's containers once siteplex has exited (see
+// compose.RunReaper).
+func newCmdDockerReaper(f *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:    "docker-reaper",
+		Short:  "Remove siteplex's containers once siteplex exits (started by --runner docker)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// It must outlive siteplex's own end, signals included.
+			signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+			return compose.RunReaper(f.IO.In)
+		},
+	}
 }
 
 // newDockerRunner connects to Docker and makes the runner for p.

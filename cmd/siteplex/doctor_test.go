@@ -233,3 +233,22 @@ func TestDoctorCLIBrokenFiles(t *testing.T) {
 		}
 	})
 }
+
+func TestDoctorCLIFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"doctor", "extra"}, "unknown command"},
+		{[]string{"doctor", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"doctor", "--json=maybe"}, "invalid argument"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := runSiteplexCLI(t, nil, tt.args...)
+			if r.code != 2 || !strings.Contains(r.err, tt.want) || r.out != "" {
+				t.Errorf("exit %d (want 2), stdout %q, stderr %q (want %q)", r.code, r.out, r.err, tt.want)
+			}
+		})
+	}
+}

@@ -200,7 +200,7 @@ func hostsApplyRun(cmd *cobra.Command, f *Factory, opts *hostsOptions, args []st
 			continue
 		}
 		for _, n := range hostsSiteNames(s, mode) {
-			h, err := sites.Hostname(n.raw)
+			h, err := hosts.Hostname(n.raw)
 			if err != nil {
 				fmt.Fprintf(f.IO.Err, "siteplex: %s: %s name not written to %s: %v\n", hostsSiteLabel(s), n.kind, p.HostsFile, err)
 				refused = true
@@ -263,7 +263,7 @@ func hostsRemoveRun(cmd *cobra.Command, f *Factory, opts *hostsOptions, args []s
 		for _, a := range args {
 			if s, ok := sites.Find(list, a); ok {
 				for _, n := range hostsSiteNames(s, mode) {
-					if h, err := sites.Hostname(n.raw); err == nil {
+					if h, err := hosts.Hostname(n.raw); err == nil {
 						edit.Remove = append(edit.Remove, h)
 					}
 				}
@@ -280,7 +280,7 @@ func hostsRemoveRun(cmd *cobra.Command, f *Factory, opts *hostsOptions, args []s
 					inBlock[n] = true
 				}
 			}
-			if h, err := sites.Hostname(a); err == nil && inBlock[h] {
+			if h, err := hosts.Hostname(a); err == nil && inBlock[h] {
 				edit.Remove = append(edit.Remove, h)
 				continue
 			}

@@ -55,8 +55,10 @@ func hostsProject(t *testing.T, hostsData string, domains map[string]string) (ro
 }
 
 // runHosts runs the CLI in process and returns exit code, stdout, stderr.
-func runHosts(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
+func runHosts(t testing.TB, args ...string) (int, string, string) {
+	if t != nil {
+		t.Helper()
+	}
 	var out, errb bytes.Buffer
 	f := newFactory(&IOStreams{In: strings.NewReader(""), Out: &out, Err: &errb})
 	code := execute(context.Background(), f, args)
@@ -504,4 +506,67 @@ func TestHostsNoPermission(t *testing.T) {
 	if out, err := cmd.Output(); err != nil || !strings.Contains(string(out), "-127.0.0.1 example.gh") {
 		t.Fatalf("dry run as nobody: %v\n%s", err, out)
 	}
+}
+
+// BenchmarkHostsApplyCLI10k runs `siteplex hosts apply` in process over
+// 10,000 sites in SQLite and a 1 MB hosts file: loading the sites plus the
+// safe write. bench/hosts.sh measures the same through the real binary.
+func BenchmarkHostsApplyCLI10k(b *testing.B) {
+	for _, noop := range []bool{false, true} {
+		name := "apply"
+		if noop {
+			name = "noop"
+		}
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			b.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
+			b.Setenv("SITEPLEX_HOSTS_FILE", "")
+			db := filepath.Join(dir, "db.sqlite3")
+			sql := `CREATE TABLE django_site (id integer PRIMARY KEY, domain varchar(100) NOT NULL UNIQUE, name varchar(50) NOT NULL);
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 10000)
+INSERT INTO django_site SELECT i, printf('site%05d.example.test', i), printf('Site %d', i) FROM c;`
+			if out, err := exec.Command("sqlite3", db, sql).CombinedOutput(); err != nil {
+				b.Skipf("sqlite3: %v %s", err, out)
+			}
+			var hb strings.Builder
+			for i := 0; hb.Len() < 1<<20; i++ {
+				fmt.Fprintf(&hb, "0.0.0.0 ads%d.tracker.example.com\r\n", i)
+			}
+			hf := filepath.Join(dir, "hosts")
+			args := []string{"--project", dir, "--db", "sqlite:///" + db, "--hosts-file", hf, "hosts", "apply"}
+			os.WriteFile(hf, []byte(hb.String()), 0o644)
+			if noop {
+				if code, _, errs := runHosts(nil, args...); code != 0 {
+					b.Fatal(errs)
+				}
+			}
+			var cpu time.Duration
+			n := 0
+			for b.Loop() {
+				if !noop {
+					b.StopTimer()
+					os.WriteFile(hf, []byte(hb.String()), 0o644)
+					b.StartTimer()
+				}
+				c0 := hostsCPUTime()
+				if code, _, errs := runHosts(nil, args...); code != 0 {
+					b.Fatal(errs)
+				}
+				cpu += hostsCPUTime() - c0
+				n++
+			}
+			// The machine may be shared: CPU time per op does not depend on
+			// the neighbours, wall time does.
+			b.ReportMetric(float64(cpu.Microseconds())/1000/float64(n), "cpu-ms/op")
+		})
+	}
+}
+
+// hostsCPUTime is the CPU time (user+system) this process has used so far.
+func hostsCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -54,6 +54,7 @@ type Factory struct {
 func newFactory(io *IOStreams) *Factory {
 	f := &Factory{IO: io}
 	f.Docker = func() sites.DockerFinder { return dockerFinder(f) }
+	f.DockerRunner = dockerRunnerFor
 	return f
 }
 
@@ -158,6 +159,7 @@ func commands(f *Factory) []*cobra.Command {
 		newCmdDoctor(f),
 		newCmdDemo(f),
 		newCmdDemoSite(f),
+		newCmdDockerReaper(f),
 	}
 }
 

@@ -358,6 +358,7 @@ func serveRun(ctx context.Context, f *Factory) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- e.Wait() }()
+	last := map[string]devproxy.State{}
 loop:
 	for {
 		select {
@@ -368,6 +369,12 @@ loop:
 		case ev, ok := <-events:
 			if !ok {
 				break loop
+			}
+			if ev.Kind == devproxy.EventState {
+				if last[ev.Site.Slug] == ev.Site.State {
+					continue
+				}
+				last[ev.Site.Slug] = ev.Site.State
 			}
 			printEvent(f, ev)
 		}

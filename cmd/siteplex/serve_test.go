@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -208,9 +209,9 @@ func TestServePort80RefusedAsNobody(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		testenv.Missing(t, "setpriv (util-linux)")
 	}
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); err == nil && strings.TrimSpace(string(b)) != "" {
-		if v := strings.TrimSpace(string(b)); len(v) < 3 || v <= "080" && len(v) == 2 {
-			testenv.Missing(t, "a system where port 80 is privileged (ip_unprivileged_port_start is "+v+")")
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v <= 80 {
+			testenv.Missing(t, "a system where port 80 is privileged (ip_unprivileged_port_start is "+strconv.Itoa(v)+")")
 		}
 	}
 	bin := buildSiteplex(t)
@@ -471,5 +472,44 @@ func TestServeDjangoEveryHostAndCookie(t *testing.T) {
 	}
 	if resp.StatusCode != 200 || json.Unmarshal(b, &w) != nil || w.SiteID != pick.ID {
 		t.Errorf("cookie %s on localhost: %d %s", pick.Slug, resp.StatusCode, b)
+	}
+}
+
+func TestServeSIGKILLLeavesNoSiteProcess(t *testing.T) {
+	bin := buildSiteplex(t)
+	dir := demoProject(t, bin)
+	sp := startServe(t, bin, dir)
+	var pids []int
+	for _, h := range []string{"one.localhost", "two.localhost"} {
+		code, b := httpGet(t, sp.addr, h, "/whoami")
+		var who struct {
+			PID int `json:"pid"`
+		}
+		if code != 200 || json.Unmarshal(b, &who) != nil || who.PID == 0 {
+			t.Fatalf("%s: %d %s", h, code, b)
+		}
+		pids = append(pids, who.PID)
+	}
+	if err := sp.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = sp.cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("site process %d alive 5 s after siteplex was SIGKILLed", pid)
+		}
+	}
+	// The next start comes up cleanly over the leftovers (stale pid files,
+	// a stale engine.json) and serves again.
+	if _, err := devproxy.ReadEngineFile(filepath.Join(dir, ".siteplex")); !errors.Is(err, devproxy.ErrNoEngine) {
+		t.Errorf("engine.json of the killed engine: %v, want ErrNoEngine", err)
+	}
+	sp2 := startServe(t, bin, dir)
+	if code, _ := httpGet(t, sp2.addr, "one.localhost", "/whoami"); code != 200 {
+		t.Errorf("after restart: %d", code)
 	}
 }

@@ -80,7 +80,13 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// printSitesTable prints the aligned table for people; ★ marks the forced
+// site and "–" an empty value.
 func printSitesTable(w io.Writer, list []sites.Site) error {
+	if len(list) == 0 {
+		_, err := fmt.Fprintln(w, "no sites")
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\tID\tSLUG\tNAME\tDOMAIN\tREAL\tLOCAL\tENABLED\tALIASES\tPROBLEMS")
 	for _, s := range list {
@@ -100,13 +106,7 @@ func printSitesTable(w io.Writer, list []sites.Site) error {
 			clean(s.Domain), orDash(real), orDash(s.LocalDomain), enabled, orDash(strings.Join(s.Aliases, ",")),
 			orDash(strings.Join(s.Problems, "; ")))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(list) == 0 {
-		fmt.Fprintln(w, "no sites")
-	}
-	return nil
+	return tw.Flush()
 }
 
 func orDash(s string) string {
@@ -116,11 +116,12 @@ func orDash(s string) string {
 	return clean(s)
 }
 
-// clean makes a database value safe for a terminal line: control
-// characters are shown quoted.
+// clean makes a database value safe for a terminal line: when it holds a
+// C0 or C1 control character (a newline, a tab, ESC, CSI) it is shown
+// Go-quoted, so a row cannot move the cursor or break the columns.
 func clean(s string) string {
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		if r < 0x20 || r >= 0x7f && r <= 0x9f {
 			q := strconv.Quote(s)
 			return q[1 : len(q)-1]
 		}

@@ -177,15 +177,15 @@ func TestSitesCLI(t *testing.T) {
 
 func TestSitesCLIProblemsAndControlCharacters(t *testing.T) {
 	dir := sitesProject(t,
-		`INSERT INTO django_site (id, domain, name) VALUES (5, 'evil.example`+"\n"+`127.0.0.1 bank.example', 'Inj`+"\x1b[31m"+`ected')`)
+		`INSERT INTO django_site (id, domain, name) VALUES (5, 'evil.example`+"\n"+`127.0.0.1 bank.example', 'Inj`+"\x1b[31m"+`ected`+"\u009b"+`2J')`)
 	out, _, code := runCLI(t, dir, nil, "sites")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	if strings.ContainsAny(out, "\x1b") || strings.Count(out, "\n") != 2 {
+	if strings.ContainsAny(out, "\x1b\u009b") || strings.Count(out, "\n") != 2 {
 		t.Errorf("a control character reached the terminal:\n%q", out)
 	}
-	for _, want := range []string{`evil.example\n127.0.0.1 bank.example`, `Inj\x1b[31mected`, `invalid domain: domain "evil.example\n127.0.0.1 bank.example" contains a control character`} {
+	for _, want := range []string{`evil.example\n127.0.0.1 bank.example`, `Inj\x1b[31mected\u009b2J`, `invalid domain: domain "evil.example\n127.0.0.1 bank.example" contains a control character`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
@@ -198,6 +198,18 @@ func TestSitesCLIProblemsAndControlCharacters(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 1 || len(list[0].Problems) != 1 ||
 		list[0].Domain != "evil.example\n127.0.0.1 bank.example" {
 		t.Errorf("JSON: %v %+v\n%s", err, list, out)
+	}
+}
+
+func TestSitesCLIEmpty(t *testing.T) {
+	dir := sitesProject(t)
+	out, errOut, code := runCLI(t, dir, nil, "sites")
+	if code != 0 || out != "no sites\n" || errOut != "" {
+		t.Errorf("sites: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	out, _, code = runCLI(t, dir, nil, "sites", "--json")
+	if code != 0 || out != "[]\n" {
+		t.Errorf("sites --json: exit %d, stdout %q", code, out)
 	}
 }
 

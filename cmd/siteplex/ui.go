@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/charmbracelet/lipgloss"
@@ -50,7 +52,8 @@ func runUI(cmd *cobra.Command, f *Factory, args []string) error {
 	if len(args) > 0 {
 		return sites.Usagef("unknown command %q for siteplex: run 'siteplex --help'", args[0])
 	}
-	ctx := cmd.Context()
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGHUP)
+	defer stop()
 	if err := needTerminal(f); err != nil {
 		return err
 	}
@@ -71,8 +74,11 @@ type uiExtras struct {
 	started *devproxy.Engine
 	// notice is shown in the status line at first.
 	notice string
-	// sudo is false when the hosts file is the user's (the demo's).
+	// noSudo is true when the hosts file is the user's own (the demo's).
 	noSudo bool
+	// hostsBackups is where hosts file backups go ("" = the user's
+	// state folder).
+	hostsBackups string
 }
 
 // needTerminal refuses to draw a UI into a pipe.
@@ -102,7 +108,7 @@ func uiRun(ctx context.Context, f *Factory, p *sites.Project, cfg devproxy.Confi
 		Project:  p.Name,
 		Database: dbDisplay(p),
 		Mode:     cfg.Mode,
-		Hosts:    uiHosts(f, p, x.noSudo),
+		Hosts:    uiHosts(f, p, x),
 		WriteForced: func(ctx context.Context, id int64) error {
 			return writeForcedSiteID(p, id)
 		},
@@ -125,12 +131,22 @@ func uiRun(ctx context.Context, f *Factory, p *sites.Project, cfg devproxy.Confi
 	return runErr
 }
 
+// runningCount counts the processes that run or start (one shared process
+// in single mode counts once).
 func runningCount(st devproxy.Status) int {
 	n := 0
+	pids := map[int]bool{}
 	for _, s := range st.Sites {
-		if s.State == devproxy.Running || s.State == devproxy.Starting {
-			n++
+		if s.State != devproxy.Running && s.State != devproxy.Starting {
+			continue
 		}
+		if s.PID > 0 {
+			if pids[s.PID] {
+				continue
+			}
+			pids[s.PID] = true
+		}
+		n++
 	}
 	return n
 }
@@ -171,14 +187,15 @@ func dbDisplay(p *sites.Project) string {
 // uiHosts manages the project's block in its hosts file; a change that
 // needs root runs `sudo siteplex hosts apply|remove …` with the flags that
 // find this same project.
-func uiHosts(f *Factory, p *sites.Project, noSudo bool) tui.Hosts {
+func uiHosts(f *Factory, p *sites.Project, x uiExtras) tui.Hosts {
 	mode, err := hostsNamesMode(&hostsOptions{}, p)
 	if err != nil {
 		mode = "domain"
 	}
 	h := &tui.HostsFile{
-		File:    p.HostsFile,
-		Project: p.Name,
+		File:      p.HostsFile,
+		Project:   p.Name,
+		BackupDir: x.hostsBackups,
 		Names: func(s *sites.Site) []string {
 			var out []string
 			for _, n := range hostsSiteNames(s, mode) {
@@ -187,7 +204,7 @@ func uiHosts(f *Factory, p *sites.Project, noSudo bool) tui.Hosts {
 			return out
 		},
 	}
-	if !noSudo {
+	if !x.noSudo {
 		h.SudoArgv = func(verb string, slugs []string) []string {
 			args := append([]string{"hosts", verb}, slugs...)
 			args = append(args, "--project", p.Root, "--hosts-file", p.HostsFile)

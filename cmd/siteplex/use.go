@@ -85,6 +85,9 @@ func envName(p *sites.Project) string {
 
 // siteLabel is "2 gh (Ghana, example.gh)".
 func siteLabel(s *sites.Site) string {
+	if s.Name == "" || s.Name == s.Domain {
+		return fmt.Sprintf("%d %s (%s)", s.ID, orDash(s.Slug), clean(s.Domain))
+	}
 	return fmt.Sprintf("%d %s (%s, %s)", s.ID, orDash(s.Slug), clean(s.Name), clean(s.Domain))
 }
 
@@ -136,7 +139,7 @@ func runUseSet(ctx context.Context, f *Factory, opts *useOptions, key string) er
 			fmt.Fprintf(f.IO.Out, "%s, already in %s\n", what, name)
 		}
 	}
-	told, err := tellEngine(ctx, f, p, id)
+	told, err := tellEngine(ctx, f, p, id, opts.JSON)
 	res.Engine = told
 	if err != nil {
 		return err
@@ -172,7 +175,7 @@ func runUseClear(ctx context.Context, f *Factory, opts *useOptions) error {
 			fmt.Fprintf(f.IO.Out, "removed SITE_ID from %s\n", name)
 		}
 	}
-	told, err := tellEngine(ctx, f, p, 0)
+	told, err := tellEngine(ctx, f, p, 0, opts.JSON)
 	if err != nil {
 		return err
 	}
@@ -228,7 +231,7 @@ const engineTimeout = 90 * time.Second
 
 // tellEngine switches a running engine of this project to siteID (0 =
 // clear). told is false when no engine runs.
-func tellEngine(ctx context.Context, f *Factory, p *sites.Project, siteID int64) (told bool, err error) {
+func tellEngine(ctx context.Context, f *Factory, p *sites.Project, siteID int64, quiet bool) (told bool, err error) {
 	ef, err := devproxy.ReadEngineFile(p.StateDir())
 	if errors.Is(err, devproxy.ErrNoEngine) {
 		return false, nil
@@ -242,7 +245,14 @@ func tellEngine(ctx context.Context, f *Factory, p *sites.Project, siteID int64)
 	if err := devproxy.NewClient(ef).Use(ctx, siteID); err != nil {
 		return false, fmt.Errorf("SITE_ID is written, but the running engine (pid %d) could not be told: %w", ef.PID, err)
 	}
-	fmt.Fprintf(f.IO.Err, "siteplex: the running engine (pid %d) switched in %s\n", ef.PID, time.Since(start).Round(time.Millisecond))
+	if !quiet {
+		took := time.Since(start).Round(time.Millisecond)
+		if siteID == 0 {
+			fmt.Fprintf(f.IO.Out, "the running siteplex (pid %d) forces no site now: localhost shows the index (%s)\n", ef.PID, took)
+		} else {
+			fmt.Fprintf(f.IO.Out, "the running siteplex (pid %d) switched: localhost serves SITE_ID=%d (%s)\n", ef.PID, siteID, took)
+		}
+	}
 	return true, nil
 }
 

@@ -32,7 +32,19 @@ var (
 	dockerOnce sync.Once
 	dockerInst *Docker
 	dockerErr  error
+
+	atStopMu sync.Mutex
+	atStop   []func()
 )
+
+// AtDockerStop registers fn (removing an image, say) to run in StopDocker,
+// before the engine stops: things a test binary shares between its tests
+// are removed even when a test fails.
+func AtDockerStop(fn func()) {
+	atStopMu.Lock()
+	defer atStopMu.Unlock()
+	atStop = append(atStop, fn)
+}
 
 // StartDocker returns a Docker engine for the tests and sets DOCKER_HOST
 // to it. It uses the engine DOCKER_HOST (or /var/run/docker.sock) names
@@ -54,6 +66,13 @@ func StartDocker(t testing.TB) *Docker {
 // StopDocker stops the engine StartDocker started, if any, and removes its
 // folder. Call it from TestMain after m.Run.
 func StopDocker() {
+	atStopMu.Lock()
+	fns := atStop
+	atStop = nil
+	atStopMu.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
 	d := dockerInst
 	if d == nil || !d.Own {
 		return

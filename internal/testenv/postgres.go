@@ -92,13 +92,14 @@ func (p *Postgres) CreatePasswordRole(t testing.TB, role, password, db string) s
 	return u.String()
 }
 
-// Main runs the tests of a package that uses StartPostgres and stops the
-// cluster afterwards. Use it as the package's TestMain:
+// Main runs the tests of a package that uses StartPostgres or StartDocker
+// and stops the cluster and the engine afterwards. Use it as the package's TestMain:
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
 	StopPostgres()
+	StopDocker()
 	os.Exit(code)
 }
 
