@@ -61,20 +61,28 @@ size=$(stat -c %s "$work/hosts.orig")
 echo "hosts file: $size bytes before; block: $lines lines; $RUNS runs each; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
-hyperfine --warmup 3 --runs "$RUNS" -N --export-markdown "$work/a.md" --style none \
+hyperfine --warmup 3 --runs "$RUNS" -N --export-json "$work/a.json" --style none \
 	-n 'version' "$bin --version" \
 	-n 'sites --json (10k)' "$sp sites --json" >/dev/null
-hyperfine --warmup 3 --runs "$RUNS" -N --export-markdown "$work/b.md" --style none \
+hyperfine --warmup 3 --runs "$RUNS" -N --export-json "$work/b.json" --style none \
 	--prepare "cp $work/hosts.orig $work/hosts" \
 	-n 'apply 10k into 1 MB' "$sp hosts apply" \
 	-n 'dry-run apply 10k' "$sp hosts apply --dry-run" >/dev/null
 cp "$work/hosts.orig" "$work/hosts"
 $sp hosts apply >/dev/null
-hyperfine --warmup 3 --runs "$RUNS" -N --export-markdown "$work/c.md" --style none \
+hyperfine --warmup 3 --runs "$RUNS" -N --export-json "$work/c.json" --style none \
 	-n 'no-op apply 10k' "$sp hosts apply" >/dev/null
-cat "$work/a.md"
-tail -n +3 "$work/b.md"
-tail -n +3 "$work/c.md"
+# Wall time depends on the neighbours on a shared machine; CPU time
+# (user+system of the siteplex process) does not.
+python3 - "$work/a.json" "$work/b.json" "$work/c.json" <<'PY'
+import json, sys
+print("| Command | Mean [ms] | Median [ms] | Min [ms] | CPU user+sys [ms] |")
+print("|:---|---:|---:|---:|---:|")
+for f in sys.argv[1:]:
+    for r in json.load(open(f))["results"]:
+        ms = lambda v: f"{v * 1000:.1f}"
+        print(f"| `{r['command']}` | {ms(r['mean'])} ± {ms(r['stddev'])} | {ms(r['median'])} | {ms(r['min'])} | {ms(r['user'] + r['system'])} |")
+PY
 echo
 echo "go test -bench (hosts package alone, safe writer included):"
 go test ./hosts -run '^$' -bench . -benchtime 30x -count 3 | grep '^Benchmark'

@@ -182,14 +182,15 @@ med = lambda xs: statistics.median(xs)
 direct = med([r[0] for r in res["direct"]])
 print(f"wrk -t1 -c{__import__('os').environ.get('CONNS','32')} -d{__import__('os').environ.get('DURATION','5s')}, {len(res['direct'])} interleaved rounds, medians; backend: siteplex demo-site /plain")
 print()
-print("| target | req/s | of direct | p50 ms | p99 ms | proxy CPU µs/req | non-2xx |")
-print("|---|---:|---:|---:|---:|---:|---:|")
+print("| target | req/s | of direct | p50 ms | p99 ms | proxy CPU µs/req | non-2xx | req/s per round |")
+print("|---|---:|---:|---:|---:|---:|---:|---|")
 for name in ("direct", "siteplex", "nginx"):
     rs = res[name]
     rps, p50, p99, cpu = (med([r[i] for r in rs]) for i in range(4))
     bad = sum(r[4] for r in rs)
     cpus = "–" if cpu < 0 else f"{cpu:.1f}"
-    print(f"| {name} | {rps:,.0f} | {100*rps/direct:.0f} % | {p50:.2f} | {p99:.2f} | {cpus} | {bad} |")
+    per = " ".join(f"{r[0]:,.0f}" for r in rs)
+    print(f"| {name} | {rps:,.0f} | {100*rps/direct:.0f} % | {p50:.2f} | {p99:.2f} | {cpus} | {bad} | {per} |")
 print()
 cm = med(cold)
 print(f"cold start: first request to a stopped site {cm*1000:.1f} ms (median of {len(cold)}); "

@@ -7,6 +7,7 @@
 # hyperfine, from a cold process each run:
 #   sites         the aligned table
 #   sites --json  the JSON array
+#   sites --db    with the database named, so no Docker container lookup
 #   --version     the process start alone (the floor)
 # Target: `siteplex sites` under 30 ms. Prints a markdown table.
 #
@@ -77,6 +78,7 @@ echo
 hyperfine -N --warmup 5 --runs "$RUNS" --style none --export-json "$work/result.json" \
 	-n 'siteplex sites' "$bin sites" \
 	-n 'siteplex sites --json' "$bin sites --json" \
+	-n 'siteplex sites --db sqlite:///db.sqlite3 (no Docker lookup)' "$bin sites --db sqlite:///db.sqlite3" \
 	-n 'siteplex --version (process start)' "$bin --version" >/dev/null 2>"$work/hyperfine.err" ||
 	{ cat "$work/hyperfine.err" >&2; exit 1; }
 python3 - "$work/result.json" <<'PY'

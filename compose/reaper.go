@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/errdefs"
 )
 
 // The reaper is a small helper process (`siteplex docker-reaper`) that
@@ -127,9 +128,7 @@ func (r *Runner) track(action, id string) {
 }
 
 // isGone reports whether a Docker error says the container no longer
-// exists or is stopped already.
+// exists, is stopped already or is being removed.
 func isGone(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "No such container") || strings.Contains(s, "is not running") ||
-		strings.Contains(s, "removal of container") && strings.Contains(s, "already in progress")
+	return errdefs.IsNotFound(err) || errdefs.IsNotModified(err) || errdefs.IsConflict(err)
 }

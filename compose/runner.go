@@ -161,6 +161,9 @@ func (r *Runner) siteEnv(base []string, spec devproxy.ProcessSpec, withPort bool
 	}
 	over := map[string]string{}
 	for _, k := range keys {
+		if k == "PORT" && !withPort {
+			continue // single mode keeps the container's own port
+		}
 		if v, ok := specEnv[k]; ok {
 			over[k] = v
 		}
@@ -311,7 +314,7 @@ func (r *Runner) startSite(ctx context.Context, web container.InspectResponse, s
 		}
 	}
 	cfg := &container.Config{
-		Image:        web.Image,
+		Image:        r.serviceImage(ctx, web),
 		Env:          r.siteEnv(web.Config.Env, spec, true),
 		Cmd:          containerArgv(spec.Argv, ms),
 		Entrypoint:   web.Config.Entrypoint,
@@ -397,6 +400,19 @@ func createLinks(links []string) []string {
 	return out
 }
 
+// serviceImage is the web service's image: by the name compose gave it, so
+// that a `docker compose build` is picked up by the next site container
+// as by the next `docker compose up`; the exact image web runs when that
+// name is gone.
+func (r *Runner) serviceImage(ctx context.Context, web container.InspectResponse) string {
+	if name := web.Config.Image; name != "" {
+		if _, err := r.d.API.ImageInspect(ctx, name); err == nil {
+			return name
+		}
+	}
+	return web.Image
+}
+
 // removeNow force-removes a container, ignoring errors (clean-up after a
 // failed start).
 func (r *Runner) removeNow(id string) {
@@ -469,30 +485,56 @@ func (r *Runner) startSingle(ctx context.Context, web container.InspectResponse,
 	} else {
 		nets = nil
 	}
-	// Stop and remove the old container (its volumes stay), then create
-	// the new one under the same name.
-	if web.State != nil && web.State.Running {
+	// Stop the old container and set it aside under another name; create
+	// and start the new one under the real name; only then remove the old
+	// one (its volumes stay: the new container mounts them). When anything
+	// fails the old container is put back as it was.
+	wasRunning := web.State != nil && web.State.Running
+	if wasRunning {
 		t := 10
 		if err := r.d.API.ContainerStop(ctx, web.ID, container.StopOptions{Timeout: &t}); err != nil && !errdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("stopping the %s container %s: %w", WebService, name, err)
 		}
 	}
-	if err := r.d.API.ContainerRemove(ctx, web.ID, container.RemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
-		return nil, fmt.Errorf("removing the %s container %s to recreate it: %w", WebService, name, err)
+	aside := name + "-siteplex-previous"
+	if old, err := r.d.API.ContainerInspect(ctx, aside); err == nil {
+		// Left by an interrupted recreation; the real name is taken by web.
+		r.d.API.ContainerRemove(ctx, old.ID, container.RemoveOptions{Force: true})
+	}
+	if err := r.d.API.ContainerRename(ctx, web.ID, aside); err != nil {
+		return nil, fmt.Errorf("renaming the %s container %s to recreate it: %w", WebService, name, err)
+	}
+	rollback := func(newID string, cause error) error {
+		bctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if newID != "" {
+			r.d.API.ContainerRemove(bctx, newID, container.RemoveOptions{Force: true})
+			r.track("forget", newID)
+		}
+		if err := r.d.API.ContainerRename(bctx, web.ID, name); err != nil {
+			return fmt.Errorf("%w; and putting the old container back failed too (it is named %s now): %v", cause, aside, err)
+		}
+		if wasRunning {
+			r.d.API.ContainerStart(bctx, web.ID, container.StartOptions{})
+		}
+		return fmt.Errorf("%w (the old %s container is back as it was; recreate it with `docker compose up -d --force-recreate %s`)", cause, WebService, WebService)
 	}
 	created, err := r.d.API.ContainerCreate(ctx, &cfg, &hc, nc, nil, name)
 	if err != nil {
-		return nil, fmt.Errorf("recreating the %s container %s with SITE_ID=%d: %w (recreate it with `docker compose up -d --force-recreate %s`)", WebService, name, spec.Site.ID, err, WebService)
+		return nil, rollback("", fmt.Errorf("recreating the %s container %s with SITE_ID=%d: %w", WebService, name, spec.Site.ID, err))
 	}
 	for _, n := range nets {
 		if err := r.d.API.NetworkConnect(ctx, n, created.ID, endpoint(n)); err != nil {
-			return nil, fmt.Errorf("connecting %s to network %s: %w", name, n, err)
+			return nil, rollback(created.ID, fmt.Errorf("connecting %s to network %s: %w", name, n, err))
 		}
 	}
 	r.track("stop", created.ID)
 	p := &proc{r: r, id: created.ID, name: name, done: make(chan struct{})}
 	if err := p.start(ctx, spec); err != nil {
-		return nil, err
+		return nil, rollback(created.ID, err)
+	}
+	if err := r.d.API.ContainerRemove(ctx, web.ID, container.RemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
+		fmt.Fprintf(orDiscard(spec.Stderr), "siteplex: the previous %s container is left as %s: %v\n", WebService, aside, err)
 	}
 	inner, published := appPort(&cfg, &hc)
 	p.addr = published
@@ -503,6 +545,13 @@ func (r *Runner) startSingle(ctx context.Context, web container.InspectResponse,
 		p.addr = "127.0.0.1:" + strconv.Itoa(spec.Port)
 	}
 	return p, nil
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
 }
 
 // appPort picks the web container's application port: the only published

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -72,6 +73,7 @@ func TestSiteEnv(t *testing.T) {
 		t.Errorf("siteEnv:\n got %q\nwant %q", got, want)
 	}
 	// Single mode keeps the container's own PORT.
+	r.EnvKeys = append(r.EnvKeys, "PORT") // PORT in the env file too
 	if got := r.siteEnv([]string{"PORT=80"}, spec, false); slices.Contains(got, "PORT=41234") {
 		t.Errorf("single mode changed PORT: %q", got)
 	}
@@ -371,5 +373,78 @@ func TestRunnerSingleRecreatesWeb(t *testing.T) {
 			t.Errorf("after Stop: err=%v running=%v, want a stopped container", err, insp.State != nil && insp.State.Running)
 		}
 		oldID = insp.ID
+	}
+}
+
+func TestRunnerSingleRollback(t *testing.T) {
+	d := dockerT(t)
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "rollbackproj")
+	os.MkdirAll(root, 0o755)
+	webPort, _ := testenv.FreePort()
+	oldID, _ := composeWeb(t, d, "rollbackproj", root, webPort)
+	whoami(t, "127.0.0.1:"+strconv.Itoa(webPort))
+	// Stop web and take its published port: the recreated container
+	// cannot start.
+	secs := 5
+	if err := d.API.ContainerStop(ctx, oldID, container.StopOptions{Timeout: &secs}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(webPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	r, err := NewRunner(ctx, d, root, "rollbackproj", "rollback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Start(ctx, devproxy.ProcessSpec{Single: true, Site: sites.Site{ID: 5}, Env: []string{"SITE_ID=5"}})
+	if err == nil || !strings.Contains(err.Error(), "is back as it was") {
+		t.Fatalf("Start with the port taken: %v", err)
+	}
+	insp, err := d.API.ContainerInspect(ctx, "rollbackproj-web-1")
+	if err != nil || insp.ID != oldID {
+		t.Fatalf("the original web container is not back under its name: %v (id %s, want %s)", err, insp.ID, oldID)
+	}
+	if env := envOf(insp); env["SITE_ID"] != "1" {
+		t.Errorf("original env changed: %v", insp.Config.Env)
+	}
+	if _, err := d.API.ContainerInspect(ctx, "rollbackproj-web-1-siteplex-previous"); !errdefs.IsNotFound(err) {
+		t.Errorf("the set-aside name is still in use: %v", err)
+	}
+}
+
+func TestReaper(t *testing.T) {
+	d := dockerT(t)
+	ctx := context.Background()
+	img := composetest.WebImage(t, d.API)
+	run := func(name string) string {
+		return composetest.Run(t, d.API, name, &container.Config{Image: img, Cmd: []string{"/siteplex", "demo-site"}}, &container.HostConfig{}, "")
+	}
+	site, web, kept := run("reaper-site"), run("reaper-web"), run("reaper-kept")
+	in := strings.Join([]string{
+		"remove " + site,
+		"stop " + web,
+		"remove " + kept,
+		"forget " + kept, // stopped by siteplex itself in the meantime
+		"garbage",
+	}, "\n") + "\n"
+	if err := RunReaper(strings.NewReader(in)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.API.ContainerInspect(ctx, site); !errdefs.IsNotFound(err) {
+		t.Errorf("site container not removed: %v", err)
+	}
+	if insp, err := d.API.ContainerInspect(ctx, web); err != nil || insp.State.Running {
+		t.Errorf("web container: err=%v, want it stopped and kept", err)
+	}
+	if insp, err := d.API.ContainerInspect(ctx, kept); err != nil || !insp.State.Running {
+		t.Errorf("forgotten container was touched: %v", err)
+	}
+	// Nothing listed: nothing to do, no Docker needed.
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+	if err := RunReaper(strings.NewReader("remove x\nforget x\n")); err != nil {
+		t.Errorf("empty list: %v", err)
 	}
 }

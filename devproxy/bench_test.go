@@ -58,7 +58,7 @@ func benchGET(b *testing.B, url, host string) {
 // boot (readiness polling, forwarding).
 func BenchmarkEngineColdStart(b *testing.B) {
 	list := demoSites(b)
-	e, addr := startRealEngine(b, Config{Project: pxProject(b), Command: childCmd(b, "serve"),
+	e, addr := startRealEngine(b, Config{Project: pxProject(b), Command: svChildCmd(b, "serve"),
 		LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
 	ctx := context.Background()
 	var overhead, total time.Duration
@@ -66,7 +66,7 @@ func BenchmarkEngineColdStart(b *testing.B) {
 		t0 := time.Now()
 		_, body := pxGet(b, addr, "one.example", "/", nil)
 		got := time.Now()
-		var r childReply
+		var r svChildReply
 		if err := json.Unmarshal(body, &r); err != nil {
 			b.Fatalf("%v: %s", err, body)
 		}

@@ -247,8 +247,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	if err := e.load(ctx); err != nil {
-		e.emit(Event{Kind: EventError, Err: err})
-		fmt.Fprintf(e.cfg.Log, "siteplex: %v (retrying every %s)\n", err, pollInterval)
+		e.mu.Lock()
+		e.lastPollErr = err.Error()
+		e.mu.Unlock()
+		e.emit(Event{Kind: EventError, Err: fmt.Errorf("%w (retrying every %s)", err, pollInterval)})
 	}
 
 	errLog := log.New(io.Discard, "", 0)

@@ -168,16 +168,16 @@ func (b *backendGone) Unwrap() error { return b.err }
 // retry or render an error page): a dial failure is a *net.OpError, a
 // failure before the answer a *backendGone.
 func (e *Engine) fastForward(w *recorder, r *http.Request, addr string) error {
-	for attempt := 0; ; attempt++ {
-		err := e.fastOnce(w, r, addr, attempt > 0)
+	err := e.fastOnce(w, r, addr, false)
+	if errors.Is(err, errFastRetry) {
+		// Most likely the process closed an idle connection; resend once
+		// on a fresh one.
+		err = e.fastOnce(w, r, addr, true)
 		if errors.Is(err, errFastRetry) {
-			if attempt < 2 {
-				continue
-			}
-			return &backendGone{err}
+			err = &backendGone{err}
 		}
-		return err
 	}
+	return err
 }
 
 // fastOnce is one attempt of fastForward; fresh forces a new connection.
@@ -230,14 +230,18 @@ func (e *Engine) fastOnce(w *recorder, r *http.Request, addr string, fresh bool)
 			}
 			return &backendGone{err}
 		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+		if resp.StatusCode >= 200 {
 			break
+		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			// Never asked for (upgrades take the ReverseProxy path).
+			return errors.New("the site's process switched protocols without an upgrade request")
 		}
 		// 1xx informational answers (103 Early Hints) are dropped.
 		resp.Body.Close()
 	}
-	defer resp.Body.Close()
-
+	// resp.Body.Close would drain what is left of the body; on a failed
+	// copy the connection is closed first so that it cannot block.
 	h := w.Header()
 	conn := resp.Header["Connection"]
 	for k, vv := range resp.Header {
@@ -251,6 +255,7 @@ func (e *Engine) fastOnce(w *recorder, r *http.Request, addr string, fresh bool)
 	}
 	w.WriteHeader(resp.StatusCode)
 	if r.Method == http.MethodHead {
+		resp.Body.Close()
 		keep = !resp.Close
 		return nil
 	}
@@ -258,6 +263,10 @@ func (e *Engine) fastOnce(w *recorder, r *http.Request, addr string, fresh bool)
 	bufp := e.bufs.getp()
 	defer e.bufs.putp(bufp)
 	ok := copyBody(w, resp.Body, *bufp, stream)
+	if !ok {
+		bc.c.Close()
+	}
+	resp.Body.Close()
 	if ok && len(resp.Trailer) > 0 {
 		for k, vv := range resp.Trailer {
 			h[http.TrailerPrefix+k] = vv

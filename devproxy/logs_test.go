@@ -26,7 +26,7 @@ func TestLineWriter(t *testing.T) {
 		{"partial line waits for flush", []string{"no newline"}, false, nil},
 		{"flush emits the partial line", []string{"no newline"}, true, []string{"no newline"}},
 		{"long line in one write", []string{big + "\n"}, false, []string{big[:maxLineBytes], big[maxLineBytes : 2*maxLineBytes], big[2*maxLineBytes:]}},
-		{"long line in small writes", chunk(big+"\nnext\n", 1000), false, []string{big[:maxLineBytes], big[maxLineBytes : 2*maxLineBytes], big[2*maxLineBytes:], "next"}},
+		{"long line in small writes", svChunk(big+"\nnext\n", 1000), false, []string{big[:maxLineBytes], big[maxLineBytes : 2*maxLineBytes], big[2*maxLineBytes:], "next"}},
 		{"invalid utf-8", []string{"bad \xff byte\n"}, false, []string{"bad \uFFFD byte"}},
 	}
 	for _, tt := range tests {
@@ -60,7 +60,7 @@ func TestLineWriter(t *testing.T) {
 	}
 }
 
-func chunk(s string, n int) []string {
+func svChunk(s string, n int) []string {
 	var out []string
 	for len(s) > n {
 		out = append(out, s[:n])

@@ -13,9 +13,9 @@ import (
 
 // startGroup starts a child (with a grandchild) in its own process group
 // with token in its environment, the way the supervisor does.
-func startGroup(t *testing.T, dir, token, siteID string) (pid, gpid int) {
+func svStartGroup(t *testing.T, dir, token, siteID string) (pid, gpid int) {
 	t.Helper()
-	argv := childCmd(t, "grandchild")
+	argv := svChildCmd(t, "grandchild")
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), procTokenEnv+"="+token, "SITE_ID="+siteID, "PORT=0")
@@ -25,10 +25,10 @@ func startGroup(t *testing.T, dir, token, siteID string) (pid, gpid int) {
 	}
 	go cmd.Wait()
 	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-	return svReadFamily(t, dir, mustAtoi(siteID))
+	return svReadFamily(t, dir, svAtoi(siteID))
 }
 
-func mustAtoi(s string) int64 {
+func svAtoi(s string) int64 {
 	n, _ := strconv.ParseInt(s, 10, 64)
 	return n
 }
@@ -42,12 +42,12 @@ func TestSweepStale(t *testing.T) {
 	if err := deadOwner.Run(); err != nil {
 		t.Fatal(err)
 	}
-	pid, gpid := startGroup(t, dir, "stale-token", "1")
+	pid, gpid := svStartGroup(t, dir, "stale-token", "1")
 	p1, err := writePidFile(state, pidRecord{PID: pid, PGID: pid, Token: "stale-token", Slug: "one"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rewriteOwner(t, p1, deadOwner.Process.Pid)
+	svRewriteOwner(t, p1, deadOwner.Process.Pid)
 
 	// A live owner (another siteplex): left alone.
 	liveOwner := exec.Command("sleep", "30")
@@ -55,12 +55,12 @@ func TestSweepStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { liveOwner.Process.Kill(); liveOwner.Wait() }()
-	lpid, lgpid := startGroup(t, dir, "live-token", "2")
+	lpid, lgpid := svStartGroup(t, dir, "live-token", "2")
 	p2, err := writePidFile(state, pidRecord{PID: lpid, PGID: lpid, Token: "live-token", Slug: "two"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rewriteOwnerStart(t, p2, liveOwner.Process.Pid, procStart(liveOwner.Process.Pid))
+	svRewriteOwnerStart(t, p2, liveOwner.Process.Pid, procStart(liveOwner.Process.Pid))
 
 	// Garbage is removed without killing anything.
 	junk := filepath.Join(state, "pids", "junk.pid")
@@ -87,9 +87,9 @@ func TestSweepStale(t *testing.T) {
 	}
 }
 
-func rewriteOwner(t *testing.T, path string, owner int) { rewriteOwnerStart(t, path, owner, 0) }
+func svRewriteOwner(t *testing.T, path string, owner int) { svRewriteOwnerStart(t, path, owner, 0) }
 
-func rewriteOwnerStart(t *testing.T, path string, owner int, start uint64) {
+func svRewriteOwnerStart(t *testing.T, path string, owner int, start uint64) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -112,7 +112,13 @@ func (r *recorder) Write(p []byte) (int, error) {
 func (r *recorder) Unwrap() http.ResponseWriter { return r.w }
 
 // Flush flushes the wrapped writer when it can.
-func (r *recorder) Flush() { _ = http.NewResponseController(r.w).Flush() }
+func (r *recorder) Flush() {
+	if f, ok := r.w.(http.Flusher); ok {
+		f.Flush()
+		return
+	}
+	_ = http.NewResponseController(r.w).Flush()
+}
 
 // guardBody keeps a request body open when the Transport closes it after a
 // failed dial, and remembers whether any of it was read: an unread body

@@ -182,7 +182,7 @@ func (p *localProc) reap() {
 	// leader. The pgid cannot be reused while a member lives.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	drained := make(chan struct{})
-	go func() { p.copies.Wait(); close(drained) }()
+	go p.waitCopies(drained)
 	select {
 	case <-drained:
 	case <-time.After(outputDrainWait):
@@ -198,6 +198,12 @@ func (p *localProc) reap() {
 		p.wd.remove(p.pid)
 	}
 	close(p.done)
+}
+
+// waitCopies closes drained when both output copies have ended.
+func (p *localProc) waitCopies(drained chan<- struct{}) {
+	p.copies.Wait()
+	close(drained)
 }
 
 func exitCode(ps *os.ProcessState, err error) (int, error) {

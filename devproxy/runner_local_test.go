@@ -10,18 +10,18 @@ import (
 	"time"
 )
 
-type syncBuffer struct {
+type svBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *svBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *svBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -30,9 +30,9 @@ func (s *syncBuffer) String() string {
 func TestLocalRunnerStopEscalatesToSIGKILL(t *testing.T) {
 	r := LocalRunner()
 	defer r.(*localRunner).Close()
-	var out syncBuffer
+	var out svBuffer
 	p, err := r.Start(context.Background(), ProcessSpec{
-		Argv: childCmd(t, "sleep"), Env: os.Environ(), Dir: t.TempDir(), Port: 1, Stdout: &out, Stderr: &out,
+		Argv: svChildCmd(t, "sleep"), Env: os.Environ(), Dir: t.TempDir(), Port: 1, Stdout: &out, Stderr: &out,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +40,9 @@ func TestLocalRunnerStopEscalatesToSIGKILL(t *testing.T) {
 	if p.PID() <= 0 || p.Addr() != "127.0.0.1:1" {
 		t.Errorf("pid %d addr %s", p.PID(), p.Addr())
 	}
-	time.Sleep(300 * time.Millisecond) // let it install its SIGTERM handler
+	svWaitFor(t, 10*time.Second, "the child to ignore SIGTERM", func() bool {
+		return strings.Contains(out.String(), "ignoring SIGTERM")
+	})
 	start := time.Now()
 	if err := p.Stop(context.Background(), 500*time.Millisecond); err != nil {
 		t.Fatal(err)

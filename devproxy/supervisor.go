@@ -91,16 +91,17 @@ type Supervisor struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // instance goroutines
 
-	mu       sync.Mutex // guards everything below, and every unit and instance field
-	list     []sites.Site
-	forcedID int64
-	units    map[string]*unit
 	// snap is a copy of units for Acquire's fast path, replaced on change.
 	snap atomic.Pointer[map[string]*unit]
 	// useSeq counts request starts and ends over all units (see unit.lastUse).
 	useSeq atomic.Int64
-	ports  map[int]bool // ports of live instances
-	closed bool
+
+	mu       sync.Mutex // guards the fields below and every non-atomic unit and instance field
+	list     []sites.Site
+	forcedID int64
+	units    map[string]*unit
+	ports    map[int]bool // ports of live instances
+	closed   bool
 }
 
 // unit is what one process slot is: a site in per-site mode, everything in
@@ -223,7 +224,11 @@ func (s *Supervisor) SetSites(list []sites.Site, forcedID int64) {
 			return
 		}
 		u.site = s.forcedSiteLocked()
-		if forcedID != oldForced && u.cur != nil {
+		if forcedID == oldForced {
+			return
+		}
+		s.clearBackoffLocked(u) // another SITE_ID may well boot
+		if u.cur != nil {
 			s.logs.system(SingleSlug, "forced site changed to %d: restarting", forcedID)
 			s.restartLocked(u, "forced site changed")
 		}
@@ -703,32 +708,30 @@ func (s *Supervisor) reload(reason string) {
 func (s *Supervisor) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.ctx.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	var wg sync.WaitGroup
+	stop := context.AfterFunc(s.ctx, cancel) // Close ends Run too
+	defer stop()
 	if s.cfg.Watch && s.cfg.Project != nil {
-		w, err := NewWatcher(s.root, DefaultDebounce, s.codeChanged, func(err error) {
-			s.q.push(Event{Kind: EventError, Err: err})
-		})
+		w, err := NewWatcher(s.root, DefaultDebounce, s.codeChanged, s.backgroundError)
 		if err != nil {
-			s.q.push(Event{Kind: EventError, Err: err})
+			s.backgroundError(err)
 		} else {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_ = w.Run(ctx)
-			}()
+			watched := make(chan struct{})
+			go s.watch(ctx, w, watched)
+			defer func() { <-watched }()
 		}
 	}
 	s.reapIdle(ctx)
-	wg.Wait()
 	return nil
 }
+
+// watch is the code watcher's goroutine.
+func (s *Supervisor) watch(ctx context.Context, w *Watcher, done chan<- struct{}) {
+	defer close(done)
+	_ = w.Run(ctx)
+}
+
+// backgroundError reports a problem that does not stop the supervisor.
+func (s *Supervisor) backgroundError(err error) { s.q.push(Event{Kind: EventError, Err: err}) }
 
 // codeChanged is the watcher's callback.
 func (s *Supervisor) codeChanged(paths []string) {
@@ -788,7 +791,7 @@ func (s *Supervisor) Close(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cancel()
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go s.waitInstances(done)
 	var err error
 	select {
 	case <-done:
@@ -801,6 +804,12 @@ func (s *Supervisor) Close(ctx context.Context) error {
 	s.logs.close()
 	s.q.close()
 	return err
+}
+
+// waitInstances closes done when every instance goroutine has ended.
+func (s *Supervisor) waitInstances(done chan<- struct{}) {
+	s.wg.Wait()
+	close(done)
 }
 
 // runInstance is the goroutine of one process: it starts it, waits until
@@ -846,7 +855,7 @@ func (s *Supervisor) runInstance(in *instance, site sites.Site, single bool, for
 			PID: p.PID(), PGID: p.PID(), Token: token, Slug: key, Argv: spec.Argv, Started: time.Now(),
 		})
 		if err != nil {
-			s.q.push(Event{Kind: EventError, Err: err})
+			s.backgroundError(err)
 		}
 	}
 

@@ -21,21 +21,21 @@ import (
 // The supervisor tests run tiny child processes by re-executing the test
 // binary: `<test binary> -test.run=^TestSupervisorChild$ -- supervisor-child MODE ARGS`.
 
-const childMarker = "supervisor-child"
+const svChildMarker = "supervisor-child"
 
 // childCmd is the argv template of a child in mode.
-func childCmd(t testing.TB, mode ...string) []string {
+func svChildCmd(t testing.TB, mode ...string) []string {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append([]string{exe, "-test.run=^TestSupervisorChild$", "--", childMarker}, mode...)
+	return append([]string{exe, "-test.run=^TestSupervisorChild$", "--", svChildMarker}, mode...)
 }
 
-func childArgs() []string {
+func svChildArgs() []string {
 	for i, a := range os.Args {
-		if a == "--" && i+1 < len(os.Args) && os.Args[i+1] == childMarker {
+		if a == "--" && i+1 < len(os.Args) && os.Args[i+1] == svChildMarker {
 			return os.Args[i+2:]
 		}
 	}
@@ -45,15 +45,15 @@ func childArgs() []string {
 // TestSupervisorChild is not a test: it is the child process of the other
 // tests, and returns at once in a normal run.
 func TestSupervisorChild(t *testing.T) {
-	args := childArgs()
+	args := svChildArgs()
 	if args == nil {
 		return
 	}
-	os.Exit(runChild(args))
+	os.Exit(svRunChild(args))
 }
 
-// childReply is what a serving child answers.
-type childReply struct {
+// svChildReply is what a serving child answers.
+type svChildReply struct {
 	PID    int               `json:"pid"`
 	SiteID string            `json:"site_id"`
 	Port   string            `json:"port"`
@@ -63,14 +63,14 @@ type childReply struct {
 	ListenAt int64 `json:"listen_at"`
 }
 
-func runChild(args []string) int {
+func svRunChild(args []string) int {
 	mode := args[0]
 	switch mode {
 	case "serve":
-		return childServe()
+		return svChildServe()
 	case "grandchild":
 		exe, _ := os.Executable()
-		gc := exec.Command(exe, "-test.run=^TestSupervisorChild$", "--", childMarker, "sleep")
+		gc := exec.Command(exe, "-test.run=^TestSupervisorChild$", "--", svChildMarker, "sleep")
 		if err := gc.Start(); err != nil {
 			fmt.Fprintln(os.Stderr, "grandchild:", err)
 			return 1
@@ -78,9 +78,10 @@ func runChild(args []string) int {
 		f := "family-" + os.Getenv("SITE_ID")
 		_ = os.WriteFile(f+".tmp", fmt.Appendf(nil, "%d %d", os.Getpid(), gc.Process.Pid), 0o644)
 		_ = os.Rename(f+".tmp", f)
-		return childServe()
+		return svChildServe()
 	case "sleep":
 		signal.Ignore(syscall.SIGTERM)
+		fmt.Println("ignoring SIGTERM")
 		time.Sleep(time.Hour)
 		return 0
 	case "crash":
@@ -95,7 +96,7 @@ func runChild(args []string) int {
 			fmt.Fprint(os.Stderr, "RuntimeError: "+args[1]+" exists")
 			return 1
 		}
-		return childServe()
+		return svChildServe()
 	case "noserve":
 		fmt.Println("not listening on purpose")
 		time.Sleep(time.Hour)
@@ -103,15 +104,15 @@ func runChild(args []string) int {
 	case "longline":
 		fmt.Println(strings.Repeat("x", 200<<10))
 		fmt.Println("after the long line")
-		return childServe()
+		return svChildServe()
 	case "host":
-		return childHost()
+		return svChildHost()
 	}
 	fmt.Fprintln(os.Stderr, "unknown child mode", mode)
 	return 2
 }
 
-func childServe() int {
+func svChildServe() int {
 	if d, err := time.ParseDuration(os.Getenv("CHILD_BOOT_DELAY")); err == nil {
 		time.Sleep(d)
 	}
@@ -129,7 +130,7 @@ func childServe() int {
 		if ms, _ := strconv.Atoi(r.URL.Query().Get("sleep_ms")); ms > 0 {
 			time.Sleep(time.Duration(ms) * time.Millisecond)
 		}
-		rep := childReply{PID: os.Getpid(), SiteID: os.Getenv("SITE_ID"), Port: port, Args: os.Args, Env: map[string]string{}, ListenAt: listenAt}
+		rep := svChildReply{PID: os.Getpid(), SiteID: os.Getenv("SITE_ID"), Port: port, Args: os.Args, Env: map[string]string{}, ListenAt: listenAt}
 		for _, k := range r.URL.Query()["env"] {
 			rep.Env[k] = os.Getenv(k)
 		}
@@ -142,7 +143,7 @@ func childServe() int {
 
 // childHost runs a supervisor in this process (the "siteplex" that the
 // parent test SIGKILLs): one site whose process has a grandchild.
-func childHost() int {
+func svChildHost() int {
 	root := os.Getenv("HOST_ROOT")
 	p, err := sites.Load(sites.Options{Project: root})
 	if err != nil {
@@ -152,7 +153,7 @@ func childHost() int {
 	exe, _ := os.Executable()
 	s := NewSupervisor(Config{
 		Project: p,
-		Command: []string{exe, "-test.run=^TestSupervisorChild$", "--", childMarker, "grandchild"},
+		Command: []string{exe, "-test.run=^TestSupervisorChild$", "--", svChildMarker, "grandchild"},
 	}, nil)
 	site := sites.Site{ID: 7, Slug: "seven", Domain: "seven.test"}
 	s.SetSites([]sites.Site{site}, 0)

@@ -1,9 +1,13 @@
 package devproxy
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,7 +25,7 @@ import (
 
 // djangoSupervisor loads the fixture project and its sites from its
 // SQLite database and returns a supervisor running djangoCommand.
-func djangoSupervisor(t *testing.T, cfg Config) (*Supervisor, []sites.Site) {
+func svDjango(t *testing.T, cfg Config) (*Supervisor, []sites.Site) {
 	t.Helper()
 	root := copyDjangoFixture(t)
 	p, err := sites.Load(sites.Options{Project: root})
@@ -61,14 +65,14 @@ func djangoSupervisor(t *testing.T, cfg Config) (*Supervisor, []sites.Site) {
 	return s, list
 }
 
-type whoami struct {
+type svWhoami struct {
 	SiteID   int64  `json:"site_id"`
 	SiteName string `json:"site_name"`
 	Host     string `json:"host"`
 	PID      int    `json:"pid"`
 }
 
-func getWhoami(t testing.TB, addr, host string) whoami {
+func svGetWhoami(t testing.TB, addr, host string) svWhoami {
 	t.Helper()
 	req, _ := http.NewRequest("GET", "http://"+addr+"/whoami/", nil)
 	req.Host = host
@@ -77,7 +81,7 @@ func getWhoami(t testing.TB, addr, host string) whoami {
 		t.Fatalf("GET /whoami/: %v", err)
 	}
 	defer resp.Body.Close()
-	var w whoami
+	var w svWhoami
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET /whoami/: %s", resp.Status)
 	}
@@ -88,14 +92,14 @@ func getWhoami(t testing.TB, addr, host string) whoami {
 }
 
 func TestDjangoLazyStartAndCrashRestart(t *testing.T) {
-	s, list := djangoSupervisor(t, Config{})
+	s, list := svDjango(t, Config{})
 	ctx := context.Background()
 	for _, st := range list[:2] {
 		addr, release, err := s.Acquire(ctx, &st)
 		if err != nil {
 			t.Fatalf("%s: %v", st.Slug, err)
 		}
-		w := getWhoami(t, addr, st.Domain)
+		w := svGetWhoami(t, addr, st.Domain)
 		release()
 		if w.SiteID != st.ID || w.SiteName != st.Name {
 			t.Errorf("%s: whoami %+v, want site %d %q", st.Slug, w, st.ID, st.Name)
@@ -108,7 +112,7 @@ func TestDjangoLazyStartAndCrashRestart(t *testing.T) {
 	// kill -9 → crashed, and the next request starts it again.
 	first := list[0]
 	addr, release, _ := s.Acquire(ctx, &first)
-	before := getWhoami(t, addr, first.Domain)
+	before := svGetWhoami(t, addr, first.Domain)
 	release()
 	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -122,14 +126,14 @@ func TestDjangoLazyStartAndCrashRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer release()
-	after := getWhoami(t, addr, first.Domain)
+	after := svGetWhoami(t, addr, first.Domain)
 	if after.PID == before.PID || after.SiteID != first.ID {
 		t.Errorf("after restart %+v (before %+v)", after, before)
 	}
 }
 
 func TestDjangoBrokenSettingsBackoffAndRecovery(t *testing.T) {
-	s, list := djangoSupervisor(t, Config{})
+	s, list := svDjango(t, Config{})
 	settings := filepath.Join(s.root, "fixtureproj", "settings.py")
 	good, err := os.ReadFile(settings)
 	if err != nil {
@@ -172,13 +176,13 @@ func TestDjangoBrokenSettingsBackoffAndRecovery(t *testing.T) {
 		t.Fatalf("after the fix: %v", err)
 	}
 	defer release()
-	if w := getWhoami(t, addr, st.Domain); w.SiteID != st.ID {
+	if w := svGetWhoami(t, addr, st.Domain); w.SiteID != st.ID {
 		t.Errorf("whoami %+v", w)
 	}
 }
 
 func TestDjangoTouchReloadsRunningProcesses(t *testing.T) {
-	s, list := djangoSupervisor(t, Config{Watch: true})
+	s, list := svDjango(t, Config{Watch: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.Run(ctx)
@@ -188,7 +192,7 @@ func TestDjangoTouchReloadsRunningProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := getWhoami(t, addr, st.Domain)
+	before := svGetWhoami(t, addr, st.Domain)
 	release()
 
 	// A .py file under __pycache__ or .git does not count.
@@ -216,7 +220,7 @@ func TestDjangoTouchReloadsRunningProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer release()
-	after := getWhoami(t, addr, st.Domain)
+	after := svGetWhoami(t, addr, st.Domain)
 	if after.PID == before.PID {
 		t.Errorf("same process after touching views.py")
 	}
@@ -245,12 +249,74 @@ func BenchmarkDjangoColdStart(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		getWhoami(b, addr, st.Domain)
+		svGetWhoami(b, addr, st.Domain)
 		release()
 		b.StopTimer()
 		if err := s.Stop(ctx, "alpha"); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+	}
+}
+
+// The fixture's views work as the proxy tests expect (directly, without
+// the proxy): upload echo, streamed lines, env, and /die/ ending the
+// process, which the supervisor records as a crash.
+func TestDjangoFixtureViews(t *testing.T) {
+	s, list := svDjango(t, Config{})
+	st := list[2]
+	ctx := context.Background()
+	addr, release, err := s.Acquire(ctx, &st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + addr
+
+	body := bytes.Repeat([]byte("siteplex"), 128<<10) // 1 MiB
+	resp, err := http.Post(base+"/upload/", "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up struct {
+		Size   int    `json:"size"`
+		SHA256 string `json:"sha256"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&up)
+	resp.Body.Close()
+	sum := sha256.Sum256(body)
+	if up.Size != len(body) || up.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("upload echo %+v", up)
+	}
+
+	resp, err = http.Get(base + "/stream/?n=3&delay=0.05")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "chunk 0\nchunk 1\nchunk 2\n" {
+		t.Errorf("stream %q", b)
+	}
+
+	resp, err = http.Get(base + "/env/?k=PYTHONUNBUFFERED")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != `{"PYTHONUNBUFFERED": "1"}` {
+		t.Errorf("env %s", b)
+	}
+	release()
+
+	if _, err := http.Get(base + "/die/?code=3"); err == nil {
+		t.Error("/die/ answered")
+	}
+	svWaitFor(t, 5*time.Second, "crashed", func() bool { return svStatus(t, s, st.Slug).State == Crashed })
+	if got := svStatus(t, s, st.Slug); got.LastExit == nil || *got.LastExit != 3 {
+		t.Errorf("after /die/: %+v, want last exit 3", got)
+	}
+	if !slices.Contains(svLogTexts(s, st.Slug), "fixture: /die/ called, exiting with 3") {
+		t.Errorf("log %q", svLogTexts(s, st.Slug))
 	}
 }

@@ -125,14 +125,14 @@ func svWaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func svGet(t testing.TB, addr, query string) childReply {
+func svGet(t testing.TB, addr, query string) svChildReply {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/?" + query)
 	if err != nil {
 		t.Fatalf("GET %s: %v", addr, err)
 	}
 	defer resp.Body.Close()
-	var r childReply
+	var r svChildReply
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
 		t.Fatalf("decoding the child's reply: %v", err)
 	}
@@ -159,7 +159,7 @@ func svCountPrefix(lines []string, prefix string) int {
 
 func TestSupervisorLazyStartEnvAndPlaceholders(t *testing.T) {
 	p := svProject(t, "FROM_ENV_FILE=yes\nSITE_ID=9\n")
-	cmd := append(childCmd(t, "serve"), "{site_id}", "{slug}", "{domain}", "{root}", "port={port}")
+	cmd := append(svChildCmd(t, "serve"), "{site_id}", "{slug}", "{domain}", "{root}", "port={port}")
 	s, ev := newSvSupervisor(t, Config{Project: p, Command: cmd})
 
 	if st := svStatus(t, s, "one"); st.State != Stopped || st.PID != 0 {
@@ -228,7 +228,7 @@ func TestSupervisorLazyStartEnvAndPlaceholders(t *testing.T) {
 }
 
 func TestSupervisorConcurrentAcquireStartsOnce(t *testing.T) {
-	s, _ := newSvSupervisor(t, Config{Command: childCmd(t, "serve")})
+	s, _ := newSvSupervisor(t, Config{Command: svChildCmd(t, "serve")})
 	const n = 20
 	addrs := make([]string, n)
 	errs := make([]error, n)
@@ -263,7 +263,7 @@ func TestSupervisorConcurrentAcquireStartsOnce(t *testing.T) {
 }
 
 func TestSupervisorCrashRestartsOnNextAcquire(t *testing.T) {
-	s, _ := newSvSupervisor(t, Config{Command: childCmd(t, "serve")})
+	s, _ := newSvSupervisor(t, Config{Command: svChildCmd(t, "serve")})
 	addr, release, err := s.Acquire(context.Background(), svSite(t, "one"))
 	if err != nil {
 		t.Fatal(err)
@@ -301,7 +301,7 @@ func TestSupervisorBackoffThenReloadRecovers(t *testing.T) {
 	if err := os.WriteFile(broken, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := newSvSupervisor(t, Config{Project: p, Command: childCmd(t, "crash-if", broken)})
+	s, _ := newSvSupervisor(t, Config{Project: p, Command: svChildCmd(t, "crash-if", broken)})
 	ctx := context.Background()
 	for i := 1; i <= 2; i++ {
 		_, _, err := s.Acquire(ctx, svSite(t, "one"))
@@ -362,7 +362,7 @@ func TestBackoffDelays(t *testing.T) {
 }
 
 func TestSupervisorBootTimeout(t *testing.T) {
-	s, _ := newSvSupervisor(t, Config{Command: childCmd(t, "noserve"), BootTimeout: 2 * time.Second})
+	s, _ := newSvSupervisor(t, Config{Command: svChildCmd(t, "noserve"), BootTimeout: 2 * time.Second})
 	_, _, err := s.Acquire(context.Background(), svSite(t, "one"))
 	var be *BootError
 	if !errors.As(err, &be) || !strings.Contains(err.Error(), "within 2s") {
@@ -377,7 +377,7 @@ func TestSupervisorBootTimeout(t *testing.T) {
 }
 
 func TestSupervisorIdleTimeout(t *testing.T) {
-	s, _ := newSvSupervisor(t, Config{Command: childCmd(t, "serve"), IdleTimeout: 400 * time.Millisecond})
+	s, _ := newSvSupervisor(t, Config{Command: svChildCmd(t, "serve"), IdleTimeout: 400 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.Run(ctx)
@@ -409,7 +409,7 @@ func TestSupervisorIdleTimeout(t *testing.T) {
 }
 
 func TestSupervisorMaxRunningEvictsLRU(t *testing.T) {
-	s, _ := newSvSupervisor(t, Config{Command: childCmd(t, "serve"), MaxRunning: 2})
+	s, _ := newSvSupervisor(t, Config{Command: svChildCmd(t, "serve"), MaxRunning: 2})
 	ctx := context.Background()
 	use := func(slug string) {
 		_, release, err := s.Acquire(ctx, svSite(t, slug))
@@ -445,7 +445,7 @@ func TestSupervisorMaxRunningEvictsLRU(t *testing.T) {
 }
 
 func TestSupervisorReloadDropsNoRequest(t *testing.T) {
-	s, _ := newSvSupervisor(t, Config{Command: childCmd(t, "serve")})
+	s, _ := newSvSupervisor(t, Config{Command: svChildCmd(t, "serve")})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var ok, failed atomic.Int64
@@ -471,7 +471,7 @@ func TestSupervisorReloadDropsNoRequest(t *testing.T) {
 					release()
 					continue
 				}
-				var r childReply
+				var r svChildReply
 				_ = json.NewDecoder(resp.Body).Decode(&r)
 				resp.Body.Close()
 				release()
@@ -501,7 +501,7 @@ func TestSupervisorReloadDropsNoRequest(t *testing.T) {
 }
 
 func TestSupervisorStartStopRestart(t *testing.T) {
-	s, _ := newSvSupervisor(t, Config{Command: childCmd(t, "serve")})
+	s, _ := newSvSupervisor(t, Config{Command: svChildCmd(t, "serve")})
 	ctx := context.Background()
 	if err := s.Start(ctx, "three"); err != nil {
 		t.Fatal(err)
@@ -531,7 +531,7 @@ func TestSupervisorStartStopRestart(t *testing.T) {
 }
 
 func TestSupervisorSingleMode(t *testing.T) {
-	s, _ := newSvSupervisor(t, Config{Command: childCmd(t, "serve"), Mode: Single})
+	s, _ := newSvSupervisor(t, Config{Command: svChildCmd(t, "serve"), Mode: Single})
 	s.SetSites(svSites(), 2)
 	ctx := context.Background()
 	a1, r1, err := s.Acquire(ctx, svSite(t, "one"))
@@ -571,7 +571,7 @@ func TestSupervisorSingleMode(t *testing.T) {
 }
 
 func TestSupervisorLongLines(t *testing.T) {
-	s, _ := newSvSupervisor(t, Config{Command: childCmd(t, "longline")})
+	s, _ := newSvSupervisor(t, Config{Command: svChildCmd(t, "longline")})
 	addr, release, err := s.Acquire(context.Background(), svSite(t, "one"))
 	if err != nil {
 		t.Fatal(err)
@@ -609,7 +609,7 @@ func svReadFamily(t testing.TB, root string, siteID int64) (pid, gpid int) {
 func TestSupervisorCloseKillsProcessGroups(t *testing.T) {
 	p := svProject(t, "")
 	ev := &svEvents{}
-	s := NewSupervisor(Config{Project: p, Command: childCmd(t, "grandchild")}, ev.emit)
+	s := NewSupervisor(Config{Project: p, Command: svChildCmd(t, "grandchild")}, ev.emit)
 	s.SetSites(svSites(), 0)
 	for _, slug := range []string{"one", "two"} {
 		if _, release, err := s.Acquire(context.Background(), svSite(t, slug)); err != nil {
@@ -648,7 +648,7 @@ func TestSupervisorCloseKillsProcessGroups(t *testing.T) {
 // and that process's child are gone within 5 s.
 func TestSupervisorDiesWithSIGKILLedHost(t *testing.T) {
 	p := svProject(t, "")
-	host := exec.Command(childCmd(t, "host")[0], childCmd(t, "host")[1:]...)
+	host := exec.Command(svChildCmd(t, "host")[0], svChildCmd(t, "host")[1:]...)
 	host.Env = append(os.Environ(), "HOST_ROOT="+p.Root)
 	out, err := host.StdoutPipe()
 	if err != nil {
@@ -795,7 +795,7 @@ func TestBuildSpec(t *testing.T) {
 // returning (what the supervisor adds on top of the backend's own boot).
 func BenchmarkSupervisorColdStart(b *testing.B) {
 	p := svProject(b, "")
-	s := NewSupervisor(Config{Project: p, Command: childCmd(b, "serve")}, nil)
+	s := NewSupervisor(Config{Project: p, Command: svChildCmd(b, "serve")}, nil)
 	defer s.Close(context.Background())
 	s.SetSites(svSites(), 0)
 	ctx := context.Background()
@@ -830,7 +830,7 @@ func TestSupervisorCloseLeavesNothingBehind(t *testing.T) {
 	_, _ = http.Get("http://127.0.0.1:1/")
 	goroutines, files := runtime.NumGoroutine(), fds()
 
-	s := NewSupervisor(Config{Project: p, Command: childCmd(t, "serve"), Watch: true, IdleTimeout: time.Hour}, nil)
+	s := NewSupervisor(Config{Project: p, Command: svChildCmd(t, "serve"), Watch: true, IdleTimeout: time.Hour}, nil)
 	s.SetSites(svSites(), 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan struct{})
@@ -867,7 +867,7 @@ func TestSupervisorCloseLeavesNothingBehind(t *testing.T) {
 // request: Acquire and release of a running site, from all CPUs.
 func BenchmarkAcquireRelease(b *testing.B) {
 	p := svProject(b, "")
-	s := NewSupervisor(Config{Project: p, Command: childCmd(b, "serve")}, nil)
+	s := NewSupervisor(Config{Project: p, Command: svChildCmd(b, "serve")}, nil)
 	defer s.Close(context.Background())
 	s.SetSites(svSites(), 0)
 	ctx := context.Background()
@@ -886,4 +886,47 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			release()
 		}
 	})
+}
+
+// Requests arriving just as the idle reaper stops a process must never be
+// handed the process being stopped: a tiny idle timeout, requests with
+// random gaps, and not one failure.
+func TestSupervisorIdleStopRacesNoRequest(t *testing.T) {
+	s, _ := newSvSupervisor(t, Config{Command: svChildCmd(t, "serve"), IdleTimeout: 30 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	go s.Run(ctx)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				addr, release, err := s.Acquire(context.Background(), svSite(t, "one"))
+				if err != nil {
+					failed.Add(1)
+					t.Errorf("acquire: %v", err)
+					return
+				}
+				resp, err := client.Get("http://" + addr + "/")
+				if err == nil {
+					resp.Body.Close()
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+					t.Errorf("request: %v", err)
+				}
+				release()
+				time.Sleep(time.Duration((g*7+i*13)%150) * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	restarts := svStatus(t, s, "one").Restarts
+	t.Logf("%d requests, %d idle stops and restarts, %d failed", ok.Load(), restarts, failed.Load())
+	if restarts == 0 {
+		t.Error("the idle reaper never stopped the process: the test proved nothing")
+	}
 }

@@ -36,6 +36,8 @@ type span struct {
 	trail bool
 	// line is the 1-based line number of the begin marker.
 	line int
+	// beginEOL is the begin marker's line break.
+	beginEOL string
 }
 
 // Doc is a parsed hosts file for one project: the file's bytes, where the
@@ -104,7 +106,7 @@ func Parse(data []byte, project string) (*Doc, error) {
 		openEOL  string
 		// openCounted is counted as it was at the begin marker.
 		openCounted string
-		seen        = map[string]bool{}
+		seen        map[string]bool // made at the first begin marker
 		crlf, lf    int
 		lineNo      int
 		counted     string // line break of the previous line, when counted
@@ -149,9 +151,10 @@ func Parse(data []byte, project string) (*Doc, error) {
 			s := span{start: open, end: next, trail: brk != "", line: openLine}
 			if brk == "" && open > d.bomLen && (len(d.spans) == 0 || open > d.spans[len(d.spans)-1].end) {
 				// The block ends the file without a final newline: the
-				// line break before it is the block's.
+				// line break before it is the block's. It is "\r\n" when
+				// a '\r' precedes the '\n' (Render keeps to the same rule).
 				s.lead = "\n"
-				if openEOL == "\r\n" && data[open-2] == '\r' {
+				if open >= 2 && data[open-2] == '\r' {
 					s.lead = "\r\n"
 				}
 				s.start -= len(s.lead)
@@ -163,6 +166,7 @@ func Parse(data []byte, project string) (*Doc, error) {
 					lf--
 				}
 			}
+			s.beginEOL = openEOL
 			d.spans = append(d.spans, s)
 			open = -1
 		case marker && (strings.HasPrefix(line, "# siteplex begin ") || strings.HasPrefix(line, "# siteplex end ")):
@@ -183,8 +187,9 @@ func Parse(data []byte, project string) (*Doc, error) {
 		d.eol = "\r\n"
 	case lf > 0:
 		d.eol = "\n"
-	case len(d.spans) > 0 && bytes.Contains(d.data[d.spans[0].start:d.spans[0].end], []byte("\r\n")):
-		d.eol = "\r\n"
+	case len(d.spans) > 0:
+		// No line breaks outside the block: keep the block's own.
+		d.eol = d.spans[0].beginEOL
 	default:
 		d.eol = "\n"
 	}
@@ -288,6 +293,10 @@ func (d *Doc) render(names []string, trusted bool) ([]byte, error) {
 		block = span{start: len(d.data), end: len(d.data), trail: true}
 		if len(d.data) > d.bomLen && d.data[len(d.data)-1] != '\n' {
 			block.lead, block.trail = d.eol, false
+			if d.data[len(d.data)-1] == '\r' {
+				// A lone '\r' then "\n" would read back as one "\r\n".
+				block.lead = "\r\n"
+			}
 		}
 	}
 	size := len(d.data) + len(uniq)*(2*len(d.project)+len(IPv4)+len(IPv6)+2*len(d.eol)+4) + 64

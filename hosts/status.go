@@ -78,22 +78,22 @@ func IsSystem(path string) bool {
 // resolved through the system resolver (net.DefaultResolver, 3s per name,
 // until ctx is done).
 func Status(ctx context.Context, path, project string, names []string) (*Report, error) {
-	real, err := filepath.EvalSymlinks(path)
+	file, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return nil, readErr(path, err)
 	}
-	if abs, err := filepath.Abs(real); err == nil {
-		real = abs
+	if abs, err := filepath.Abs(file); err == nil {
+		file = abs
 	}
-	data, err := os.ReadFile(real)
+	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, readErr(real, err)
+		return nil, readErr(file, err)
 	}
 	doc, err := Parse(data, project)
 	if err != nil {
-		return nil, fmt.Errorf("hosts: %s: %w", real, err)
+		return nil, fmt.Errorf("hosts: %s: %w", file, err)
 	}
-	r := &Report{Path: real, Project: project, System: IsSystem(real), Block: doc.HasBlock(),
+	r := &Report{Path: file, Project: project, System: IsSystem(file), Block: doc.HasBlock(),
 		Line: doc.BlockLine(), BlockNames: doc.Names(), Names: []NameStatus{}, Extra: []string{},
 		Invalid: doc.Invalid()}
 	if r.Invalid == nil {

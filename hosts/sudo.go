@@ -15,13 +15,13 @@ func Executable() string {
 	if err != nil {
 		return "siteplex"
 	}
-	if real, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = real
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
 	}
 	// The folders of sudo's default secure_path.
 	for _, dir := range []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
 		cand := filepath.Join(dir, "siteplex")
-		if real, err := filepath.EvalSymlinks(cand); err == nil && real == exe {
+		if resolved, err := filepath.EvalSymlinks(cand); err == nil && resolved == exe {
 			if p, err := exec.LookPath("siteplex"); err == nil {
 				if r2, err := filepath.EvalSymlinks(p); err == nil && r2 == exe {
 					return "siteplex"

@@ -168,29 +168,29 @@ func edit(cur []string, e Edit, add, remove []string) (names, added, removed []s
 }
 
 func update(ctx context.Context, path string, e Edit, add, remove []string, o Options) (*Result, error) {
-	real, err := resolvePath(path)
+	file, err := resolvePath(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if len(add) == 0 || e.RemoveAll {
 			return &Result{Path: path}, nil
 		}
 		if o.DryRun {
-			real = path
-		} else if real, err = create(path); err != nil {
+			file = path
+		} else if file, err = create(path); err != nil {
 			return nil, err
 		}
 	} else if err != nil {
 		return nil, err
 	}
-	res := &Result{Path: real}
+	res := &Result{Path: file}
 	if o.DryRun {
-		data, err := os.ReadFile(real)
+		data, err := os.ReadFile(file)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, readErr(real, err)
+			return nil, readErr(file, err)
 		}
 		return res, compute(res, data, e, add, remove)
 	}
 
-	f, err := lock(ctx, real)
+	f, err := lock(ctx, file)
 	if err != nil {
 		return nil, err
 	}
@@ -201,32 +201,32 @@ func update(ctx context.Context, path string, e Edit, add, remove []string, o Op
 	}
 	data, err := readAll(f, st.Size())
 	if err != nil {
-		return nil, readErr(real, err)
+		return nil, readErr(file, err)
 	}
 	if err := compute(res, data, e, add, remove); err != nil || !res.Changed {
 		return res, err
 	}
 	// Writable at all? Opening for writing changes nothing.
-	w, err := os.OpenFile(real, os.O_WRONLY, 0)
+	w, err := os.OpenFile(file, os.O_WRONLY, 0)
 	if err != nil {
 		if IsPermission(err) {
-			return nil, &PermissionError{Path: real, Err: err}
+			return nil, &PermissionError{Path: file, Err: err}
 		}
-		return nil, fmt.Errorf("hosts: opening %s for writing: %w", real, err)
+		return nil, fmt.Errorf("hosts: opening %s for writing: %w", file, err)
 	}
 	defer w.Close()
 
 	if err := res.backup(o, data); err != nil {
 		return nil, err
 	}
-	removeStaleTemps(real)
-	inPlace, err := replace(real, st, res.After)
+	removeStaleTemps(file)
+	inPlace, err := replace(file, st, res.After)
 	if err != nil {
 		if !inPlace {
 			return nil, err
 		}
 		if err := rewriteInPlace(w, res.After); err != nil {
-			return nil, fmt.Errorf("hosts: rewriting %s in place: %w (the previous content is in %s)", real, err, res.Backup)
+			return nil, fmt.Errorf("hosts: rewriting %s in place: %w (the previous content is in %s)", file, err, res.Backup)
 		}
 		res.InPlace = true
 	}
@@ -260,21 +260,21 @@ func readErr(path string, err error) error {
 // resolvePath follows symlinks (so a symlinked hosts file is edited where
 // it lives) and checks the result is a regular file.
 func resolvePath(path string) (string, error) {
-	real, err := filepath.EvalSymlinks(path)
+	file, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return "", fmt.Errorf("hosts: %w", err)
 	}
-	if abs, err := filepath.Abs(real); err == nil {
-		real = abs
+	if abs, err := filepath.Abs(file); err == nil {
+		file = abs
 	}
-	st, err := os.Stat(real)
+	st, err := os.Stat(file)
 	if err != nil {
 		return "", fmt.Errorf("hosts: %w", err)
 	}
 	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("hosts: %s is not a regular file", real)
+		return "", fmt.Errorf("hosts: %s is not a regular file", file)
 	}
-	return real, nil
+	return file, nil
 }
 
 func create(path string) (string, error) {
@@ -423,7 +423,7 @@ func rewriteInPlace(w *os.File, data []byte) error {
 // the hosts file at path, nil when it may (or the file does not exist and
 // its folder is writable). It changes nothing.
 func CheckWritable(path string) error {
-	real, err := filepath.EvalSymlinks(path)
+	file, err := filepath.EvalSymlinks(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := unix.Access(filepath.Dir(path), unix.W_OK); err != nil && IsPermission(err) {
 			return &PermissionError{Path: path, Err: err}
@@ -433,10 +433,10 @@ func CheckWritable(path string) error {
 	if err != nil {
 		return fmt.Errorf("hosts: %w", err)
 	}
-	w, err := os.OpenFile(real, os.O_WRONLY, 0)
+	w, err := os.OpenFile(file, os.O_WRONLY, 0)
 	if err != nil {
 		if IsPermission(err) {
-			return &PermissionError{Path: real, Err: err}
+			return &PermissionError{Path: file, Err: err}
 		}
 		return fmt.Errorf("hosts: %w", err)
 	}

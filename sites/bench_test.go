@@ -85,3 +85,23 @@ func cpuTime() time.Duration {
 func BenchmarkLoadSitesPostgres(b *testing.B) { benchLoad(b, pgEngine(b)) }
 
 func BenchmarkLoadSitesSQLite(b *testing.B) { benchLoad(b, sqliteEngine()) }
+
+// BenchmarkFinalize is siteplex's own share of a load, without the
+// database: slugs, local domains and validation of 10,000 sites.
+func BenchmarkFinalize(b *testing.B) {
+	raw := make([]sites.Site, benchSites)
+	for i := range raw {
+		n := int64(i + 1)
+		raw[i] = sites.Site{ID: n, Name: fmt.Sprintf("Site %d", n), Domain: fmt.Sprintf("site%d.example.com", n)}
+		if n%3 != 0 {
+			r := fmt.Sprintf("www.site%d.example.com", n)
+			raw[i].PlusRow, raw[i].PlusSlug, raw[i].RealDomain = true, fmt.Sprintf("s%d", n), &r
+		}
+	}
+	df, _ := sites.ParseDomainFormat(sites.DefaultDomainFormat)
+	list := make([]sites.Site, len(raw))
+	for b.Loop() {
+		copy(list, raw)
+		sites.Finalize(list, df, 42)
+	}
+}

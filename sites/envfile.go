@@ -269,6 +269,12 @@ func SaveEnvKey(path, key string, value *string) (EnvEdit, error) {
 	target := path
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		target = real
+	} else if dest, lerr := os.Readlink(path); lerr == nil {
+		// A dangling symlink: create its target, keep the link.
+		if !filepath.IsAbs(dest) {
+			dest = filepath.Join(filepath.Dir(path), dest)
+		}
+		target = dest
 	}
 	raw, err := os.ReadFile(target)
 	exists := err == nil
@@ -290,17 +296,43 @@ func SaveEnvKey(path, key string, value *string) (EnvEdit, error) {
 		}
 	}
 	if err := writeFileAtomic(target, ed.Content, mode, uid, gid); err != nil {
-		return EnvEdit{}, fmt.Errorf("writing env file: %w", err)
+		if errors.Is(err, os.ErrPermission) {
+			return EnvEdit{}, fmt.Errorf("writing env file %s: permission denied: siteplex writes a new copy next to it and renames it over, so the folder %s must be writable by you, or at least the file itself (run it as their owner)", target, filepath.Dir(target))
+		}
+		return EnvEdit{}, fmt.Errorf("writing env file %s: %w", target, err)
 	}
 	return ed, nil
+}
+
+// rewriteInPlace overwrites an existing file's content.
+func rewriteInPlace(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // writeFileAtomic replaces path with data through a temporary file and a
 // rename; uid/gid of -1 leave the owner alone.
 func writeFileAtomic(path string, data []byte, mode os.FileMode, uid, gid int) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".siteplex-*")
+	tmp, err := os.CreateTemp(dir, "."+strings.TrimPrefix(filepath.Base(path), ".")+".siteplex-*")
 	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			// The folder is not writable but the file may be: rewrite it
+			// in place (not atomic, but what an editor would do).
+			if werr := rewriteInPlace(path, data); werr == nil {
+				return nil
+			}
+		}
 		return err
 	}
 	name := tmp.Name()
@@ -324,18 +356,7 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode, uid, gid int) e
 	if err := os.Rename(name, path); err != nil {
 		if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EXDEV) {
 			// A bind-mounted file cannot be replaced: rewrite it in place.
-			f, oerr := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-			if oerr != nil {
-				return oerr
-			}
-			_, werr := f.Write(data)
-			if werr == nil {
-				werr = f.Sync()
-			}
-			if cerr := f.Close(); werr == nil {
-				werr = cerr
-			}
-			return werr
+			return rewriteInPlace(path, data)
 		}
 		return err
 	}

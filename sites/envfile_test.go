@@ -204,6 +204,22 @@ func TestSaveEnvKey(t *testing.T) {
 			t.Errorf("target = %q", b)
 		}
 	})
+	t.Run("dangling symlink: its target is created", func(t *testing.T) {
+		dir := t.TempDir()
+		link := filepath.Join(dir, ".env-local")
+		if err := os.Symlink("shared.env", link); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := SaveEnvKey(link, "SITE_ID", ptr("4")); err != nil {
+			t.Fatal(err)
+		}
+		if fi, _ := os.Lstat(link); fi.Mode()&os.ModeSymlink == 0 {
+			t.Error("the symlink was replaced by a file")
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "shared.env")); string(b) != "SITE_ID=4\n" {
+			t.Errorf("target = %q", b)
+		}
+	})
 	t.Run("read-only folder: error, file intact", func(t *testing.T) {
 		if os.Geteuid() == 0 {
 			t.Skip("root ignores folder permissions; covered by the non-root CLI test")

@@ -85,6 +85,7 @@ func (df DomainFormat) String() string { return df.raw }
 // Apply returns the format applied to a site's slug and id.
 func (df DomainFormat) Apply(slug string, id int64) string {
 	var b strings.Builder
+	b.Grow(len(df.raw) + 2*len(slug) + 20)
 	for _, p := range df.parts {
 		switch p.field {
 		case "":

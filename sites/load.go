@@ -100,9 +100,14 @@ func (p *Project) mergeDeclared(list []Site) ([]Site, error) {
 	for i := range tmp {
 		bySlug[tmp[i].Slug] = idByID[tmp[i].ID]
 	}
+	// Declared sites without an id get ids after every id in use, the
+	// database's and the config's.
 	nextID := int64(0)
 	for _, s := range list {
 		nextID = max(nextID, s.ID)
+	}
+	for _, sc := range p.Config.Sites {
+		nextID = max(nextID, sc.ID)
 	}
 	for _, slug := range keys {
 		sc := p.Config.Sites[slug]

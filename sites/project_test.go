@@ -247,14 +247,14 @@ name = "Beta"
 domain = "Alpha.Example:8000"
 
 [sites.gamma]
-id = 10
+id = 1
 domain = "gamma.example"
-`, ".env-local": "SITE_ID=10\n"})
+`, ".env-local": "SITE_ID=1\n"})
 		got := mustLoad(t, sites.Options{Project: dir})
 		compareSites(t, got, []sites.Site{
-			{ID: 1, Name: "Alpha.Example:8000", Domain: "Alpha.Example:8000", Slug: "alpha", Enabled: true, LocalDomain: "alpha.localhost"},
-			{ID: 2, Name: "Beta", Domain: "beta.example", Slug: "beta", Enabled: true, LocalDomain: "beta.localhost"},
-			{ID: 10, Name: "gamma.example", Domain: "gamma.example", Slug: "gamma", Enabled: true, LocalDomain: "gamma.localhost", Forced: true},
+			{ID: 1, Name: "gamma.example", Domain: "gamma.example", Slug: "gamma", Enabled: true, LocalDomain: "gamma.localhost", Forced: true},
+			{ID: 2, Name: "Alpha.Example:8000", Domain: "Alpha.Example:8000", Slug: "alpha", Enabled: true, LocalDomain: "alpha.localhost"},
+			{ID: 3, Name: "Beta", Domain: "beta.example", Slug: "beta", Enabled: true, LocalDomain: "beta.localhost"},
 		})
 	})
 	t.Run("a declared site with no domain that matches nothing", func(t *testing.T) {

@@ -1,7 +1,9 @@
 package sites
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -79,7 +81,10 @@ func DeriveSlug(domain string) string {
 // resolved), local domains through df, Forced from forcedID (0 = none) and
 // Problems. The sites are sorted by id. It is deterministic and does no I/O.
 func Finalize(list []Site, df DomainFormat, forcedID int64) {
-	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	byID := func(a, b Site) int { return cmp.Compare(a.ID, b.ID) }
+	if !slices.IsSortedFunc(list, byID) { // a database list is sorted already
+		slices.SortStableFunc(list, byID)
+	}
 
 	taken := make(map[string]bool, len(list))
 	for i := range list {

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"testing"
@@ -140,5 +141,55 @@ func TestMemory10k(t *testing.T) {
 		t.Errorf("the model holds %.1f MB for 10,000 sites, over 80 MB", mb)
 	} else {
 		t.Logf("the model holds %.1f MB for 10,000 sites", mb)
+	}
+}
+
+// TestMemoryWithEngine10k measures the heap of the real engine (started
+// on a free loopback port, 10,000 sites, no processes) plus the UI's model
+// over it: what `siteplex` holds for a 10,000-site project.
+func TestMemoryWithEngine10k(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds 10,000 sites")
+	}
+	list := make([]sites.Site, 10000)
+	for i := range list {
+		id := int64(i + 1)
+		list[i] = sites.Site{ID: id, Name: fmt.Sprintf("Site number %d", id), Domain: fmt.Sprintf("site-%05d.example.com", id),
+			PlusRow: true, PlusSlug: fmt.Sprintf("s%05d", id), Enabled: true}
+	}
+	df, _ := sites.ParseDomainFormat("{slug}.localhost")
+	sites.Finalize(list, df, 0)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	e, err := devproxy.New(devproxy.Config{
+		Listen:    []string{"127.0.0.1:0"},
+		LoadSites: func(ctx context.Context) ([]sites.Site, error) { return append([]sites.Site(nil), list...), nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	m := New(Options{Engine: e, Renderer: asciiRenderer(), NoTick: true, NoStart: true})
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+	m.Update(snapshotMsg{sites: e.Sites(), status: e.Status(), addrs: e.Addrs()})
+	for j := 0; j < 50; j++ {
+		m.Update(keyMsg("j"))
+		_ = m.View()
+	}
+	if len(m.sites) != 10000 {
+		t.Fatalf("%d sites", len(m.sites))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(m)
+	mb := float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
+	t.Logf("engine + UI hold %.1f MB of heap for 10,000 sites (%.1f MB from the OS in all)", mb, float64(after.Sys)/(1<<20))
+	if mb > 80 {
+		t.Errorf("engine + UI hold %.1f MB for 10,000 sites, over 80 MB", mb)
 	}
 }

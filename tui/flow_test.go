@@ -48,12 +48,12 @@ func TestFlow(t *testing.T) {
 		teatest.WaitFor(t, out, func(b []byte) bool {
 			last = b
 			return bytes.Contains(seen, []byte(s)) || bytes.Contains(b, []byte(s))
-		}, teatest.WithDuration(5*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+		}, teatest.WithDuration(10*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
 		seen = append(seen, last...)
 	}
 	waitFile := func(path, s string, present bool) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(10 * time.Second)
 		for {
 			b, _ := os.ReadFile(path)
 			if strings.Contains(string(b), s) == present {
@@ -138,13 +138,13 @@ func TestFlowSudo(t *testing.T) {
 	m := New(Options{Engine: eng, Hosts: hs, Renderer: asciiRenderer(), NoTick: true})
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(100, 30))
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("example.jp")) },
-		teatest.WithDuration(5*time.Second))
+		teatest.WithDuration(10*time.Second))
 	tm.Type("h")
 	// The command ran, and back in the UI the hosts state was read
 	// again: de shows ✓.
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
 		return bytes.Contains(b, []byte("done: sh -c")) && bytes.Contains(b, []byte("✓"))
-	}, teatest.WithDuration(5*time.Second))
+	}, teatest.WithDuration(10*time.Second))
 	if _, err := os.Stat(marker); err != nil {
 		t.Fatalf("the root command did not run: %v", err)
 	}

@@ -102,9 +102,14 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, k.PrevPane):
 		m.cycleFocus(-1)
 	case key.Matches(msg, k.Clear):
-		if m.paneFocus {
+		// esc undoes the nearest thing: a log search, the pane focus, the
+		// site filter.
+		switch {
+		case m.search != "" && (m.focus() == focusLogs || !m.paneFocus && m.filter == ""):
+			m.search, m.searchHit = "", -1
+		case m.paneFocus:
 			m.paneFocus = false
-		} else if m.filter != "" {
+		case m.filter != "":
 			m.filter = ""
 			m.refilter(true)
 			return m.selectionChanged()
@@ -464,7 +469,7 @@ func (m *Model) open() tea.Cmd {
 // hosts entries are in, else its local domain (*.localhost resolves to
 // loopback without any hosts entry).
 func (m *Model) siteURL(s *sites.Site) string {
-	if len(m.addrs) == 0 || !m.started {
+	if len(m.addrs) == 0 || !m.started || m.proxyErr != nil {
 		return ""
 	}
 	host := s.LocalDomain

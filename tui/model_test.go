@@ -442,8 +442,12 @@ func TestLogsFollowPauseAndSearch(t *testing.T) {
 		t.Fatalf("search hit %d:\n%s", h.m.searchHit, v)
 	}
 	h.key("esc")
+	if h.m.search != "" || h.m.focus() != focusLogs {
+		t.Errorf("first esc: search %q, focus %v; want the search cleared", h.m.search, h.m.focus())
+	}
+	h.key("esc")
 	if h.m.focus() != focusTable {
-		t.Error("esc did not return to the table")
+		t.Error("second esc did not return to the table")
 	}
 	// New lines arrive as events while paused: the view stays put.
 	h.key("tab", "/", "n", "o", "p", "e", "enter")
@@ -724,4 +728,23 @@ func TestFmtAddrs(t *testing.T) {
 			t.Errorf("fmtAddrs(%v, %v) = %q, want %q", tt.addrs, tt.compact, got, tt.want)
 		}
 	}
+}
+
+// TestViewGoldenErrors pins the screens of the two start-up failures at
+// 80×24: port 80 refused (the ways out, the table still working) and the
+// database down (why, and that it retries).
+func TestViewGoldenErrors(t *testing.T) {
+	var out strings.Builder
+	h := newHarness(t, 80, 24)
+	h.send(startedMsg{err: &devproxy.ListenError{Addr: "127.0.0.1:80", Err: syscall.EACCES}})
+	fmt.Fprintf(&out, "==== port refused\n%s\n", h.m.View())
+
+	eng := newFakeEngine(demoSites())
+	eng.loadErr = errors.New(`loading sites: postgres 127.0.0.1:5432/app: connection refused: is the database running? (docker compose up -d db)`)
+	m := New(Options{Engine: eng, Project: "app", Database: "postgres 127.0.0.1:5432/app", Renderer: asciiRenderer(), NoTick: true, Now: func() time.Time { return fixedNow }})
+	h2 := &harness{t: t, m: m, eng: eng}
+	h2.send(tea.WindowSizeMsg{Width: 80, Height: 24})
+	h2.send(startedMsg{})
+	fmt.Fprintf(&out, "==== database down\n%s\n", h2.m.View())
+	golden.RequireEqual(t, []byte(out.String()))
 }

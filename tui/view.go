@@ -57,7 +57,7 @@ const (
 )
 
 func (m *Model) columns() columns {
-	c := columns{sep: " ", id: m.want.id, hosts: wHosts, state: wState, port: wPort, req: wReq, showHosts: m.opt.Hosts != nil, showPort: true}
+	c := columns{sep: " ", id: m.want.id, hosts: wHosts, state: wState, port: wPort, req: wReq, showHosts: m.opt.Hosts != nil}
 	if m.width >= 100 {
 		c.sep = "  "
 	}
@@ -67,49 +67,44 @@ func (m *Model) columns() columns {
 		fixed += c.hosts + sep
 	}
 	avail := m.width - fixed
-	// Flexible columns in order of importance, each with a minimum.
+	// Flexible columns in order of importance: slug and domain are always
+	// shown (cut to fit), name and local only when they fit.
 	type flex struct {
-		w        *int
-		min, max int
-		show     *bool
+		w          *int
+		show       *bool
+		soft, want int // soft: first-pass width; want: the widest value
+		must       bool
 	}
-	always := true
+	var showSlug, showDomain bool
 	cols := []flex{
-		{&c.slug, 6, m.want.slug, &always},
-		{&c.domain, 10, m.want.domain, &always},
-		{&c.name, 8, m.want.name, &c.showName},
-		{&c.local, 12, m.want.local, &c.showLocal},
+		{&c.slug, &showSlug, 12, m.want.slug, true},
+		{&c.domain, &showDomain, 20, m.want.domain, true},
+		{&c.name, &c.showName, 10, m.want.name, false},
+		{&c.local, &c.showLocal, 14, m.want.local, false},
 	}
-	// First pass: each column in order of importance gets a modest
-	// width if that fits (slug and domain always get what is left);
-	// second pass: what remains widens them towards what they want.
-	soft := []int{12, 20, 10, 14}
+	// First pass: each column gets a modest width if that fits (the must
+	// columns get what is left); second pass: what remains widens them,
+	// in the same order, towards the width they want.
 	used := 0
 	var shown []flex
-	for i, f := range cols {
-		w := min(soft[i], f.max)
-		need := w
+	for _, f := range cols {
+		w := min(f.soft, f.want)
+		gap := 0
 		if used > 0 {
-			need += sep
+			gap = sep
 		}
-		switch {
-		case used+need <= avail:
-		case f.show == &always:
-			w = max(min(f.min, f.max), avail-used-(need-w))
-			need = w + (need - min(soft[i], f.max))
-		default:
-			continue
+		if used+gap+w > avail {
+			if !f.must {
+				continue
+			}
+			w = max(min(6, f.want), avail-used-gap)
 		}
 		*f.w, *f.show = w, true
-		used += need
+		used += gap + w
 		shown = append(shown, f)
 	}
 	for _, f := range shown {
-		if used >= avail {
-			break
-		}
-		add := min(avail-used, f.max-*f.w)
-		if add > 0 {
+		if add := min(avail-used, f.want-*f.w); add > 0 {
 			*f.w += add
 			used += add
 		}
@@ -144,7 +139,7 @@ func (m *Model) noticeLines() []string {
 	if errors.As(m.proxyErr, &le) {
 		why = fmt.Sprintf("cannot listen on %s: %v", le.Addr, le.Err)
 	}
-	out := []string{fmt.Sprintf("✖ proxy not running: %s · retrying every %s · ways out:", why, m.opt.RetryEvery)}
+	out := []string{"✖ proxy not running: " + why, fmt.Sprintf("  ways out (siteplex retries every %s):", m.opt.RetryEvery)}
 	for _, w := range ways {
 		out = append(out, "    "+w)
 	}
@@ -327,9 +322,13 @@ func (m *Model) viewRows(c columns, h int, line func(string)) {
 		if m.loadErr != nil && m.filter == "" {
 			st = m.st.Error
 		}
-		line("  " + st.Render(msg))
-		for i := 1; i < h; i++ {
-			line("")
+		wrapped := strings.Split(ansi.Wrap(msg, max(10, m.width-2), ""), "\n")
+		for i := 0; i < h; i++ {
+			if i < len(wrapped) {
+				line("  " + st.Render(wrapped[i]))
+			} else {
+				line("")
+			}
 		}
 		return
 	}
@@ -489,10 +488,8 @@ func (m *Model) viewPaneTitle() string {
 		right = " " + right + " "
 	}
 	fill := m.width - ansi.StringWidth(left) - ansi.StringWidth(right) - 2
-	if fill < 1 {
-		right = ""
-		fill = max(1, m.width-ansi.StringWidth(left))
-		return left + st.Rule.Render(strings.Repeat("─", fill))
+	if fill < 1 { // no room for the facts
+		return left + st.Rule.Render(strings.Repeat("─", max(1, m.width-ansi.StringWidth(left))))
 	}
 	return left + st.Rule.Render(strings.Repeat("─", fill)) + st.PaneInfo.Render(right) + st.Rule.Render("──")
 }

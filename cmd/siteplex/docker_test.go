@@ -195,4 +195,75 @@ func TestServeDockerRunnerSingleMode(t *testing.T) {
 	if code, b := httpGet(t, "127.0.0.1:"+strconv.Itoa(webPort), "localhost", "/whoami"); code != 200 || !strings.Contains(string(b), `"site_id":"3"`) {
 		t.Errorf("web after use gh: %d %s", code, b)
 	}
+
+	// SIGKILL of siteplex: the web container it recreated is stopped (and
+	// kept: it is the project's own).
+	sp = startServe(t, bin, root)
+	if code, b := httpGet(t, sp.addr, "localhost", "/whoami"); code != 200 || !strings.Contains(string(b), `"site_id":"3"`) {
+		t.Fatalf("localhost: %d %s", code, b)
+	}
+	sp.cmd.Process.Kill()
+	killed := time.Now()
+	for {
+		web, err := d.API.ContainerInspect(context.Background(), webName)
+		if err != nil {
+			t.Fatalf("the web container is gone after SIGKILL: %v", err)
+		}
+		if !web.State.Running {
+			break
+		}
+		if time.Since(killed) > 15*time.Second {
+			t.Fatal("the web container still runs 15s after SIGKILL of siteplex")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("web container stopped %s after SIGKILL of siteplex", time.Since(killed).Round(10*time.Millisecond))
+}
+
+func TestSitesFromComposeDatabase(t *testing.T) {
+	root := worldReadableDir(t)
+	testenv.StartDocker(t)
+	d, err := compose.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	project := compose.ProjectName(root, func(string) string { return "" })
+	netName := composetest.Network(t, d.API, project)
+	composetest.Run(t, d.API, project+"-database_default-1", &container.Config{
+		Image: composetest.PostgresImage(t, d.API),
+		Env:   []string{"POSTGRES_PASSWORD=" + composetest.PGPassword, "POSTGRES_DB=db"},
+		Labels: map[string]string{compose.LabelProject: project, compose.LabelWorkingDir: root,
+			compose.LabelService: "database_default", compose.LabelOneoff: "False"},
+	}, &container.HostConfig{}, netName, "database_default")
+	os.WriteFile(filepath.Join(root, "manage.py"), nil, 0o644)
+	// Divio's .env-local: the host resolves only inside the compose network.
+	os.WriteFile(filepath.Join(root, ".env-local"), []byte("DATABASE_URL=postgres://postgres@database_default:5432/db\nSITE_ID=2\n"), 0o644)
+
+	var stdout, stderr string
+	var code int
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		stdout, stderr, code = runCLI(t, root, nil, "sites", "--json")
+		if code == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond) // the server is starting
+	}
+	if code != 0 {
+		t.Fatalf("sites --json: exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{`"slug": "gh"`, `"real_domain": "www.example.gh"`, `"slug": "de"`} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("sites --json lacks %s:\n%s", want, stdout)
+		}
+	}
+	stdout, stderr, code = runCLI(t, root, nil, "use")
+	if code != 0 || !strings.Contains(stdout, "★ 2 gh (Ghana, gh.localhost)") {
+		t.Errorf("use: exit %d\n%s%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = runCLI(t, root, nil, "use", "de")
+	if code != 0 || !strings.Contains(stdout, "SITE_ID=3: 3 de (Germany, de.localhost)") {
+		t.Errorf("use de: exit %d\n%s%s", code, stdout, stderr)
+	}
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/siteplex/siteplex/devproxy"
+	"github.com/siteplex/siteplex/internal/testenv"
 )
 
 // useProject writes a project with three declared sites (no database
@@ -395,6 +400,24 @@ func TestUseSwitchesRunningEnginePerSite(t *testing.T) {
 		t.Errorf(".env-local = %q", b)
 	}
 
+	// The switch itself, without starting the siteplex binary: the control
+	// API call, then the first answer from the new site.
+	ef, err := devproxy.ReadEngineFile(filepath.Join(dir, ".siteplex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop = startLoop(sp.addr, 4)
+	time.Sleep(200 * time.Millisecond)
+	callStart := time.Now()
+	if err := devproxy.NewClient(ef).Use(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
+	callEnd := time.Now()
+	time.Sleep(200 * time.Millisecond)
+	firstNew, n = switchReport(t, loop.finish(), callStart, callEnd, "3")
+	t.Logf("per-site switch through the control API: %d requests, 0 failed; the call took %s; first answer from the new site ended %s after the call started",
+		n, callEnd.Sub(callStart).Round(time.Microsecond), firstNew.Round(time.Microsecond))
+
 	// --clear: localhost shows the index.
 	runUse(t, bin, dir, "--clear")
 	if code, body := httpGet(t, sp.addr, "localhost", "/"); code == 200 && strings.Contains(string(body), `"site_id"`) {
@@ -426,5 +449,56 @@ func TestUseSwitchesRunningEngineSingleMode(t *testing.T) {
 	// Every host now reaches the one process with the new SITE_ID.
 	if code, b := httpGet(t, sp.addr, "two.localhost", "/whoami"); code != 200 || !strings.Contains(string(b), `"site_id":"3"`) {
 		t.Errorf("two.localhost in single mode: %d %s", code, b)
+	}
+}
+
+func TestUseNoPermission(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "root, to drop to uid 65534 with setpriv")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		testenv.Missing(t, "setpriv (util-linux)")
+	}
+	bin := buildSiteplex(t)
+	dir := useProject(t, worldReadableDir(t), "")
+	env := filepath.Join(dir, ".env-local")
+	os.WriteFile(env, []byte("# mine\nSITE_ID=1\n"), 0o644) // root's, not writable by nobody
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "use", "two", "--project", dir)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent"}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("use as nobody: %v, want exit 1\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "forcing SITE_ID=2: writing env file") || !strings.Contains(string(out), "permission denied") {
+		t.Errorf("message: %s", out)
+	}
+	if b, _ := os.ReadFile(env); string(b) != "# mine\nSITE_ID=1\n" {
+		t.Errorf("env file changed: %q", b)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*siteplex-*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+func TestUseWritableFileInReadOnlyFolder(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "root, to drop to uid 65534 with setpriv")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		testenv.Missing(t, "setpriv (util-linux)")
+	}
+	bin := buildSiteplex(t)
+	dir := useProject(t, worldReadableDir(t), "")
+	env := filepath.Join(dir, ".env-local")
+	os.WriteFile(env, []byte("# mine\r\nSITE_ID=1\r\n"), 0o666)
+	os.Chmod(env, 0o666) // the folder is root's; the file is writable by all
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "use", "two", "--project", dir)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("use as nobody: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(env); string(b) != "# mine\r\nSITE_ID=2\r\n" {
+		t.Errorf("env file = %q", b)
 	}
 }
