@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -344,10 +343,6 @@ func serveRun(ctx context.Context, f *Factory) error {
 		return err
 	}
 	cfg.Log = f.IO.Err
-	if v := os.Getenv("SITEPLEX_EXPERIMENT_PROCS"); v != "" {
-		n, _ := strconv.Atoi(v)
-		runtime.GOMAXPROCS(n)
-	}
 	e, err := devproxy.New(cfg)
 	if err != nil {
 		return err
