@@ -56,6 +56,7 @@ type Engine struct {
 	forced      int64
 	counters    map[string]*atomic.Int64
 	servers     []*http.Server
+	fronts      []*connServer // the front ends feeding servers (conn.go)
 	addrs       []string
 	started     bool
 	lastPollErr string
@@ -256,6 +257,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	errLog := log.New(io.Discard, "", 0)
 	e.mu.Lock()
 	for _, ln := range lns {
+		// The front end (conn.go) accepts on ln and hands the connections
+		// it does not serve itself to srv.
+		e.fronts = append(e.fronts, newConnServer(e, ln))
 		srv := &http.Server{
 			Handler:           e,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -266,12 +270,13 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.addrs = append(e.addrs, ln.Addr().String())
 	}
 	servers := append([]*http.Server(nil), e.servers...)
+	fronts := append([]*connServer(nil), e.fronts...)
 	e.mu.Unlock()
 
 	if err := e.writeEngineFile(); err != nil {
 		fmt.Fprintf(e.cfg.Log, "siteplex: %v (siteplex use will not reach this engine)\n", err)
 	}
-	e.bg.Add(2 + len(servers))
+	e.bg.Add(2 + 2*len(servers))
 	go e.runSupervisor()
 	go e.pollLoop()
 	if e.cfg.StartAll {
@@ -279,7 +284,8 @@ func (e *Engine) Start(ctx context.Context) error {
 		go e.startAll()
 	}
 	for i, srv := range servers {
-		go e.serve(srv, lns[i])
+		go e.serve(srv, fronts[i].hand)
+		go e.acceptFront(fronts[i])
 	}
 	return nil
 }
@@ -328,6 +334,12 @@ func (e *Engine) serve(srv *http.Server, ln net.Listener) {
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		e.emit(Event{Kind: EventError, Err: fmt.Errorf("serving %s: %w", ln.Addr(), err)})
 	}
+}
+
+// acceptFront runs one listener's front end until Close.
+func (e *Engine) acceptFront(s *connServer) {
+	defer e.bg.Done()
+	s.acceptLoop()
 }
 
 // pollLoop re-reads the sites every pollInterval until Close.
@@ -460,12 +472,16 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.closeOnce.Do(func() {
 		e.mu.Lock()
 		servers := append([]*http.Server(nil), e.servers...)
+		fronts := append([]*connServer(nil), e.fronts...)
 		started := e.started && e.cancel != nil
 		e.mu.Unlock()
 		var errs []error
 		// Running requests get a few seconds to finish; long streams and
 		// requests still waiting for a process are cut after that.
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		for _, f := range fronts {
+			f.shutdown(sctx)
+		}
 		for _, srv := range servers {
 			if err := srv.Shutdown(sctx); err != nil {
 				srv.Close()

@@ -20,6 +20,11 @@ import (
 // immediate flushes, trailers) while skipping the Transport's per-request
 // goroutine hand-offs and the request/header clones. Everything else
 // (bodies, upgrades, other methods) takes httputil.ReverseProxy.
+//
+// In front of both sits conn.go's own HTTP/1.1 loop, which serves most
+// GET/HEAD requests without net/http at all; this path sees the requests
+// it hands over (a site still starting, a backend failure, ...). Both
+// share the connection pool below.
 
 // fastIdleTimeout closes pooled backend connections unused for this long.
 const fastIdleTimeout = 90 * time.Second
@@ -33,6 +38,9 @@ type backendConn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	lastUsed time.Time
+	// rdl is the read deadline the front end (conn.go) last set; zero
+	// when none is set.
+	rdl time.Time
 }
 
 // connPool keeps idle keep-alive connections per backend address.
@@ -199,6 +207,11 @@ func (e *Engine) fastOnce(w *recorder, r *http.Request, addr string, fresh bool)
 	}
 	if err != nil {
 		return err
+	}
+	if !bc.rdl.IsZero() {
+		// Left by the front end: this path relies on the context instead.
+		bc.rdl = time.Time{}
+		_ = bc.c.SetReadDeadline(time.Time{})
 	}
 	// A client that goes away ends the backend exchange too.
 	stop := context.AfterFunc(ctx, func() { _ = bc.c.SetDeadline(time.Unix(1, 0)) })
