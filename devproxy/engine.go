@@ -598,6 +598,14 @@ func (e *Engine) emit(ev Event) {
 	if e.nsubs.Load() == 0 {
 		return
 	}
+	if ev.Kind == EventState {
+		// The supervisor does not count requests; the routing table does.
+		if t := e.table.Load(); t != nil {
+			if rt := t.bySlug[ev.Site.Slug]; rt != nil {
+				ev.Site.Requests = rt.requests.Load()
+			}
+		}
+	}
 	e.subMu.RLock()
 	for _, ch := range e.subs {
 		select {

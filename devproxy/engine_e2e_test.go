@@ -689,3 +689,31 @@ func TestEngineIdleTimeoutAndMaxRunningInAPIStatus(t *testing.T) {
 		t.Errorf("after the idle timeout two is %s", s.State)
 	}
 }
+
+// TestEngineStateEventsCarryRequestCounts: the UI shows what state events
+// carry, so a stop must not reset the site's request count to zero.
+func TestEngineStateEventsCarryRequestCounts(t *testing.T) {
+	e, addr := startDemoEngine(t)
+	events, cancel := e.Subscribe()
+	defer cancel()
+	for range 2 {
+		pxGet(t, addr, "one.example", "/whoami", nil)
+	}
+	if err := e.StopSite(context.Background(), "one"); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Kind == EventState && ev.Site.Slug == "one" && ev.Site.State == Stopped {
+				if ev.Site.Requests != 2 {
+					t.Errorf("stopped event for one carries %d requests, want 2", ev.Site.Requests)
+				}
+				return
+			}
+		case <-timeout:
+			t.Fatal("no stopped state event for one")
+		}
+	}
+}
