@@ -8,9 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/siteplex/siteplex/devproxy"
 	"github.com/siteplex/siteplex/sites"
 )
 
@@ -59,7 +61,7 @@ local_domain, forced and problems; the format is stable.`,
 
 // sitesRun lists the sites: a table for people, or the JSON contract.
 func sitesRun(ctx context.Context, opts *sitesOptions) error {
-	_, list, _, err := opts.Sites(ctx)
+	p, list, _, err := opts.Sites(ctx)
 	if err != nil {
 		return err
 	}
@@ -69,7 +71,31 @@ func sitesRun(ctx context.Context, opts *sitesOptions) error {
 	if opts.JSON {
 		return writeJSON(opts.IO.Out, list)
 	}
-	return printSitesTable(opts.IO.Out, list)
+	return printSitesTable(opts.IO.Out, list, engineStates(ctx, p))
+}
+
+// engineStates asks a running engine of the project (SPEC §6.5) for its
+// process states, keyed by slug. It returns nil when no engine runs or it
+// does not answer within a second: the table then has no process columns.
+func engineStates(ctx context.Context, p *sites.Project) map[string]devproxy.SiteStatus {
+	if p == nil {
+		return nil
+	}
+	ef, err := devproxy.ReadEngineFile(p.StateDir())
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	st, err := devproxy.NewClient(ef).Status(ctx)
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]devproxy.SiteStatus, len(st.Sites))
+	for _, s := range st.Sites {
+		out[s.Slug] = s
+	}
+	return out
 }
 
 // writeJSON prints v as indented JSON; nil slices print as [].
@@ -81,14 +107,19 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // printSitesTable prints the aligned table for people; ★ marks the forced
-// site and "–" an empty value.
-func printSitesTable(w io.Writer, list []sites.Site) error {
+// site and "–" an empty value. With states (a running engine's answer) it
+// adds the process state, port and requests served.
+func printSitesTable(w io.Writer, list []sites.Site, states map[string]devproxy.SiteStatus) error {
 	if len(list) == 0 {
 		_, err := fmt.Fprintln(w, "no sites")
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\tID\tSLUG\tNAME\tDOMAIN\tREAL\tLOCAL\tENABLED\tALIASES\tPROBLEMS")
+	head := "\tID\tSLUG\tNAME\tDOMAIN\tREAL\tLOCAL\tENABLED\tALIASES\tPROBLEMS"
+	if states != nil {
+		head += "\tSTATE\tPORT\tREQ"
+	}
+	fmt.Fprintln(tw, head)
 	for _, s := range list {
 		mark := ""
 		if s.Forced {
@@ -102,9 +133,21 @@ func printSitesTable(w io.Writer, list []sites.Site) error {
 		if s.RealDomain != nil {
 			real = *s.RealDomain
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, s.ID, orDash(s.Slug), clean(s.Name),
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", mark, s.ID, orDash(s.Slug), clean(s.Name),
 			clean(s.Domain), orDash(real), orDash(s.LocalDomain), enabled, orDash(strings.Join(s.Aliases, ",")),
 			orDash(strings.Join(s.Problems, "; ")))
+		if states != nil {
+			if st, ok := states[s.Slug]; ok {
+				port := "–"
+				if st.Port != 0 {
+					port = strconv.Itoa(st.Port)
+				}
+				fmt.Fprintf(tw, "\t%s\t%s\t%d", st.State, port, st.Requests)
+			} else {
+				fmt.Fprint(tw, "\tnot routed\t–\t–")
+			}
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

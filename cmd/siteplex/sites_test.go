@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -313,5 +314,45 @@ func TestSitesCLIErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSitesTableShowsRunningEngine: with an engine running for the project,
+// the table adds each site's process state and requests (SPEC §6.5); the
+// JSON contract stays as it is.
+func TestSitesTableShowsRunningEngine(t *testing.T) {
+	bin := buildSiteplex(t)
+	dir := demoProject(t, bin)
+	sp := startServe(t, bin, dir)
+	if code, b := httpGet(t, sp.addr, "two.localhost", "/whoami"); code != 200 {
+		t.Fatalf("two.localhost: %d %s", code, b)
+	}
+	out, err := exec.Command(bin, "sites", "--project", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("siteplex sites: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], "STATE") || !strings.Contains(lines[0], "REQ") {
+		t.Fatalf("table without engine columns:\n%s", out)
+	}
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		switch f[1] {
+		case "one":
+			if f[len(f)-3] != "stopped" || f[len(f)-1] != "0" {
+				t.Errorf("one: %q, want stopped with 0 requests", l)
+			}
+		case "two":
+			if f[len(f)-3] != "running" || f[len(f)-1] != "1" {
+				t.Errorf("two: %q, want running with 1 request", l)
+			}
+		}
+	}
+	js, err := exec.Command(bin, "sites", "--json", "--project", dir).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(js), "running") {
+		t.Errorf("--json changed with an engine running:\n%s", js)
 	}
 }
