@@ -39,6 +39,7 @@ if [ -z "${SITEPLEX:-}" ]; then
 	SITEPLEX=$work/siteplex
 	(cd "$here" && go build -o "$SITEPLEX" ./cmd/siteplex)
 fi
+SITEPLEX=$(realpath "$SITEPLEX") # the project's command runs from another folder
 
 # A project with one declared site whose process is the demo site.
 mkdir -p "$work/proj"
