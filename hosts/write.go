@@ -380,7 +380,7 @@ func replace(path string, st fs.FileInfo, data []byte) (fallback bool, err error
 		return true, err
 	}
 	// After chown, which may clear set-id bits.
-	if err := unix.Fchmod(int(tmp.Fd()), sys.Mode&0o7777); err != nil {
+	if err := unix.Fchmod(int(tmp.Fd()), uint32(sys.Mode)&0o7777); err != nil {
 		return true, err
 	}
 	if err := tmp.Sync(); err != nil {
