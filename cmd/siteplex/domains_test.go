@@ -78,12 +78,18 @@ func openSQLite(t *testing.T, path string) *sql.DB {
 func dumpDomains(t *testing.T, root string) string {
 	t.Helper()
 	db := openSQLite(t, filepath.Join(root, "db.sqlite3"))
-	var b strings.Builder
-	for _, q := range []string{
+	return dumpRows(t, db,
 		`SELECT id || ' ' || domain FROM django_site ORDER BY id`,
 		`SELECT site_id || ' ' || domain || ' ' || COALESCE(is_canonical, 'NULL') FROM multisite_alias ORDER BY site_id, domain`,
-		`SELECT site_id || ' ' || slug || ' ' || real_domain || ' ' || last_updated_at FROM django_multisite_plus_site ORDER BY site_id`,
-	} {
+		`SELECT site_id || ' ' || slug || ' ' || real_domain || ' ' || last_updated_at FROM django_multisite_plus_site ORDER BY site_id`)
+}
+
+// dumpRows runs queries that each select one text column and returns
+// their rows, one per line.
+func dumpRows(t *testing.T, db *sql.DB, queries ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, q := range queries {
 		rows, err := db.Query(q)
 		if err != nil {
 			t.Fatal(err)
@@ -268,29 +274,10 @@ func TestDomainsCLIPostgres(t *testing.T) {
 	}
 	state := func() string {
 		t.Helper()
-		var b strings.Builder
-		for _, q := range []string{
+		return dumpRows(t, db,
 			`SELECT id || ' ' || domain FROM django_site ORDER BY id`,
 			`SELECT site_id || ' ' || domain || ' ' || COALESCE(CAST(is_canonical AS TEXT), 'NULL') FROM multisite_alias ORDER BY site_id, domain`,
-			`SELECT site_id || ' ' || CAST(last_updated_at AS TEXT) FROM django_multisite_plus_site ORDER BY site_id`,
-		} {
-			rows, err := db.Query(q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for rows.Next() {
-				var s string
-				if err := rows.Scan(&s); err != nil {
-					t.Fatal(err)
-				}
-				b.WriteString(s + "\n")
-			}
-			if err := rows.Err(); err != nil {
-				t.Fatal(err)
-			}
-			rows.Close()
-		}
-		return b.String()
+			`SELECT site_id || ' ' || CAST(last_updated_at AS TEXT) FROM django_multisite_plus_site ORDER BY site_id`)
 	}
 	original := state()
 
