@@ -17,8 +17,6 @@ import (
 	"github.com/siteplex/siteplex/sites"
 )
 
-var errNotYet = errors.New("not built yet")
-
 // engineFlags are the flags of serve (and of the UI, which runs the same
 // engine). Each remembers whether it was given, so siteplex.toml fills in
 // only what the command line left out.
