@@ -465,12 +465,6 @@ exit 0`
 
 func TestHostsNoPermission(t *testing.T) {
 	bin := hostsBinary(t)
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "needs root to switch to uid 65534 with setpriv")
-	}
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		testenv.Missing(t, "setpriv not installed")
-	}
 	orig := "127.0.0.1 localhost\n"
 	root, hf := hostsProject(t, orig, map[string]string{"gh": "example.gh"})
 	for _, d := range []string{filepath.Dir(root), root, filepath.Dir(filepath.Dir(root))} {
@@ -481,8 +475,8 @@ func TestHostsNoPermission(t *testing.T) {
 	}
 	state := t.TempDir()
 	os.Chmod(state, 0o777)
-	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-		bin, "hosts", "apply", "gh", "--project", root, "--hosts-file", hf)
+	cmd := testenv.AsNobody(context.Background(), t, bin,
+		"hosts", "apply", "gh", "--project", root, "--hosts-file", hf)
 	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+state, "HOME="+state)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -509,8 +503,8 @@ func TestHostsNoPermission(t *testing.T) {
 		t.Fatal("the suggested command did not apply")
 	}
 	// --dry-run needs no permission.
-	cmd = exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-		bin, "hosts", "remove", "--dry-run", "--project", root, "--hosts-file", hf)
+	cmd = testenv.AsNobody(context.Background(), t, bin,
+		"hosts", "remove", "--dry-run", "--project", root, "--hosts-file", hf)
 	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+state, "HOME="+state)
 	if out, err := cmd.Output(); err != nil || !strings.Contains(string(out), "-127.0.0.1 example.gh") {
 		t.Fatalf("dry run as nobody: %v\n%s", err, out)
@@ -585,9 +579,6 @@ func hostsCPUTime() time.Duration {
 // it, so it is rewritten in place, keeping its inode and owner.
 func TestHostsWritableFileInLockedFolder(t *testing.T) {
 	bin := hostsBinary(t)
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "needs root to switch to uid 65534 with setpriv")
-	}
 	orig := "127.0.0.1 localhost\n"
 	root, hf := hostsProject(t, orig, map[string]string{"gh": "example.gh"})
 	for _, d := range []string{filepath.Dir(root), root, filepath.Dir(filepath.Dir(root))} {
@@ -599,8 +590,8 @@ func TestHostsWritableFileInLockedFolder(t *testing.T) {
 	before, _ := os.Stat(hf)
 	state := t.TempDir()
 	os.Chmod(state, 0o777)
-	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-		bin, "hosts", "apply", "--project", root, "--hosts-file", hf)
+	cmd := testenv.AsNobody(context.Background(), t, bin,
+		"hosts", "apply", "--project", root, "--hosts-file", hf)
 	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+state, "HOME="+state)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "rewritten in place") {

@@ -203,12 +203,6 @@ domain = "two.example"
 }
 
 func TestServePort80RefusedAsNobody(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "root, to drop to uid 65534 with setpriv")
-	}
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		testenv.Missing(t, "setpriv (util-linux)")
-	}
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); err == nil {
 		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v <= 80 {
 			testenv.Missing(t, "a system where port 80 is privileged (ip_unprivileged_port_start is "+strconv.Itoa(v)+")")
@@ -218,8 +212,8 @@ func TestServePort80RefusedAsNobody(t *testing.T) {
 	dir := demoProject(t, bin)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-		bin, "serve", "--project", dir, "--listen", "127.0.0.1:80")
+	cmd := testenv.AsNobody(ctx, t, bin,
+		"serve", "--project", dir, "--listen", "127.0.0.1:80")
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent"}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

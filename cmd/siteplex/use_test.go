@@ -453,17 +453,11 @@ func TestUseSwitchesRunningEngineSingleMode(t *testing.T) {
 }
 
 func TestUseNoPermission(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "root, to drop to uid 65534 with setpriv")
-	}
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		testenv.Missing(t, "setpriv (util-linux)")
-	}
 	bin := buildSiteplex(t)
 	dir := useProject(t, worldReadableDir(t), "")
 	env := filepath.Join(dir, ".env-local")
 	os.WriteFile(env, []byte("# mine\nSITE_ID=1\n"), 0o644) // root's, not writable by nobody
-	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "use", "two", "--project", dir)
+	cmd := testenv.AsNobody(context.Background(), t, bin, "use", "two", "--project", dir)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent"}
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
@@ -482,18 +476,12 @@ func TestUseNoPermission(t *testing.T) {
 }
 
 func TestUseWritableFileInReadOnlyFolder(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "root, to drop to uid 65534 with setpriv")
-	}
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		testenv.Missing(t, "setpriv (util-linux)")
-	}
 	bin := buildSiteplex(t)
 	dir := useProject(t, worldReadableDir(t), "")
 	env := filepath.Join(dir, ".env-local")
 	os.WriteFile(env, []byte("# mine\r\nSITE_ID=1\r\n"), 0o666)
 	os.Chmod(env, 0o666) // the folder is root's; the file is writable by all
-	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "use", "two", "--project", dir)
+	cmd := testenv.AsNobody(context.Background(), t, bin, "use", "two", "--project", dir)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent"}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("use as nobody: %v\n%s", err, out)

@@ -51,13 +51,6 @@ func runChild(name, arg string) int {
 // of the test binary that user may execute.
 func asNobody(t *testing.T, name, arg string) doctor.Check {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "root, to run a check as uid 65534 with setpriv")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		testenv.Missing(t, "setpriv (util-linux): %v", err)
-	}
 	dir, err := os.MkdirTemp("", "doctor-child-")
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +69,7 @@ func asNobody(t *testing.T, name, arg string) doctor.Check {
 	if err := os.WriteFile(bin, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", bin)
+	cmd := testenv.AsNobody(context.Background(), t, bin)
 	cmd.Env = append(os.Environ(), childEnv+"="+name, childEnv+"_ARG="+arg)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
