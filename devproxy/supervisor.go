@@ -607,18 +607,7 @@ func (s *Supervisor) Logs(slug string, n int) []LogLine {
 // Start starts slug's process (clearing a backoff) and waits until it
 // accepts connections or fails. It returns at once when already running.
 func (s *Supervisor) Start(ctx context.Context, slug string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	u, err := s.unitBySlugLocked(slug)
-	if err != nil {
-		return err
-	}
-	s.clearBackoffLocked(u)
-	_, err = s.waitLocked(ctx, u, false)
-	return err
+	return s.act(ctx, slug, nil)
 }
 
 // Stop stops slug's process (SIGTERM to its group, SIGKILL after 5 s) and
@@ -651,6 +640,18 @@ func (s *Supervisor) Stop(ctx context.Context, slug string) error {
 // Restart replaces slug's process (or starts it) and waits until the new
 // one accepts connections. Requests arriving meanwhile wait for it.
 func (s *Supervisor) Restart(ctx context.Context, slug string) error {
+	return s.act(ctx, slug, func(u *unit) {
+		if u.cur != nil {
+			s.logs.system(u.key, "restart requested")
+			s.restartLocked(u, "restart requested")
+		}
+	})
+}
+
+// act takes the lock, clears slug's backoff, runs do (if any) and
+// waits until the site's process accepts connections: the shared body of
+// Start and Restart.
+func (s *Supervisor) act(ctx context.Context, slug string, do func(*unit)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -661,9 +662,8 @@ func (s *Supervisor) Restart(ctx context.Context, slug string) error {
 		return err
 	}
 	s.clearBackoffLocked(u)
-	if u.cur != nil {
-		s.logs.system(u.key, "restart requested")
-		s.restartLocked(u, "restart requested")
+	if do != nil {
+		do(u)
 	}
 	_, err = s.waitLocked(ctx, u, false)
 	return err
