@@ -45,10 +45,11 @@ func dockerProject(t *testing.T, root string) (d *compose.Docker, project string
 		Binds:        []string{root + ":/app"},
 		PortBindings: nat.PortMap{"8000/tcp": {{HostIP: "127.0.0.1", HostPort: strconv.Itoa(webPort)}}},
 	}, netName, "web")
-	// Site containers the test's siteplex made, should it fail to.
+	// Site containers the test's siteplex made, should it fail to. Only
+	// this project's: CI runs every package's tests on one shared engine.
 	t.Cleanup(func() {
 		cs, _ := d.API.ContainerList(context.Background(), container.ListOptions{All: true,
-			Filters: filters.NewArgs(filters.Arg("label", compose.LabelSiteplexProject))})
+			Filters: filters.NewArgs(filters.Arg("label", compose.LabelSiteplexProject+"="+filepath.Base(root)))})
 		for _, c := range cs {
 			d.API.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
 		}
