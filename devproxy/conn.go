@@ -235,6 +235,7 @@ func (s *connServer) isClosed() bool { return s.closing.Load() }
 type frontConn struct {
 	s      *connServer
 	c      net.Conn
+	io     io.ReadWriter // c's reads and writes (raw system calls on Linux)
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	client string // the client's IP, for X-Forwarded-For
@@ -297,17 +298,18 @@ func (fc *frontConn) serve() {
 		}
 		s.wg.Done()
 	}()
+	fc.io = newRawIO(fc.c)
 	if br, ok := s.rpool.Get().(*bufio.Reader); ok {
-		br.Reset(fc.c)
+		br.Reset(fc.io)
 		fc.br = br
 	} else {
-		fc.br = bufio.NewReaderSize(fc.c, frontReadSize)
+		fc.br = bufio.NewReaderSize(fc.io, frontReadSize)
 	}
 	if bw, ok := s.wpool.Get().(*bufio.Writer); ok {
-		bw.Reset(fc.c)
+		bw.Reset(fc.io)
 		fc.bw = bw
 	} else {
-		fc.bw = bufio.NewWriterSize(fc.c, frontWriteSize)
+		fc.bw = bufio.NewWriterSize(fc.io, frontWriteSize)
 	}
 	if host, _, err := net.SplitHostPort(fc.c.RemoteAddr().String()); err == nil {
 		fc.client = host
@@ -729,7 +731,7 @@ func (fc *frontConn) exchange(addr string) (*backendConn, *respHead, exchangeRes
 			var c net.Conn
 			c, err = e.pool.dialer.DialContext(e.runCtx, "tcp", addr)
 			if err == nil {
-				bc = &backendConn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 8<<10)}
+				bc = newBackendConn(c)
 			}
 		}
 		if err != nil {

@@ -51,6 +51,12 @@ type connPool struct {
 	idle map[string][]*backendConn
 }
 
+// newBackendConn wraps a fresh connection to a backend.
+func newBackendConn(c net.Conn) *backendConn {
+	rw := newRawIO(c)
+	return &backendConn{c: c, br: bufio.NewReaderSize(rw, 16<<10), bw: bufio.NewWriterSize(rw, 8<<10)}
+}
+
 func newConnPool() *connPool {
 	return &connPool{dialer: net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
 		idle: map[string][]*backendConn{}}
@@ -75,7 +81,7 @@ func (p *connPool) get(ctx context.Context, addr string) (bc *backendConn, reuse
 	if err != nil {
 		return nil, false, err
 	}
-	return &backendConn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 8<<10)}, false, nil
+	return newBackendConn(c), false, nil
 }
 
 // put returns a healthy connection to the pool.
@@ -200,7 +206,7 @@ func (e *Engine) fastOnce(w *recorder, r *http.Request, addr string, fresh bool)
 		var c net.Conn
 		c, err = e.pool.dialer.DialContext(ctx, "tcp", addr)
 		if err == nil {
-			bc = &backendConn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 8<<10)}
+			bc = newBackendConn(c)
 		}
 	} else {
 		bc, reused, err = e.pool.get(ctx, addr)
