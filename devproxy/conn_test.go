@@ -292,6 +292,8 @@ func TestFrontEndRecordsRequests(t *testing.T) {
 	e, addr := startTestEngine(t, list, bs, 0)
 	events, cancel := e.Subscribe()
 	defer cancel()
+	states, cancelStates := e.Subscribe(EventState, EventError)
+	defer cancelStates()
 	rawExchange(t, addr, get("/cl?x=1", "s.localhost")+"HEAD /a%20b HTTP/1.1\r\nHost: s.localhost\r\n\r\n"+get("/304", "s.localhost"), "GET", "HEAD", "GET")
 	want := []struct {
 		method, path string
@@ -314,6 +316,13 @@ func TestFrontEndRecordsRequests(t *testing.T) {
 		g := got[i]
 		if g.Site != "s" || g.Method != w.method || g.Path != w.path || g.Status != w.status || g.Bytes != w.bytes || g.Duration <= 0 || g.Time.IsZero() {
 			t.Errorf("record %d = %+v, want %+v", i, g, w)
+		}
+	}
+	// emit hands an event to every subscriber in one go: by now a
+	// subscriber of other kinds would have had them too.
+	for len(states) > 0 {
+		if ev := <-states; ev.Kind != EventState && ev.Kind != EventError {
+			t.Errorf("a subscriber of state and error events got a kind %d event", ev.Kind)
 		}
 	}
 	if recs := e.Requests(0); len(recs) != 3 {

@@ -72,13 +72,13 @@ type Engine struct {
 	reqs  [maxRequests]RequestRecord
 	reqN  int
 
-	// subMu guards subs, nextSub and subsClosed; nsubs mirrors len(subs) for a
-	// lock-free "anyone listening?" check.
+	// subMu guards subs, nextSub and subsClosed; wanted is the union of
+	// the subscribers' kinds, for a lock-free "anyone listening?" check.
 	subMu      sync.RWMutex
-	subs       map[int]chan Event
+	subs       map[int]subscriber
 	nextSub    int
 	subsClosed bool
-	nsubs      atomic.Int32
+	wanted     atomic.Uint32
 
 	runCtx    context.Context
 	cancel    context.CancelFunc
@@ -122,7 +122,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg:      cfg,
 		token:    hex.EncodeToString(tok),
 		counters: map[string]*atomic.Int64{},
-		subs:     map[int]chan Event{},
+		subs:     map[int]subscriber{},
 		done:     make(chan struct{}),
 	}
 	e.tr = newTransport()
@@ -499,11 +499,11 @@ func (e *Engine) Close(ctx context.Context) error {
 		e.tr.CloseIdleConnections()
 		e.pool.closeAll()
 		e.subMu.Lock()
-		for id, ch := range e.subs {
-			close(ch)
+		for id, sub := range e.subs {
+			close(sub.ch)
 			delete(e.subs, id)
 		}
-		e.nsubs.Store(0)
+		e.wanted.Store(0)
 		e.subsClosed = true
 		e.subMu.Unlock()
 		e.closeErr = errors.Join(errs...)
@@ -563,10 +563,25 @@ func (e *Engine) Status() Status {
 	return st
 }
 
-// Subscribe returns a buffered channel of events and a function that ends
-// the subscription. A subscriber that does not keep up loses events; the
-// engine never waits for it. The channel is closed by cancel or Close.
-func (e *Engine) Subscribe() (<-chan Event, func()) {
+// subscriber is one Subscribe call: its channel and the kinds it wants
+// (a bit per EventKind).
+type subscriber struct {
+	ch    chan Event
+	kinds uint32
+}
+
+// Subscribe returns a buffered channel of events of the given kinds (all
+// kinds when none is given) and a function that ends the subscription. A
+// subscriber that does not keep up loses events; the engine never waits
+// for it. The channel is closed by cancel or Close.
+func (e *Engine) Subscribe(kinds ...EventKind) (<-chan Event, func()) {
+	mask := ^uint32(0)
+	if len(kinds) > 0 {
+		mask = 0
+		for _, k := range kinds {
+			mask |= 1 << uint(k)
+		}
+	}
 	ch := make(chan Event, 1024)
 	e.subMu.Lock()
 	if e.subsClosed {
@@ -576,26 +591,32 @@ func (e *Engine) Subscribe() (<-chan Event, func()) {
 	}
 	id := e.nextSub
 	e.nextSub++
-	e.subs[id] = ch
-	e.nsubs.Add(1)
+	e.subs[id] = subscriber{ch: ch, kinds: mask}
+	e.wanted.Store(e.wanted.Load() | mask)
 	e.subMu.Unlock()
 	var once sync.Once
 	return ch, func() {
 		once.Do(func() {
 			e.subMu.Lock()
-			if c, ok := e.subs[id]; ok {
+			if sub, ok := e.subs[id]; ok {
 				delete(e.subs, id)
-				e.nsubs.Add(-1)
-				close(c)
+				close(sub.ch)
+				var w uint32
+				for _, s := range e.subs {
+					w |= s.kinds
+				}
+				e.wanted.Store(w)
 			}
 			e.subMu.Unlock()
 		})
 	}
 }
 
-// emit sends ev to every subscriber that has room for it.
+// emit sends ev to every subscriber that wants its kind and has room for
+// it.
 func (e *Engine) emit(ev Event) {
-	if e.nsubs.Load() == 0 {
+	bit := uint32(1) << uint(ev.Kind)
+	if e.wanted.Load()&bit == 0 {
 		return
 	}
 	if ev.Kind == EventState {
@@ -607,9 +628,12 @@ func (e *Engine) emit(ev Event) {
 		}
 	}
 	e.subMu.RLock()
-	for _, ch := range e.subs {
+	for _, sub := range e.subs {
+		if sub.kinds&bit == 0 {
+			continue
+		}
 		select {
-		case ch <- ev:
+		case sub.ch <- ev:
 		default:
 		}
 	}

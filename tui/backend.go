@@ -32,8 +32,9 @@ type Engine interface {
 	Start(ctx context.Context) error
 	Addrs() []string
 	Status() devproxy.Status
-	// Subscribe returns the event stream and a function that ends it.
-	Subscribe() (<-chan devproxy.Event, func())
+	// Subscribe returns the stream of the given kinds of events (all when
+	// none is given) and a function that ends it.
+	Subscribe(kinds ...devproxy.EventKind) (<-chan devproxy.Event, func())
 	StartSite(ctx context.Context, slug string) error
 	StopSite(ctx context.Context, slug string) error
 	RestartSite(ctx context.Context, slug string) error

@@ -97,7 +97,7 @@ func (e *fakeEngine) Status() devproxy.Status {
 	return st
 }
 
-func (e *fakeEngine) Subscribe() (<-chan devproxy.Event, func()) {
+func (e *fakeEngine) Subscribe(...devproxy.EventKind) (<-chan devproxy.Event, func()) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ch := make(chan devproxy.Event, 1024)

@@ -345,7 +345,9 @@ func serveRun(ctx context.Context, f *Factory) error {
 	if err != nil {
 		return err
 	}
-	events, cancel := e.Subscribe()
+	// Only what printEvent prints: a request or log event would wake this
+	// loop for nothing.
+	events, cancel := e.Subscribe(devproxy.EventState, devproxy.EventError)
 	defer cancel()
 	if err := e.Start(ctx); err != nil {
 		_ = e.Close(context.Background())
