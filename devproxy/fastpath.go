@@ -53,7 +53,7 @@ type connPool struct {
 
 // newBackendConn wraps a fresh connection to a backend.
 func newBackendConn(c net.Conn) *backendConn {
-	rw := newRawIO(c)
+	rw := newHeldIO(c)
 	return &backendConn{c: c, br: bufio.NewReaderSize(rw, 16<<10), bw: bufio.NewWriterSize(rw, 8<<10)}
 }
 

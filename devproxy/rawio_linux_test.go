@@ -132,3 +132,96 @@ func TestRawIONotTCP(t *testing.T) {
 		t.Fatalf("newRawIO(net.Pipe) = %T; want the conn itself", rw)
 	}
 }
+
+func TestHeldIO(t *testing.T) {
+	// echo answers with "re:" and what it read, once n bytes came in.
+	echo := func(peer net.Conn, n int) {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(peer, b); err == nil {
+			peer.Write(append([]byte("re:"), b[:min(n, 8)]...))
+		}
+	}
+	tests := []struct {
+		name string
+		run  func(t *testing.T, rw io.ReadWriter, c, peer net.Conn)
+	}{
+		{"a write waits for the next read", func(t *testing.T, rw io.ReadWriter, c, peer net.Conn) {
+			if n, err := rw.Write([]byte("ping")); n != 4 || err != nil {
+				t.Fatalf("Write = %d, %v", n, err)
+			}
+			peer.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if n, err := peer.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("the peer read %d bytes, %v before the held write's Read", n, err)
+			}
+			peer.SetReadDeadline(time.Time{})
+			go echo(peer, 4)
+			buf := make([]byte, 16)
+			n, err := rw.Read(buf)
+			if err != nil || string(buf[:n]) != "re:ping" {
+				t.Fatalf("Read = %q, %v; want re:ping", buf[:n], err)
+			}
+		}},
+		{"writes add up", func(t *testing.T, rw io.ReadWriter, c, peer net.Conn) {
+			rw.Write([]byte("pi"))
+			rw.Write([]byte("ng"))
+			go echo(peer, 4)
+			buf := make([]byte, 16)
+			if n, err := rw.Read(buf); err != nil || string(buf[:n]) != "re:ping" {
+				t.Fatalf("Read = %q, %v; want re:ping", buf[:n], err)
+			}
+			// The next exchange starts from an empty buffer.
+			rw.Write([]byte("pong"))
+			go echo(peer, 4)
+			if n, err := rw.Read(buf); err != nil || string(buf[:n]) != "re:pong" {
+				t.Fatalf("second Read = %q, %v; want re:pong", buf[:n], err)
+			}
+		}},
+		{"a held write larger than the socket buffers", func(t *testing.T, rw io.ReadWriter, c, peer net.Conn) {
+			big := bytes.Repeat([]byte("x"), 16<<20)
+			rw.Write(big)
+			go echo(peer, len(big))
+			buf := make([]byte, 16)
+			if n, err := rw.Read(buf); err != nil || string(buf[:n]) != "re:xxxxxxxx" {
+				t.Fatalf("Read = %q, %v; want re:xxxxxxxx", buf[:n], err)
+			}
+		}},
+		{"a dead peer fails the read", func(t *testing.T, rw io.ReadWriter, c, peer net.Conn) {
+			peer.(*net.TCPConn).SetLinger(0)
+			peer.Close()
+			time.Sleep(10 * time.Millisecond)
+			rw.Write([]byte("ping"))
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err := rw.Read(make([]byte, 8))
+			if !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("Read error = %v; want EPIPE or ECONNRESET", err)
+			}
+		}},
+		{"a peer that closed while idle", func(t *testing.T, rw io.ReadWriter, c, peer net.Conn) {
+			peer.Close() // FIN, as a backend's idle timeout sends
+			time.Sleep(10 * time.Millisecond)
+			rw.Write([]byte("ping"))
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err := rw.Read(make([]byte, 8))
+			if err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("Read error = %v; want EOF or ECONNRESET, without waiting for the deadline", err)
+			}
+		}},
+		{"deadline after sending", func(t *testing.T, rw io.ReadWriter, c, peer net.Conn) {
+			rw.Write([]byte("ping"))
+			c.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+			if _, err := rw.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Read error = %v; want a deadline error", err)
+			}
+			b := make([]byte, 4)
+			if _, err := io.ReadFull(peer, b); err != nil || string(b) != "ping" {
+				t.Fatalf("the peer got %q, %v; want ping", b, err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, peer := tcpPair(t)
+			tt.run(t, newHeldIO(c), c, peer)
+		})
+	}
+}
