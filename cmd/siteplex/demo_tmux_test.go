@@ -56,6 +56,26 @@ func (s *tmuxSession) waitScreen(what string, re *regexp.Regexp) []string {
 	}
 }
 
+// waitExit waits until the pane's command wrote its exit status to
+// exitFile and fails unless it is 0.
+func (s *tmuxSession) waitExit(what, exitFile string) {
+	s.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, err := os.ReadFile(exitFile)
+		if code := strings.TrimSpace(string(b)); err == nil && code != "" {
+			if code != "0" {
+				s.t.Fatalf("%s exited with %s; screen:\n%s", what, code, s.screen())
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s did not exit; screen:\n%s", what, s.screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestDemoInTmux is the smoke test of `siteplex demo`: the real binary in
 // a real (tmux) terminal of 100×30, driven by keys and a request through
 // the proxy; q then y must exit 0 and leave no process and no folder.
@@ -122,20 +142,7 @@ func TestDemoInTmux(t *testing.T) {
 	s.keys("q")
 	s.waitScreen("the question", regexp.MustCompile(`1 process is running\. Quit and stop them\? \(y/n\)`))
 	s.keys("y")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		b, err := os.ReadFile(exitFile)
-		if err == nil && strings.TrimSpace(string(b)) != "" {
-			if code := strings.TrimSpace(string(b)); code != "0" {
-				t.Fatalf("siteplex demo exited with %s; screen:\n%s", code, s.screen())
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("siteplex demo did not exit; screen:\n%s", s.screen())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	s.waitExit("siteplex demo", exitFile)
 	if left := processesOf(bin); len(left) > 0 {
 		t.Errorf("processes left behind: %v", left)
 	}

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/siteplex/siteplex/internal/testenv"
 )
@@ -109,18 +108,5 @@ func TestUIHostsSudoInTmux(t *testing.T) {
 	s.waitScreen("gh out of the hosts file", regexp.MustCompile(`›\s*2\s+gh\s+\S+\s+\S+\s+\S+\s+·\s`))
 
 	s.keys("q")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		b, err := os.ReadFile(exitFile)
-		if err == nil && strings.TrimSpace(string(b)) != "" {
-			if code := strings.TrimSpace(string(b)); code != "0" {
-				t.Fatalf("siteplex ui exited with %s; screen:\n%s", code, s.screen())
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("siteplex ui did not exit on q; screen:\n%s", s.screen())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	s.waitExit("siteplex ui", exitFile)
 }
