@@ -379,7 +379,11 @@ func replace(path string, st fs.FileInfo, data []byte) (fallback bool, err error
 		// Cannot give the new file the old owner: keep the inode instead.
 		return true, err
 	}
-	// After chown, which may clear set-id bits.
+	if err := copyXattrs(path, tmp); err != nil {
+		// Cannot carry the label or ACLs over: keep the inode instead.
+		return true, err
+	}
+	// After chown, which may clear set-id bits, and the ACLs.
 	if err := unix.Fchmod(int(tmp.Fd()), uint32(sys.Mode)&0o7777); err != nil {
 		return true, err
 	}
