@@ -195,6 +195,9 @@ func update(ctx context.Context, path string, e Edit, add, remove []string, o Op
 		return nil, err
 	}
 	defer f.Close() // releases the lock
+	// Temporary files are only made under the lock: any there now is a
+	// killed writer's. Cleared even when this edit turns out a no-op.
+	removeStaleTemps(file)
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("hosts: %w", err)
@@ -219,7 +222,6 @@ func update(ctx context.Context, path string, e Edit, add, remove []string, o Op
 	if err := res.backup(o, data); err != nil {
 		return nil, err
 	}
-	removeStaleTemps(file)
 	inPlace, err := replace(file, st, res.After)
 	if err != nil {
 		if !inPlace {

@@ -281,17 +281,38 @@ func TestSymlinkedFileIsEditedWhereItLives(t *testing.T) {
 	}
 }
 
+// TestStaleTempFilesAreRemoved: a killed writer's temporary file goes
+// with the next command, whether that one changes the file or not.
 func TestStaleTempFilesAreRemoved(t *testing.T) {
-	p := tempHosts(t, "127.0.0.1 localhost\n")
-	stale := filepath.Join(filepath.Dir(p), ".hosts.siteplex-123456")
-	if err := os.WriteFile(stale, []byte("half"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Apply(context.Background(), p, "acme", []string{"a.test"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
-		t.Fatal("stale temporary file kept")
+	block := "127.0.0.1 localhost\n# siteplex begin acme\n127.0.0.1 a.test\n::1 a.test\n# siteplex end acme\n"
+	for _, tt := range []struct {
+		name, before string
+		changed      bool
+	}{
+		{"a change", "127.0.0.1 localhost\n", true},
+		{"a no-op", block, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tempHosts(t, tt.before)
+			stale := filepath.Join(filepath.Dir(p), ".hosts.siteplex-123456")
+			if err := os.WriteFile(stale, []byte("half"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before := id(t, p)
+			res, err := Apply(context.Background(), p, "acme", []string{"a.test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Changed != tt.changed || (id(t, p) == before) == tt.changed {
+				t.Fatalf("changed = %v (file replaced: %v), want %v", res.Changed, id(t, p) != before, tt.changed)
+			}
+			if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+				t.Fatal("stale temporary file kept")
+			}
+			if got := read(t, p); got != block {
+				t.Fatalf("file:\n%q\nwant\n%q", got, block)
+			}
+		})
 	}
 }
 
