@@ -74,13 +74,6 @@ func (r *Result) backup(o Options, data []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("hosts: backup folder: %w (set XDG_STATE_HOME to a writable folder)", err)
 	}
-	// Temporary files of a killed writer: Update holds the lock on the
-	// hosts file, so no live writer owns one.
-	if stale, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); stale != nil {
-		for _, p := range stale {
-			os.Remove(p)
-		}
-	}
 	pristine := filepath.Join(dir, "pristine")
 	if _, err := os.Lstat(pristine); errors.Is(err, fs.ErrNotExist) {
 		if err := writeAtomic(pristine, data); err != nil {

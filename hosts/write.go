@@ -195,9 +195,10 @@ func update(ctx context.Context, path string, e Edit, add, remove []string, o Op
 		return nil, err
 	}
 	defer f.Close() // releases the lock
-	// Temporary files are only made under the lock: any there now is a
-	// killed writer's. Cleared even when this edit turns out a no-op.
-	removeStaleTemps(file)
+	// Temporary files (beside the file and among its backups) are only
+	// made under the lock: any there now is a killed writer's. Cleared
+	// even when this edit turns out a no-op.
+	removeStaleTemps(file, BackupFolder(o.BackupDir, file))
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("hosts: %w", err)
@@ -343,9 +344,10 @@ func tempPrefix(path string) string { return "." + filepath.Base(path) + ".sitep
 
 // removeStaleTemps deletes temporary files left by a writer that was
 // killed. It runs under the lock, so no live writer owns one.
-func removeStaleTemps(path string) {
+func removeStaleTemps(path, backups string) {
 	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), tempPrefix(path)+"*"))
-	for _, p := range old {
+	tmps, _ := filepath.Glob(filepath.Join(backups, "*.tmp"))
+	for _, p := range append(old, tmps...) {
 		os.Remove(p)
 	}
 }

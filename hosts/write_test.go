@@ -295,8 +295,12 @@ func TestStaleTempFilesAreRemoved(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := tempHosts(t, tt.before)
 			stale := filepath.Join(filepath.Dir(p), ".hosts.siteplex-123456")
-			if err := os.WriteFile(stale, []byte("half"), 0o644); err != nil {
-				t.Fatal(err)
+			staleBackup := filepath.Join(BackupFolder("", p), "hosts.20260101T000000.000000000Z.tmp")
+			os.MkdirAll(filepath.Dir(staleBackup), 0o700)
+			for _, f := range []string{stale, staleBackup} {
+				if err := os.WriteFile(f, []byte("half"), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 			before := id(t, p)
 			res, err := Apply(context.Background(), p, "acme", []string{"a.test"})
@@ -306,8 +310,10 @@ func TestStaleTempFilesAreRemoved(t *testing.T) {
 			if res.Changed != tt.changed || (id(t, p) == before) == tt.changed {
 				t.Fatalf("changed = %v (file replaced: %v), want %v", res.Changed, id(t, p) != before, tt.changed)
 			}
-			if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
-				t.Fatal("stale temporary file kept")
+			for _, f := range []string{stale, staleBackup} {
+				if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("stale temporary file %s kept", f)
+				}
 			}
 			if got := read(t, p); got != block {
 				t.Fatalf("file:\n%q\nwant\n%q", got, block)
