@@ -6,8 +6,10 @@
 #   siteplex `siteplex serve` in front of that same backend process
 #   nginx    nginx (Debian nginx-light) with a keepalive upstream and
 #            worker_processes auto, in front of the same backend
-# then siteplex's cold start (first request to a stopped site, minus the
-# backend's own time from exec to accepting) and its idle RSS.
+# with the CPU per request of the proxy and of the backend (the same
+# process in all three), then siteplex's cold start (first request to a
+# stopped site, minus the backend's own time from exec to accepting) and
+# its idle RSS.
 #
 # Usage: bench/proxy.sh            (builds siteplex into a temp folder)
 #        SITEPLEX=/path/to/siteplex DURATION=5s CONNS=32 ROUNDS=3 bench/proxy.sh
@@ -118,16 +120,19 @@ nginx_pids() { pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' '; cat "$work/ngi
 run() {
 	local name=$1 addr=$2 pidlist=$3 out c0 c1
 	c0=$(cpu_ticks $pidlist)
+	b0=$(cpu_ticks "$be_pid")
 	out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H 'Host: bench.localhost' "http://$addr/plain")
 	c1=$(cpu_ticks $pidlist)
-	echo "$out" | awk -v name="$name" -v ticks=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" '
+	b1=$(cpu_ticks "$be_pid")
+	echo "$out" | awk -v name="$name" -v ticks=$((c1 - c0)) -v bticks=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" '
 		function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
 		/^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
 		/^Requests\/sec/ { rps = $2 }
 		/requests in/ { n = $1 }
 		/Non-2xx/ { bad = $NF }
 		END { cpu = (name == "direct" || n == 0) ? -1 : ticks / hz * 1e6 / n
-		      printf "%s %.0f %.3f %.3f %.1f %d\n", name, rps, p50, p99, cpu, bad }' >>"$work/results"
+		      bcpu = n == 0 ? -1 : bticks / hz * 1e6 / n
+		      printf "%s %.0f %.3f %.3f %.1f %d %.1f\n", name, rps, p50, p99, cpu, bad, bcpu }' >>"$work/results"
 }
 
 for target in "direct $be_addr" "siteplex $sp_addr" "nginx 127.0.0.1:$ng_port"; do
@@ -175,23 +180,24 @@ import sys, statistics
 from collections import defaultdict
 res = defaultdict(list)
 for line in open(sys.argv[1]):
-    name, rps, p50, p99, cpu, bad = line.split()
-    res[name].append((float(rps), float(p50), float(p99), float(cpu), int(bad)))
+    name, rps, p50, p99, cpu, bad, bcpu = line.split()
+    res[name].append((float(rps), float(p50), float(p99), float(cpu), int(bad), float(bcpu)))
 rss_idle, rss_loaded, own = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 cold = [float(x) for x in sys.argv[5:]]
 med = lambda xs: statistics.median(xs)
 direct = med([r[0] for r in res["direct"]])
 print(f"wrk -t1 -c{__import__('os').environ.get('CONNS','32')} -d{__import__('os').environ.get('DURATION','5s')}, {len(res['direct'])} interleaved rounds, medians; backend: siteplex demo-site /plain")
 print()
-print("| target | req/s | of direct | p50 ms | p99 ms | proxy CPU µs/req | non-2xx | req/s per round |")
-print("|---|---:|---:|---:|---:|---:|---:|---|")
+print("| target | req/s | of direct | p50 ms | p99 ms | proxy CPU µs/req | backend CPU µs/req | non-2xx | req/s per round |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
 for name in ("direct", "siteplex", "nginx"):
     rs = res[name]
     rps, p50, p99, cpu = (med([r[i] for r in rs]) for i in range(4))
     bad = sum(r[4] for r in rs)
+    bcpu = med([r[5] for r in rs])
     cpus = "–" if cpu < 0 else f"{cpu:.1f}"
     per = " ".join(f"{r[0]:,.0f}" for r in rs)
-    print(f"| {name} | {rps:,.0f} | {100*rps/direct:.0f} % | {p50:.2f} | {p99:.2f} | {cpus} | {bad} | {per} |")
+    print(f"| {name} | {rps:,.0f} | {100*rps/direct:.0f} % | {p50:.2f} | {p99:.2f} | {cpus} | {bcpu:.1f} | {bad} | {per} |")
 print()
 cm = med(cold)
 print(f"cold start: first request to a stopped site {cm*1000:.1f} ms (median of {len(cold)}); "
