@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,17 +14,12 @@ import (
 	"github.com/siteplex/siteplex/sites"
 )
 
-// djangoPython is the interpreter with Django 3.2 (Debian's python3-django).
-const djangoPython = "/usr/bin/python3"
-
 // djangoEngine builds fixtures in a real Django-made SQLite database: the
 // tiny project in testdata/domainsproj is copied to a temp dir and migrated
 // (django_site comes from Django's own migrations 0001 and 0002); the
 // django-multisite tables are added with the DDL Django 3.2 generates.
 func djangoEngine(t testing.TB) engine {
-	if out, err := exec.Command(djangoPython, "-c", "import django").CombinedOutput(); err != nil {
-		testenv.Missing(t, "Django for %s (apt-get install python3-django): %v %s", djangoPython, err, out)
-	}
+	testenv.NeedPython(t, "django")
 	return engine{
 		name: "sqlite-django",
 		create: func(t testing.TB) (string, *sql.DB) {
@@ -52,12 +46,7 @@ func migrateDomainsProj(t testing.TB) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "db.sqlite3")
-	cmd := exec.Command(djangoPython, "manage.py", "migrate", "--noinput")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "DOMAINSPROJ_DB="+path, "PYTHONDONTWRITEBYTECODE=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("manage.py migrate: %v\n%s", err, out)
-	}
+	testenv.Migrate(t, dir, "DOMAINSPROJ_DB="+path)
 	return path
 }
 

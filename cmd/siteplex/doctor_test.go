@@ -100,7 +100,7 @@ func healthyProject(t *testing.T) (root string, args []string) {
 	if err := os.MkdirAll(filepath.Join(root, ".venv", "bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(djangoPython, filepath.Join(root, ".venv", "bin", "python")); err != nil {
+	if err := os.Symlink(testenv.Python, filepath.Join(root, ".venv", "bin", "python")); err != nil {
 		t.Fatal(err)
 	}
 	hosts := filepath.Join(t.TempDir(), "hosts")

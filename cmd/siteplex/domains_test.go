@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,8 +25,6 @@ func runSiteplexCLI(t *testing.T, env map[string]string, args ...string) cliRun 
 	return cliRun{out: out, err: errOut, code: code}
 }
 
-const djangoPython = "/usr/bin/python3"
-
 // domainsRows are sites as restored from live, for both engines: 1 gh and
 // 2 de with multisite-plus rows (2 without a canonical alias), 3 without one.
 const domainsRows = `DELETE FROM django_site;
@@ -41,19 +38,12 @@ INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonica
 // by default) and adds the multisite tables and rows. It returns the root.
 func domainsProject(t *testing.T) string {
 	t.Helper()
-	if out, err := exec.Command(djangoPython, "-c", "import django").CombinedOutput(); err != nil {
-		testenv.Missing(t, "Django for %s (apt-get install python3-django): %v %s", djangoPython, err, out)
-	}
+	testenv.NeedPython(t, "django")
 	dir := t.TempDir()
 	if err := os.CopyFS(dir, os.DirFS("../../sites/testdata/domainsproj")); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(djangoPython, "manage.py", "migrate", "--noinput")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("manage.py migrate: %v\n%s", err, out)
-	}
+	testenv.Migrate(t, dir)
 	db := openSQLite(t, filepath.Join(dir, "db.sqlite3"))
 	ddl := testenv.DjangoDDL["sqlite"] // django_site comes from migrate
 	for _, q := range []string{ddl[1], ddl[2], domainsRows} {

@@ -30,7 +30,7 @@ func TestSplitCommand(t *testing.T) {
 		bad  bool
 	}{
 		{"/usr/bin/python3 manage.py runserver 127.0.0.1:{port} --noreload",
-			[]string{"/usr/bin/python3", "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"}, false},
+			[]string{testenv.Python, "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"}, false},
 		{`  sh -c 'echo $HOME; exit 1'  `, []string{"sh", "-c", "echo $HOME; exit 1"}, false},
 		{`a "b c" d\ e "q\"x" ''`, []string{"a", "b c", "d e", `q"x`, ""}, false},
 		{`x 'unclosed`, nil, true},
@@ -378,31 +378,10 @@ func TestServeEndToEndGracefulSIGTERM(t *testing.T) {
 // without Django.
 func copyDjango(t *testing.T) string {
 	t.Helper()
-	if out, err := exec.Command("/usr/bin/python3", "-c", "import django").CombinedOutput(); err != nil {
-		testenv.Missing(t, "Django for /usr/bin/python3 (apt-get install -y python3-django): "+string(out))
-	}
+	testenv.NeedPython(t, "django")
 	src, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "django"))
 	dst := worldReadableDir(t)
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() && (d.Name() == "__pycache__" || d.Name() == ".siteplex") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	testenv.CopyProject(t, src, dst)
 	return dst
 }
 

@@ -251,9 +251,7 @@ func TestDatabase(t *testing.T) {
 // without, a fresh venv made from it that has no Django.
 func djangoProject(t *testing.T, withDjango bool) string {
 	t.Helper()
-	if out, err := exec.Command("/usr/bin/python3", "-c", "import django").CombinedOutput(); err != nil {
-		testenv.Missing(t, "Django for /usr/bin/python3 (apt-get install python3-django): %v %s", err, out)
-	}
+	testenv.NeedPython(t, "django")
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "manage.py"), "", 0o644)
 	venv := filepath.Join(dir, ".venv")
@@ -261,12 +259,12 @@ func djangoProject(t *testing.T, withDjango bool) string {
 		if err := os.MkdirAll(filepath.Join(venv, "bin"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Symlink("/usr/bin/python3", filepath.Join(venv, "bin", "python")); err != nil {
+		if err := os.Symlink(testenv.Python, filepath.Join(venv, "bin", "python")); err != nil {
 			t.Fatal(err)
 		}
 		return dir
 	}
-	if out, err := exec.Command("/usr/bin/python3", "-m", "venv", "--without-pip", venv).CombinedOutput(); err != nil {
+	if out, err := exec.Command(testenv.Python, "-m", "venv", "--without-pip", venv).CombinedOutput(); err != nil {
 		testenv.Missing(t, "python3 -m venv: %v %s", err, out)
 	}
 	return dir
