@@ -158,16 +158,9 @@ func TestServeDockerRunnerSingleMode(t *testing.T) {
 	if code, b := httpGet(t, sp.addr, "localhost", "/whoami"); code != 200 || !strings.Contains(string(b), `"site_id":"1"`) {
 		t.Fatalf("localhost: %d %s\nserve:\n%s", code, b, sp.stderr.String())
 	}
-	loop := startLoop(sp.addr, 2)
-	time.Sleep(300 * time.Millisecond)
-	useStart := time.Now()
-	out := runUse(t, bin, root, "two")
-	useEnd := time.Now()
-	time.Sleep(300 * time.Millisecond)
-	answers := loop.finish()
-	firstNew, n := switchReport(t, answers, useStart, useEnd, "2")
+	u := useUnderLoad(t, bin, root, sp.addr, "two", "2", 2, 300*time.Millisecond)
 	t.Logf("docker single mode: %d requests, 0 failed; `siteplex use` took %s (the engine call: %s; the web container is recreated while requests wait); first answer from SITE_ID 2 ended %s after `use` started",
-		n, useEnd.Sub(useStart).Round(time.Millisecond), engineTook(out), firstNew.Round(time.Millisecond))
+		u.n, u.took.Round(time.Millisecond), engineTook(u.out), u.firstNew.Round(time.Millisecond))
 
 	web, err := d.API.ContainerInspect(context.Background(), webName)
 	if err != nil {
@@ -189,7 +182,7 @@ func TestServeDockerRunnerSingleMode(t *testing.T) {
 	// siteplex.toml says single mode with the docker runner.
 	toml, _ := os.ReadFile(filepath.Join(root, "siteplex.toml"))
 	os.WriteFile(filepath.Join(root, "siteplex.toml"), append([]byte("mode = \"single\"\n[process]\nrunner = \"docker\"\n\n"), toml...), 0o644)
-	out = runUse(t, bin, root, "gh")
+	out := runUse(t, bin, root, "gh")
 	if !strings.Contains(out, "recreated the web container with SITE_ID=3") {
 		t.Errorf("use without an engine:\n%s", out)
 	}

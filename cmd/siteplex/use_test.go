@@ -328,6 +328,29 @@ func engineStatus(t *testing.T, addr string) map[string]map[string]any {
 	return out
 }
 
+// useSwitch is one `siteplex use` run under load.
+type useSwitch struct {
+	out      string        // use's output
+	took     time.Duration // use, end to end
+	firstNew time.Duration // from use's start to the end of the first answer from the new site
+	n        int           // requests answered during the run
+}
+
+// useUnderLoad runs `siteplex use site` in dir while workers request
+// loops run against addr (from 300 ms before to settle after), and checks
+// with switchReport that none failed and wantID answered after the switch.
+func useUnderLoad(t *testing.T, bin, dir, addr, site, wantID string, workers int, settle time.Duration) useSwitch {
+	t.Helper()
+	loop := startLoop(addr, workers)
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	out := runUse(t, bin, dir, site)
+	end := time.Now()
+	time.Sleep(settle)
+	firstNew, n := switchReport(t, loop.finish(), start, end, wantID)
+	return useSwitch{out: out, took: end.Sub(start), firstNew: firstNew, n: n}
+}
+
 // switchReport checks a request loop across a `use`: no request failed,
 // every request started after `use` returned got the new site. It returns
 // how long after `use` started the first answer from the new site began
@@ -373,20 +396,12 @@ func TestUseSwitchesRunningEnginePerSite(t *testing.T) {
 	}
 	before := engineStatus(t, sp.addr)
 
-	loop := startLoop(sp.addr, 4)
-	time.Sleep(300 * time.Millisecond)
-	useStart := time.Now()
-	out := runUse(t, bin, dir, "two")
-	useEnd := time.Now()
-	time.Sleep(300 * time.Millisecond)
-	answers := loop.finish()
-
-	if !strings.Contains(out, "switched: localhost serves SITE_ID=2") {
-		t.Errorf("use did not report the switch:\n%s", out)
+	u := useUnderLoad(t, bin, dir, sp.addr, "two", "2", 4, 300*time.Millisecond)
+	if !strings.Contains(u.out, "switched: localhost serves SITE_ID=2") {
+		t.Errorf("use did not report the switch:\n%s", u.out)
 	}
-	firstNew, n := switchReport(t, answers, useStart, useEnd, "2")
 	t.Logf("per-site switch: %d requests, 0 failed; `siteplex use` took %s end to end (the engine call: %s); first answer from the new site ended %s after `use` started",
-		n, useEnd.Sub(useStart).Round(time.Millisecond), engineTook(out), firstNew.Round(time.Millisecond))
+		u.n, u.took.Round(time.Millisecond), engineTook(u.out), u.firstNew.Round(time.Millisecond))
 
 	// No process was restarted.
 	after := engineStatus(t, sp.addr)
@@ -406,7 +421,7 @@ func TestUseSwitchesRunningEnginePerSite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loop = startLoop(sp.addr, 4)
+	loop := startLoop(sp.addr, 4)
 	time.Sleep(200 * time.Millisecond)
 	callStart := time.Now()
 	if err := devproxy.NewClient(ef).Use(context.Background(), 3); err != nil {
@@ -414,7 +429,7 @@ func TestUseSwitchesRunningEnginePerSite(t *testing.T) {
 	}
 	callEnd := time.Now()
 	time.Sleep(200 * time.Millisecond)
-	firstNew, n = switchReport(t, loop.finish(), callStart, callEnd, "3")
+	firstNew, n := switchReport(t, loop.finish(), callStart, callEnd, "3")
 	t.Logf("per-site switch through the control API: %d requests, 0 failed; the call took %s; first answer from the new site ended %s after the call started",
 		n, callEnd.Sub(callStart).Round(time.Microsecond), firstNew.Round(time.Microsecond))
 
@@ -435,17 +450,9 @@ func TestUseSwitchesRunningEngineSingleMode(t *testing.T) {
 		t.Fatalf("localhost before: %d %s", code, b)
 	}
 
-	loop := startLoop(sp.addr, 4)
-	time.Sleep(300 * time.Millisecond)
-	useStart := time.Now()
-	out := runUse(t, bin, dir, "gh")
-	useEnd := time.Now()
-	time.Sleep(500 * time.Millisecond)
-	answers := loop.finish()
-
-	firstNew, n := switchReport(t, answers, useStart, useEnd, "3")
+	u := useUnderLoad(t, bin, dir, sp.addr, "gh", "3", 4, 500*time.Millisecond)
 	t.Logf("single-mode switch (process restarted): %d requests, 0 failed; `siteplex use` took %s end to end (the engine call: %s); first answer from the new SITE_ID ended %s after `use` started",
-		n, useEnd.Sub(useStart).Round(time.Millisecond), engineTook(out), firstNew.Round(time.Millisecond))
+		u.n, u.took.Round(time.Millisecond), engineTook(u.out), u.firstNew.Round(time.Millisecond))
 	// Every host now reaches the one process with the new SITE_ID.
 	if code, b := httpGet(t, sp.addr, "two.localhost", "/whoami"); code != 200 || !strings.Contains(string(b), `"site_id":"3"`) {
 		t.Errorf("two.localhost in single mode: %d %s", code, b)
