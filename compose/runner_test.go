@@ -145,11 +145,20 @@ type httpStatusError struct{ s string }
 
 func (e *httpStatusError) Error() string { return e.s }
 
-// composeWeb starts a compose-style `web` container from the siteplex
-// image: demo-site on 0.0.0.0:8000 published on 127.0.0.1:hostPort, the
-// project root bind-mounted at /app, SITE_ID=1 and FROM_WEB=yes.
-func composeWeb(t *testing.T, d *Docker, project, root string, hostPort int) (id string, labels map[string]string) {
+// composeWeb makes a project folder named project and starts its
+// compose-style `web` container from the siteplex image: demo-site on
+// 0.0.0.0:8000 published on 127.0.0.1:hostPort (a free port), the project
+// root bind-mounted at /app, SITE_ID=1 and FROM_WEB=yes.
+func composeWeb(t *testing.T, d *Docker, project string) (root string, hostPort int, id string, labels map[string]string) {
 	t.Helper()
+	root = filepath.Join(t.TempDir(), project)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hostPort, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	netName := composetest.Network(t, d.API, project)
 	labels = map[string]string{LabelProject: project, LabelWorkingDir: root, LabelService: "web",
 		"com.docker.compose.container-number": "1", LabelOneoff: "False", "com.docker.compose.config-hash": "abc123"}
@@ -165,7 +174,7 @@ func composeWeb(t *testing.T, d *Docker, project, root string, hostPort int) (id
 		PortBindings: nat.PortMap{"8000/tcp": {{HostIP: "127.0.0.1", HostPort: strconv.Itoa(hostPort)}}},
 	}
 	id = composetest.Run(t, d.API, project+"-web-1", cfg, hc, netName, "web")
-	return id, labels
+	return root, hostPort, id, labels
 }
 
 func envOf(insp container.InspectResponse) map[string]string {
@@ -180,11 +189,8 @@ func envOf(insp container.InspectResponse) map[string]string {
 func TestRunnerPerSite(t *testing.T) {
 	d := dockerT(t)
 	ctx := context.Background()
-	root := filepath.Join(t.TempDir(), "runproj")
-	os.MkdirAll(root, 0o755)
+	root, _, _, _ := composeWeb(t, d, "runproj")
 	os.WriteFile(filepath.Join(root, "marker.txt"), []byte("mounted"), 0o644)
-	webPort, _ := testenv.FreePort()
-	composeWeb(t, d, "runproj", root, webPort)
 
 	r, err := NewRunner(ctx, d, root, "runproj", "acme")
 	if err != nil {
@@ -286,10 +292,7 @@ func TestRunnerPerSite(t *testing.T) {
 func TestRunnerSweepsStaleContainers(t *testing.T) {
 	d := dockerT(t)
 	ctx := context.Background()
-	root := filepath.Join(t.TempDir(), "sweepproj")
-	os.MkdirAll(root, 0o755)
-	webPort, _ := testenv.FreePort()
-	composeWeb(t, d, "sweepproj", root, webPort)
+	root, _, _, _ := composeWeb(t, d, "sweepproj")
 	// A site container left by a siteplex that was SIGKILLed (pid gone).
 	composetest.Run(t, d.API, "sweepproj-siteplex-old", &container.Config{Image: composetest.WebImage(t, d.API),
 		Cmd:    []string{"/siteplex", "demo-site"},
@@ -314,10 +317,7 @@ func TestRunnerNoWebService(t *testing.T) {
 func TestRunnerSingleRecreatesWeb(t *testing.T) {
 	d := dockerT(t)
 	ctx := context.Background()
-	root := filepath.Join(t.TempDir(), "singleproj")
-	os.MkdirAll(root, 0o755)
-	webPort, _ := testenv.FreePort()
-	oldID, labels := composeWeb(t, d, "singleproj", root, webPort)
+	root, webPort, oldID, labels := composeWeb(t, d, "singleproj")
 	if who := whoami(t, "127.0.0.1:"+strconv.Itoa(webPort)); who["site_id"] != "1" {
 		t.Fatalf("web before: %v", who)
 	}
@@ -379,10 +379,7 @@ func TestRunnerSingleRecreatesWeb(t *testing.T) {
 func TestRunnerSingleRollback(t *testing.T) {
 	d := dockerT(t)
 	ctx := context.Background()
-	root := filepath.Join(t.TempDir(), "rollbackproj")
-	os.MkdirAll(root, 0o755)
-	webPort, _ := testenv.FreePort()
-	oldID, _ := composeWeb(t, d, "rollbackproj", root, webPort)
+	root, webPort, oldID, _ := composeWeb(t, d, "rollbackproj")
 	whoami(t, "127.0.0.1:"+strconv.Itoa(webPort))
 	// Stop web and take its published port: the recreated container
 	// cannot start.
