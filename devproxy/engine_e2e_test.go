@@ -403,41 +403,28 @@ func TestEngineDjangoReloadDropsNoRequest(t *testing.T) {
 		ok, failed atomic.Int64
 		lastFail   atomic.Value
 		pidSeen    sync.Map
-		stop       = make(chan struct{})
-		wg         sync.WaitGroup
 	)
 	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 90 * time.Second}
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/whoami/", nil)
-				req.Host = host
-				resp, err := client.Do(req)
-				if err != nil {
-					failed.Add(1)
-					lastFail.Store(err.Error())
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				var w djangoWho
-				if resp.StatusCode != 200 || json.Unmarshal(b, &w) != nil {
-					failed.Add(1)
-					lastFail.Store(fmt.Sprintf("%d %.200s", resp.StatusCode, b))
-					continue
-				}
-				pidSeen.Store(w.PID, true)
-				ok.Add(1)
-			}
-		}()
-	}
+	stop := untilStopped(4, func(int) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/whoami/", nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			failed.Add(1)
+			lastFail.Store(err.Error())
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var w djangoWho
+		if resp.StatusCode != 200 || json.Unmarshal(b, &w) != nil {
+			failed.Add(1)
+			lastFail.Store(fmt.Sprintf("%d %.200s", resp.StatusCode, b))
+			return
+		}
+		pidSeen.Store(w.PID, true)
+		ok.Add(1)
+	})
 	time.Sleep(300 * time.Millisecond)
 	// Touch a .py file: the watcher restarts the running process.
 	settings := filepath.Join(root, "manage.py")
@@ -453,8 +440,7 @@ func TestEngineDjangoReloadDropsNoRequest(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	stop()
 	newPID := false
 	pidSeen.Range(func(k, _ any) bool {
 		newPID = newPID || k.(int) != first.PID
@@ -511,52 +497,37 @@ func TestSoakKillEveryTwoSeconds(t *testing.T) {
 		var (
 			ok, errPage, failed, kills atomic.Int64
 			lastFail                   atomic.Value
-			stop                       = make(chan struct{})
-			wg                         sync.WaitGroup
 		)
-		for i := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				path := "/plain"
-				if i%4 == 3 {
-					path = "/stream?chunks=3&interval=10ms"
-				}
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
-					req.Host = "two.localhost"
-					resp, err := client.Do(req)
-					if err != nil {
-						failed.Add(1)
-						lastFail.Store(err.Error())
-						continue
-					}
-					_, rerr := io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					switch {
-					case resp.StatusCode == 200 && rerr == nil:
-						ok.Add(1)
-					case (resp.StatusCode == 502 || resp.StatusCode == 503 || resp.StatusCode == 504) &&
-						resp.Header.Get("X-Siteplex-Error") != "":
-						errPage.Add(1)
-					default:
-						// A streamed answer cut by the kill ends early: the
-						// client sees a truncated body, which is an answer.
-						if resp.StatusCode == 200 && strings.HasPrefix(path, "/stream") {
-							errPage.Add(1)
-							continue
-						}
-						failed.Add(1)
-						lastFail.Store(fmt.Sprintf("status %d, body error %v", resp.StatusCode, rerr))
-					}
-				}
-			}()
-		}
+		stop := untilStopped(8, func(i int) {
+			path := "/plain"
+			if i%4 == 3 {
+				path = "/stream?chunks=3&interval=10ms"
+			}
+			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+			req.Host = "two.localhost"
+			resp, err := client.Do(req)
+			if err != nil {
+				failed.Add(1)
+				lastFail.Store(err.Error())
+				return
+			}
+			_, rerr := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == 200 && rerr == nil:
+				ok.Add(1)
+			case (resp.StatusCode == 502 || resp.StatusCode == 503 || resp.StatusCode == 504) &&
+				resp.Header.Get("X-Siteplex-Error") != "":
+				errPage.Add(1)
+			case resp.StatusCode == 200 && strings.HasPrefix(path, "/stream"):
+				// A streamed answer cut by the kill ends early: the
+				// client sees a truncated body, which is an answer.
+				errPage.Add(1)
+			default:
+				failed.Add(1)
+				lastFail.Store(fmt.Sprintf("status %d, body error %v", resp.StatusCode, rerr))
+			}
+		})
 		end := time.Now().Add(dur)
 		tick := time.NewTicker(2 * time.Second)
 		for time.Now().Before(end) {
@@ -568,8 +539,7 @@ func TestSoakKillEveryTwoSeconds(t *testing.T) {
 			}
 		}
 		tick.Stop()
-		close(stop)
-		wg.Wait()
+		stop()
 		total := ok.Load() + errPage.Load() + failed.Load()
 		t.Logf("soak %s: %d requests, %d ok, %d error pages or cut streams, %d failed; %d kills", dur, total, ok.Load(), errPage.Load(), failed.Load(), kills.Load())
 		if failed.Load() > 0 {
@@ -611,22 +581,11 @@ func TestEngineSingleModeUseRestartsWithRequestsHeld(t *testing.T) {
 		}
 	}
 	var failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if resp, _ := pxGet(t, addr, "two.example", "/plain", nil); resp.StatusCode != 200 {
-				failed.Add(1)
-			}
+	stop := untilStopped(1, func(int) {
+		if resp, _ := pxGet(t, addr, "two.example", "/plain", nil); resp.StatusCode != 200 {
+			failed.Add(1)
 		}
-	}()
+	})
 	time.Sleep(100 * time.Millisecond)
 	if err := e.Use(context.Background(), 2); err != nil {
 		t.Fatal(err)
@@ -639,8 +598,7 @@ func TestEngineSingleModeUseRestartsWithRequestsHeld(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	_, b := pxGet(t, addr, "localhost", "/whoami", nil)
 	if w := pxWhoami(t, b); w.SiteID != "2" {
 		t.Errorf("after Use(2) in single mode: SITE_ID %s", w.SiteID)
@@ -715,5 +673,30 @@ func TestEngineStateEventsCarryRequestCounts(t *testing.T) {
 		case <-timeout:
 			t.Fatal("no stopped state event for one")
 		}
+	}
+}
+
+// untilStopped runs do(i) over and over in n goroutines (i = 0…n-1) until
+// the returned stop is called; stop returns once they have all ended.
+func untilStopped(n int, do func(i int)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				do(i)
+			}
+		}()
+	}
+	return func() {
+		close(done)
+		wg.Wait()
 	}
 }
