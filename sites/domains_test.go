@@ -176,6 +176,27 @@ func mustFormat(t testing.TB, f string) sites.DomainFormat {
 	return df
 }
 
+// checkDomains checks the state after a rewrite or restore: each site's
+// domain and canonical alias are want's, and the non-canonical aliases and
+// django_multisite_plus_site rows (last_updated_at included) are as before.
+func checkDomains(t *testing.T, what string, got, before dbState, want map[int64]string) {
+	t.Helper()
+	for id, w := range want {
+		if got.domains[id] != w {
+			t.Errorf("after %s, site %d domain = %q, want %q", what, id, got.domains[id], w)
+		}
+		if got.canonical[id] != w {
+			t.Errorf("after %s, site %d canonical alias = %q, want %q (canonical aliases follow)", what, id, got.canonical[id], w)
+		}
+	}
+	if g, b := strings.Join(got.nonCanonical, ","), strings.Join(before.nonCanonical, ","); g != b {
+		t.Errorf("non-canonical aliases changed by %s:\n got %s\nwant %s", what, g, b)
+	}
+	if g, b := strings.Join(got.plusRows, "\n"), strings.Join(before.plusRows, "\n"); g != b {
+		t.Errorf("django_multisite_plus_site changed by %s (last_updated_at must stay):\n got %s\nwant %s", what, g, b)
+	}
+}
+
 func TestChangeDomainsRoundTrip(t *testing.T) {
 	forDomainEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
@@ -188,22 +209,8 @@ func TestChangeDomainsRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("rewrite: %v", err)
 		}
-		mid := readState(t, db)
 		wantDomains := map[int64]string{1: "gh.localhost", 2: "de.localhost", 3: "portal.example.com", 4: "us.localhost", 5: "xx.localhost"}
-		for id, want := range wantDomains {
-			if mid.domains[id] != want {
-				t.Errorf("after rewrite, site %d domain = %q, want %q", id, mid.domains[id], want)
-			}
-			if mid.canonical[id] != want {
-				t.Errorf("after rewrite, site %d canonical alias = %q, want %q (canonical aliases follow)", id, mid.canonical[id], want)
-			}
-		}
-		if got, want := strings.Join(mid.nonCanonical, ","), strings.Join(before.nonCanonical, ","); got != want {
-			t.Errorf("non-canonical aliases changed by rewrite:\n got %s\nwant %s", got, want)
-		}
-		if got, want := strings.Join(mid.plusRows, "\n"), strings.Join(before.plusRows, "\n"); got != want {
-			t.Errorf("django_multisite_plus_site changed (last_updated_at must stay):\n got %s\nwant %s", got, want)
-		}
+		checkDomains(t, "rewrite", readState(t, db), before, wantDomains)
 		if rep.ChangedCount() != 3 || rep.AliasesCreated != 2 || rep.AliasesUpdated != 2 {
 			t.Errorf("report: changed %d, aliases created %d updated %d; want 3, 2, 2: %+v",
 				rep.ChangedCount(), rep.AliasesCreated, rep.AliasesUpdated, rep)
@@ -236,22 +243,7 @@ func TestChangeDomainsRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("restore: %v", err)
 		}
-		after := readState(t, db)
-		wantDomains = map[int64]string{1: "www.example.gh", 2: "www.example.de", 3: "portal.example.com", 4: "www.example.us", 5: "xx.localhost"}
-		for id, want := range wantDomains {
-			if after.domains[id] != want {
-				t.Errorf("after restore, site %d domain = %q, want %q", id, after.domains[id], want)
-			}
-			if after.canonical[id] != want {
-				t.Errorf("after restore, site %d canonical alias = %q, want %q", id, after.canonical[id], want)
-			}
-		}
-		if got, want := strings.Join(after.nonCanonical, ","), strings.Join(before.nonCanonical, ","); got != want {
-			t.Errorf("non-canonical aliases changed by restore:\n got %s\nwant %s", got, want)
-		}
-		if got, want := strings.Join(after.plusRows, "\n"), strings.Join(before.plusRows, "\n"); got != want {
-			t.Errorf("django_multisite_plus_site changed:\n got %s\nwant %s", got, want)
-		}
+		checkDomains(t, "restore", readState(t, db), before, map[int64]string{1: "www.example.gh", 2: "www.example.de", 3: "portal.example.com", 4: "www.example.us", 5: "xx.localhost"})
 		var skipped []string
 		for _, s := range rep.Skipped {
 			skipped = append(skipped, fmt.Sprintf("%d %s", s.ID, s.Reason))
