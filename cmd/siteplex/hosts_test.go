@@ -27,6 +27,12 @@ import (
 func hostsProject(t *testing.T, hostsData string, domains map[string]string) (root, hostsFile string) {
 	t.Helper()
 	dir := t.TempDir()
+	// Traversable by every user: some tests run siteplex as uid 65534.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	root = filepath.Join(dir, "proj")
 	if err := os.Mkdir(root, 0o755); err != nil {
 		t.Fatal(err)
@@ -467,9 +473,6 @@ func TestHostsNoPermission(t *testing.T) {
 	bin := hostsBinary(t)
 	orig := "127.0.0.1 localhost\n"
 	root, hf := hostsProject(t, orig, map[string]string{"gh": "example.gh"})
-	for _, d := range []string{filepath.Dir(root), root, filepath.Dir(filepath.Dir(root))} {
-		os.Chmod(d, 0o755)
-	}
 	if err := os.Chmod(hf, 0o444); err != nil {
 		t.Fatal(err)
 	}
@@ -581,9 +584,6 @@ func TestHostsWritableFileInLockedFolder(t *testing.T) {
 	bin := hostsBinary(t)
 	orig := "127.0.0.1 localhost\n"
 	root, hf := hostsProject(t, orig, map[string]string{"gh": "example.gh"})
-	for _, d := range []string{filepath.Dir(root), root, filepath.Dir(filepath.Dir(root))} {
-		os.Chmod(d, 0o755)
-	}
 	if err := os.Chown(hf, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
