@@ -124,21 +124,28 @@ func TestUnreachableDocker(t *testing.T) {
 	root := t.TempDir()
 	os.WriteFile(filepath.Join(root, "manage.py"), nil, 0o644)
 	os.WriteFile(filepath.Join(root, ".env-local"), []byte("DATABASE_URL=postgres://postgres@database_default:5432/db\n"), 0o644)
-	p, err := sites.Load(sites.Options{Project: root, Getenv: func(string) string { return "" }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = p.ResolveDB(context.Background(), &Finder{})
+	_, _, err = resolveProject(t, root)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("ResolveDB: %v, want it to say %q", err, want)
 	}
 	// Without a compose host, the project works without Docker (SQLite).
 	os.WriteFile(filepath.Join(root, ".env-local"), []byte("DATABASE_URL=sqlite:///db.sqlite3\n"), 0o644)
-	p, _ = sites.Load(sites.Options{Project: root, Getenv: func(string) string { return "" }})
-	db, err := p.ResolveDB(context.Background(), &Finder{})
+	_, db, err := resolveProject(t, root)
 	if err != nil || db.Driver != sites.SQLite {
 		t.Fatalf("ResolveDB without Docker: %+v %v", db, err)
 	}
+}
+
+// resolveProject loads the project at root (no process environment) and
+// resolves its database with a Docker Finder.
+func resolveProject(t *testing.T, root string) (*sites.Project, sites.DB, error) {
+	t.Helper()
+	p, err := sites.Load(sites.Options{Project: root, Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := p.ResolveDB(context.Background(), &Finder{})
+	return p, db, err
 }
 
 // startDB runs the test PostgreSQL image as a compose project's
@@ -212,12 +219,8 @@ func TestFinderReadsDatabaseInContainer(t *testing.T) {
 				label = root
 			}
 			id := startDB(t, d, project, label, tt.publish, "POSTGRES_PASSWORD="+composetest.PGPassword, "POSTGRES_DB=db")
-			p, err := sites.Load(sites.Options{Project: root, Getenv: func(string) string { return "" }})
-			if err != nil {
-				t.Fatal(err)
-			}
 			// Nothing configured: the container is found by itself.
-			db, err := p.ResolveDB(context.Background(), &Finder{})
+			p, db, err := resolveProject(t, root)
 			if err != nil {
 				t.Fatalf("ResolveDB: %v\n%s", err, composetest.Logs(d.API, id))
 			}
@@ -251,11 +254,7 @@ func TestComposeHostInDatabaseURL(t *testing.T) {
 	// Divio's .env-local: the host only resolves inside the compose network.
 	os.WriteFile(filepath.Join(root, ".env-local"), []byte("DATABASE_URL=postgres://postgres:"+composetest.PGPassword+"@database_default:5432/db\nDEBUG=True\n"), 0o644)
 	id := startDB(t, d, "divio-project", root, false, "POSTGRES_PASSWORD="+composetest.PGPassword, "POSTGRES_DB=db")
-	p, err := sites.Load(sites.Options{Project: root, Getenv: func(string) string { return "" }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := p.ResolveDB(context.Background(), &Finder{})
+	p, db, err := resolveProject(t, root)
 	if err != nil {
 		t.Fatalf("ResolveDB: %v\n%s", err, composetest.Logs(d.API, id))
 	}
@@ -269,8 +268,7 @@ func TestComposeHostInDatabaseURL(t *testing.T) {
 	// A wrong password in the URL is reported, not hidden.
 	os.WriteFile(filepath.Join(root, ".env-local"), []byte("DATABASE_URL=postgres://postgres:wrong@database_default:5432/db\n"), 0o644)
 	// The container says POSTGRES_PASSWORD, which wins: still readable.
-	p, _ = sites.Load(sites.Options{Project: root, Getenv: func(string) string { return "" }})
-	db, err = p.ResolveDB(context.Background(), &Finder{})
+	_, db, err = resolveProject(t, root)
 	if err != nil || db.Password != composetest.PGPassword {
 		t.Fatalf("container's POSTGRES_PASSWORD should win: %v", err)
 	}
@@ -284,8 +282,7 @@ func TestFinderNoContainer(t *testing.T) {
 		t.Fatalf("ok=%v err=%v, want not found", ok, err)
 	}
 	os.WriteFile(filepath.Join(root, ".env-local"), []byte("DATABASE_URL=postgres://postgres@database_default:5432/db\n"), 0o644)
-	p, _ := sites.Load(sites.Options{Project: root, Getenv: func(string) string { return "" }})
-	_, err = p.ResolveDB(context.Background(), &Finder{})
+	_, _, err = resolveProject(t, root)
 	if err == nil || !strings.Contains(err.Error(), "docker compose up -d database_default") {
 		t.Fatalf("err = %v", err)
 	}
