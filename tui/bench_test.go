@@ -13,10 +13,9 @@ import (
 	"github.com/siteplex/siteplex/sites"
 )
 
-// bigModel is a model showing n sites at 120×40, with a full log buffer
-// and request history, like a long day with a big project.
-func bigModel(tb testing.TB, n int) *Model {
-	tb.Helper()
+// manySites makes n multisite-plus sites (slugs s00001…), finalized with
+// the {slug}.localhost format and forced the forced one (0: none).
+func manySites(n int, forced int64) []sites.Site {
 	list := make([]sites.Site, n)
 	for i := range list {
 		id := int64(i + 1)
@@ -24,7 +23,15 @@ func bigModel(tb testing.TB, n int) *Model {
 			PlusRow: true, PlusSlug: fmt.Sprintf("s%05d", id), Enabled: true}
 	}
 	df, _ := sites.ParseDomainFormat("{slug}.localhost")
-	sites.Finalize(list, df, 2)
+	sites.Finalize(list, df, forced)
+	return list
+}
+
+// bigModel is a model showing n sites at 120×40, with a full log buffer
+// and request history, like a long day with a big project.
+func bigModel(tb testing.TB, n int) *Model {
+	tb.Helper()
+	list := manySites(n, 2)
 	st := devproxy.Status{Listen: []string{"127.0.0.1:80"}, Mode: devproxy.PerSite, ForcedSiteID: 2}
 	for i := range list {
 		state := devproxy.Stopped
@@ -151,14 +158,7 @@ func TestMemoryWithEngine10k(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds 10,000 sites")
 	}
-	list := make([]sites.Site, 10000)
-	for i := range list {
-		id := int64(i + 1)
-		list[i] = sites.Site{ID: id, Name: fmt.Sprintf("Site number %d", id), Domain: fmt.Sprintf("site-%05d.example.com", id),
-			PlusRow: true, PlusSlug: fmt.Sprintf("s%05d", id), Enabled: true}
-	}
-	df, _ := sites.ParseDomainFormat("{slug}.localhost")
-	sites.Finalize(list, df, 0)
+	list := manySites(10000, 0)
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)

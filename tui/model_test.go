@@ -85,16 +85,25 @@ func (h *harness) drain() {
 	}
 }
 
+// runQuick runs cmd and returns its message, or ok=false when it waits
+// longer than 20 ms (a tick, an engine event: not for these tests).
+func runQuick(cmd tea.Cmd) (msg tea.Msg, ok bool) {
+	done := make(chan tea.Msg, 1)
+	go func() { done <- cmd() }()
+	select {
+	case msg = <-done:
+		return msg, true
+	case <-time.After(20 * time.Millisecond):
+		return nil, false
+	}
+}
+
 func (h *harness) run(cmd tea.Cmd, depth int) {
 	if cmd == nil || depth > 8 {
 		return
 	}
-	done := make(chan tea.Msg, 1)
-	go func() { done <- cmd() }()
-	var msg tea.Msg
-	select {
-	case msg = <-done:
-	case <-time.After(20 * time.Millisecond):
+	msg, ok := runQuick(cmd)
+	if !ok {
 		return
 	}
 	switch msg := msg.(type) {
@@ -674,12 +683,8 @@ func quits(cmd tea.Cmd) bool {
 	if cmd == nil {
 		return false
 	}
-	done := make(chan tea.Msg, 1)
-	go func() { done <- cmd() }()
-	var msg tea.Msg
-	select {
-	case msg = <-done:
-	case <-time.After(20 * time.Millisecond):
+	msg, ok := runQuick(cmd)
+	if !ok {
 		return false
 	}
 	if _, ok := msg.(tea.QuitMsg); ok {
