@@ -65,36 +65,23 @@ func (r *rawIO) Read(p []byte) (int, error) {
 	)
 	err := r.rc.Read(func(fd uintptr) bool {
 		if len(unsent) > 0 {
-			for len(unsent) > 0 {
-				m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&unsent[0])), uintptr(len(unsent)))
-				switch e {
-				case 0:
-					unsent = unsent[m:]
-					continue
-				case syscall.EINTR:
-					continue
-				case syscall.EAGAIN: // the socket is full: send the rest with send
-				default:
-					errno, wrote = e, true
-				}
-				return true
-			}
-			return false // sent: wait for the answer
-		}
-		for {
-			m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			m, e := writeAll(fd, unsent)
+			unsent = unsent[m:]
 			switch e {
 			case 0:
-				n = int(m)
-				return true
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait for data
+				return false // sent: wait for the answer
+			case syscall.EAGAIN: // the socket is full: send sends the rest
+			default:
+				errno, wrote = e, true
 			}
-			errno = e
 			return true
 		}
+		m, e := readOnce(fd, p)
+		if e == syscall.EAGAIN {
+			return false // wait for data
+		}
+		n, errno = m, e
+		return true
 	})
 	if len(r.out) > 0 {
 		r.out = r.out[:copy(r.out, unsent)]
@@ -103,9 +90,9 @@ func (r *rawIO) Read(p []byte) (int, error) {
 	case err != nil:
 		return 0, err
 	case wrote:
-		return 0, &net.OpError{Op: "write", Net: "tcp", Source: r.c.LocalAddr(), Addr: r.c.RemoteAddr(), Err: errno}
+		return 0, r.opError("write", errno)
 	case errno != 0:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Source: r.c.LocalAddr(), Addr: r.c.RemoteAddr(), Err: errno}
+		return 0, r.opError("read", errno)
 	case len(r.out) > 0: // rare: a request larger than the socket buffer
 		_, err := r.send(r.out)
 		r.out = r.out[:0]
@@ -134,27 +121,54 @@ func (r *rawIO) send(p []byte) (int, error) {
 		errno syscall.Errno
 	)
 	err := r.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
-			switch e {
-			case 0:
-				n += int(m)
-				continue
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // the socket buffer is full: wait for room
-			}
-			errno = e
-			return true
+		m, e := writeAll(fd, p[n:])
+		n += m
+		if e == syscall.EAGAIN {
+			return false // the socket buffer is full: wait for room
 		}
+		errno = e
 		return true
 	})
 	switch {
 	case err != nil:
 		return n, err
 	case errno != 0:
-		return n, &net.OpError{Op: "write", Net: "tcp", Source: r.c.LocalAddr(), Addr: r.c.RemoteAddr(), Err: errno}
+		return n, r.opError("write", errno)
 	}
 	return n, nil
+}
+
+func (r *rawIO) opError(op string, errno syscall.Errno) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: r.c.LocalAddr(), Addr: r.c.RemoteAddr(), Err: errno}
+}
+
+// writeAll writes p to fd until all of it is written, the socket is full
+// (EAGAIN) or the write fails; it returns how many bytes went out.
+func writeAll(fd uintptr, p []byte) (int, syscall.Errno) {
+	n := 0
+	for n < len(p) {
+		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+		switch e {
+		case 0:
+			n += int(m)
+		case syscall.EINTR:
+		default:
+			return n, e
+		}
+	}
+	return n, 0
+}
+
+// readOnce reads once from fd into p (len(p) > 0), again on EINTR.
+func readOnce(fd uintptr, p []byte) (int, syscall.Errno) {
+	for {
+		m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch e {
+		case 0:
+			return int(m), 0
+		case syscall.EINTR:
+			continue
+		}
+		return 0, e
+	}
 }
