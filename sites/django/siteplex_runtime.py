@@ -1,0 +1,493 @@
+# siteplex's overlay runtime: written by siteplex into .siteplex/overlay/
+# (do not edit: it is rewritten). See docs/django.md in siteplex for what it
+# changes and why. The overlay settings module (siteplex_overlay.py) imports
+# the project's settings, then calls configure(globals()).
+#
+# Per-process values come from the environment:
+#   SITEPLEX_OVERLAY        per-site | single | probe (probe: change nothing,
+#                           only answer the identity probe)
+#   SITEPLEX_SITE_ID        per-site: this process's django_site id;
+#                           single: the site of requests without the header
+#   SITEPLEX_ALLOWED_HOSTS  names routed to this process, comma-separated,
+#   SITEPLEX_CANONICAL_HOSTS  or both in the JSON file SITEPLEX_HOSTS_FILE
+#   SITEPLEX_SECRET         the engine's secret: only requests carrying it
+#                           may choose the site or reach the probe
+import hmac
+import json
+import os
+import threading
+
+PROBE_PATH = "/__siteplex__/identity/"
+SECRET_META = "HTTP_X_SITEPLEX_SECRET"
+SITE_META = "HTTP_X_SITEPLEX_SITE"
+FIRST = "siteplex_runtime.SiteMiddleware"
+LAST = "siteplex_runtime.ProbeMiddleware"
+IMPLICIT_DEBUG_HOSTS = [".localhost", "127.0.0.1", "[::1]"]
+
+
+def _env_int(environ, name):
+    v = (environ.get(name) or "").strip()
+    try:
+        return int(v) if v else None
+    except ValueError:
+        return None
+
+
+def _hosts(environ):
+    allowed, canonical = [], []
+    path = environ.get("SITEPLEX_HOSTS_FILE")
+    if path:
+        with open(path) as f:
+            data = json.load(f)
+        allowed = data.get("allowed_hosts") or []
+        canonical = data.get("canonical_hosts") or []
+    else:
+        allowed = [h for h in (environ.get("SITEPLEX_ALLOWED_HOSTS") or "").split(",") if h]
+        canonical = [h for h in (environ.get("SITEPLEX_CANONICAL_HOSTS") or "").split(",") if h]
+    out = []
+    for h in list(allowed) + list(canonical):
+        h = _strip_port(h.strip().lower())
+        if h and h not in out:
+            out.append(h)
+    return out
+
+
+def _strip_port(h):
+    if h.startswith("["):
+        end = h.find("]")
+        return h[: end + 1] if end >= 0 else h
+    if h.count(":") == 1:
+        return h.split(":")[0]
+    return h
+
+
+class RequestSiteID(threading.local):
+    """settings.SITE_ID in single mode: an int-like value per request, in
+    the manner of django-multisite's SiteID. SiteMiddleware sets it from
+    the engine's header; without one it is the default."""
+
+    def __init__(self, default=None):
+        self.default = default
+        self.site_id = None
+
+    def set(self, value):
+        pk = getattr(value, "pk", value)
+        self.site_id = None if pk is None else int(pk)
+
+    def reset(self):
+        self.site_id = None
+
+    def get_default(self):
+        if self.default is None:
+            raise ValueError("SITE_ID has not been set.")
+        return self.default
+
+    def override(self, value):
+        import contextlib
+
+        @contextlib.contextmanager
+        def cm():
+            old = self.site_id
+            self.set(value)
+            try:
+                yield self
+            finally:
+                self.site_id = old
+
+        return cm()
+
+    def __int__(self):
+        return self.site_id if self.site_id is not None else self.get_default()
+
+    __index__ = __int__
+
+    def __bool__(self):
+        return self.site_id is not None or self.default is not None
+
+    def __str__(self):
+        return str(self.__int__())
+
+    def __repr__(self):
+        try:
+            return repr(self.__int__())
+        except ValueError:
+            return "RequestSiteID(unset)"
+
+    def __hash__(self):
+        return hash(self.__int__())
+
+    def _other(self, other):
+        if isinstance(other, RequestSiteID) or hasattr(other, "__index__"):
+            try:
+                return int(other)
+            except (TypeError, ValueError):
+                return None
+        return None
+
+    def __eq__(self, other):
+        o = self._other(other)
+        return o is not None and self.__int__() == o
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __lt__(self, other):
+        return self.__int__() < int(other)
+
+    def __le__(self, other):
+        return self.__int__() <= int(other)
+
+    def __gt__(self, other):
+        return self.__int__() > int(other)
+
+    def __ge__(self, other):
+        return self.__int__() >= int(other)
+
+
+_MISSING = object()
+
+
+def _kind(value):
+    if value is _MISSING:
+        return "missing"
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "other"
+    if type(value) is int:
+        return "int"
+    if isinstance(value, str):
+        return "other"
+    return "object"
+
+
+def _siteid_like(obj, site_id):
+    """A new SITE_ID object of the project's class with default=site_id.
+    The default must be given to the constructor: a threading.local runs
+    __init__ again in every thread with the arguments it was made with."""
+    for cls in type(obj).__mro__:
+        if cls is object or cls is threading.local:
+            break
+        try:
+            new = cls(default=site_id)
+        except Exception:
+            continue
+        try:
+            if int(new) == site_id:
+                return new
+        except Exception:
+            continue
+    return RequestSiteID(default=site_id)
+
+
+def _sites_installed(ns):
+    return any(str(a).startswith("django.contrib.sites") for a in ns.get("INSTALLED_APPS", ()) or ())
+
+
+def _mezzanine_installed(ns):
+    return any(str(a).startswith("mezzanine.") for a in ns.get("INSTALLED_APPS", ()) or ())
+
+
+class _ExtendedHosts(object):
+    """ALLOWED_HOSTS that is not a list (Mezzanine's SitesAllowedHosts
+    reads django_site on first use): siteplex's names first, then the
+    project's, read as late as the project's own would be."""
+
+    def __init__(self, extra, orig):
+        self.extra, self.orig = list(extra), orig
+
+    def __iter__(self):
+        for h in self.extra:
+            yield h
+        for h in self.orig:
+            yield h
+
+    def __bool__(self):
+        return True
+
+    def __add__(self, other):
+        return list(self) + list(other)
+
+    def __repr__(self):
+        return "siteplex(%r + %r)" % (self.extra, self.orig)
+
+
+def _extend_allowed_hosts(ns, names):
+    if not names:
+        return
+    orig = ns.get("ALLOWED_HOSTS", [])
+    if isinstance(orig, (list, tuple)):
+        hosts = list(orig)
+        if "*" in hosts:
+            return
+        if not hosts and ns.get("DEBUG"):
+            # Django admits these only while ALLOWED_HOSTS is empty.
+            hosts = list(IMPLICIT_DEBUG_HOSTS)
+        for h in names:
+            if h not in hosts:
+                hosts.append(h)
+        ns["ALLOWED_HOSTS"] = hosts
+    else:
+        ns["ALLOWED_HOSTS"] = _ExtendedHosts(names, orig)
+
+
+_STATE = {}
+
+
+def configure(ns, environ=None):
+    """Makes the settings in ns (the overlay module's globals, holding the
+    project's settings) those of this process's site."""
+    environ = os.environ if environ is None else environ
+    mode = environ.get("SITEPLEX_OVERLAY", "probe")
+    site_id = _env_int(environ, "SITEPLEX_SITE_ID")
+    original = ns.get("SITE_ID", _MISSING)
+    kind = _kind(original)
+    _STATE.update(mode=mode, secret=environ.get("SITEPLEX_SECRET", ""), site_id=site_id, kind=kind,
+                  project_settings=environ.get("SITEPLEX_PROJECT_SETTINGS", ""))
+    mw = ns.get("MIDDLEWARE")
+    if mw is not None:
+        ns["MIDDLEWARE"] = [FIRST] + [m for m in mw if m not in (FIRST, LAST)] + [LAST]
+    ns["SITEPLEX_OVERLAY"] = {"mode": mode, "site_id": site_id, "site_id_kind": kind,
+                              "project_settings": _STATE["project_settings"]}
+    if mode not in ("per-site", "single"):
+        return
+    touch_site_id = kind != "missing" or _sites_installed(ns)
+    if mode == "per-site":
+        if site_id is not None:
+            if kind == "object":
+                ns["SITE_ID"] = _siteid_like(original, site_id)
+            elif touch_site_id and kind in ("int", "missing", "none"):
+                ns["SITE_ID"] = site_id
+            if _mezzanine_installed(ns):
+                os.environ["MEZZANINE_SITE_ID"] = str(site_id)
+    else:
+        if kind == "object" and hasattr(original, "set"):
+            if site_id is not None:
+                ns["SITE_ID"] = _siteid_like(original, site_id)
+        elif touch_site_id and kind in ("int", "missing", "none"):
+            default = site_id if site_id is not None else (original if kind == "int" else None)
+            ns["SITE_ID"] = RequestSiteID(default=default)
+        if not isinstance(ns.get("SITE_ID"), int):
+            checks = list(ns.get("SILENCED_SYSTEM_CHECKS", []) or [])
+            if "sites.E101" not in checks:
+                checks.append("sites.E101")
+            ns["SILENCED_SYSTEM_CHECKS"] = checks
+        if _mezzanine_installed(ns):
+            # MEZZANINE_SITE_ID is one value per process; without it
+            # Mezzanine falls back to SITE_ID, which follows the request.
+            os.environ.pop("MEZZANINE_SITE_ID", None)
+    _extend_allowed_hosts(ns, _hosts(environ))
+    if ns.get("SECURE_PROXY_SSL_HEADER") is None:
+        ns["SECURE_PROXY_SSL_HEADER"] = ("HTTP_X_FORWARDED_PROTO", "https")
+
+
+def reconfigure(site_id, allowed_hosts=()):
+    """Makes an already set-up Django process serve site_id (a forked
+    per-site process, see preload): the same changes configure makes, on
+    the live settings, and clears the sites cache."""
+    from django.conf import settings
+
+    current = getattr(settings, "SITE_ID", None)
+    if _kind(current) == "object":
+        settings.SITE_ID = _siteid_like(current, site_id)
+    else:
+        settings.SITE_ID = site_id
+    _STATE["site_id"] = site_id
+    if _mezzanine_installed({"INSTALLED_APPS": settings.INSTALLED_APPS}):
+        os.environ["MEZZANINE_SITE_ID"] = str(site_id)
+    names = [_strip_port(h.lower()) for h in allowed_hosts]
+    ns = {"ALLOWED_HOSTS": settings.ALLOWED_HOSTS, "DEBUG": settings.DEBUG}
+    _extend_allowed_hosts(ns, names)
+    settings.ALLOWED_HOSTS = ns["ALLOWED_HOSTS"]
+    try:
+        from django.contrib.sites.models import SITE_CACHE
+
+        SITE_CACHE.clear()
+    except Exception:
+        pass
+
+
+def _secret_ok(request):
+    secret = _STATE.get("secret") or ""
+    got = request.META.get(SECRET_META, "")
+    if not secret or not got:
+        return False
+    return hmac.compare_digest(got.encode("utf-8", "replace"), secret.encode("utf-8", "replace"))
+
+
+class _IntKeyDict(dict):
+    """django.contrib.sites' SITE_CACHE keyed by int: a per-request SITE_ID
+    object would otherwise be stored as its own key."""
+
+    def _k(self, k):
+        try:
+            return int(k)
+        except (TypeError, ValueError):
+            return k
+
+    def __getitem__(self, k):
+        return dict.__getitem__(self, self._k(k))
+
+    def __setitem__(self, k, v):
+        dict.__setitem__(self, self._k(k), v)
+
+    def __contains__(self, k):
+        return dict.__contains__(self, self._k(k))
+
+    def pop(self, k, *default):
+        return dict.pop(self, self._k(k), *default)
+
+    def get(self, k, default=None):
+        return dict.get(self, self._k(k), default)
+
+
+class SiteMiddleware(object):
+    """First in MIDDLEWARE. In single mode, sets SITE_ID for the request
+    from the engine's header (only with the engine's secret). Answers the
+    identity probe when no other middleware let it reach ProbeMiddleware."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if _STATE.get("mode") == "single":
+            try:
+                import django.contrib.sites.models as m
+
+                if type(m.SITE_CACHE) is dict:
+                    m.SITE_CACHE = _IntKeyDict(m.SITE_CACHE)
+            except Exception:
+                pass
+
+    def __call__(self, request):
+        ok = _secret_ok(request)
+        sid = None
+        if ok and _STATE.get("mode") == "single":
+            try:
+                from django.conf import settings
+
+                sid = settings.SITE_ID if hasattr(settings.SITE_ID, "set") else None
+                raw = request.META.get(SITE_META, "")
+                if sid is not None and raw:
+                    sid.set(int(raw))
+            except (ValueError, AttributeError):
+                sid = None
+        try:
+            if ok and request.path_info == PROBE_PATH:
+                request._siteplex_probe = True
+                response = self.get_response(request)
+                if getattr(response, "_siteplex_probe", False):
+                    return response
+                return probe_response(request, reached=False, status=response.status_code)
+            return self.get_response(request)
+        finally:
+            if sid is not None:
+                sid.reset()
+
+
+class ProbeMiddleware(object):
+    """Last in MIDDLEWARE: every other middleware (tenants, multisite,
+    Mezzanine's current request) has run, so the probe answers with what a
+    view would see."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if getattr(request, "_siteplex_probe", False):
+            return probe_response(request, reached=True, status=None)
+        return self.get_response(request)
+
+
+def _installed(name):
+    from django.apps import apps
+
+    return apps.is_installed(name)
+
+
+def identity(request):
+    """What the frameworks installed resolve for request."""
+    from django.conf import settings
+
+    out = {"errors": {}}
+    value = getattr(settings, "SITE_ID", _MISSING)
+    sid = {"kind": _kind(value)}
+    if sid["kind"] in ("int", "object"):
+        try:
+            sid["value"] = int(value)
+        except Exception as exc:
+            out["errors"]["site_id"] = "%s: %s" % (type(exc).__name__, exc)
+    if sid["kind"] == "object":
+        sid["class"] = type(value).__module__ + "." + type(value).__qualname__
+    out["site_id_setting"] = sid
+    try:
+        out["host"] = request.get_host()
+    except Exception as exc:
+        out["host"] = request.META.get("HTTP_HOST", "")
+        out["host_error"] = "%s: %s" % (type(exc).__name__, exc)
+    if _installed("django.contrib.sites"):
+        try:
+            from django.contrib.sites.shortcuts import get_current_site
+
+            s = get_current_site(request)
+            out["sites"] = {"id": s.pk, "domain": s.domain}
+        except Exception as exc:
+            out["errors"]["sites"] = "%s: %s" % (type(exc).__name__, exc)
+    if _installed("multisite"):
+        try:
+            out["multisite"] = {"site_id": int(settings.SITE_ID)}
+        except Exception as exc:
+            out["errors"]["multisite"] = "%s: %s" % (type(exc).__name__, exc)
+    if _installed("mezzanine.core"):
+        try:
+            from mezzanine.core import request as mreq
+            from mezzanine.utils.sites import current_site_id
+
+            local = getattr(mreq, "_thread_local", None)
+            had = getattr(local, "request", None) if local is not None else None
+            if local is not None and had is None:
+                local.request = request
+            try:
+                out["mezzanine"] = {"site_id": int(current_site_id())}
+            finally:
+                if local is not None and had is None:
+                    local.request = None
+        except Exception as exc:
+            out["errors"]["mezzanine"] = "%s: %s" % (type(exc).__name__, exc)
+    for app, mod in (("wagtail", "wagtail.models"), ("wagtail.core", "wagtail.core.models")):
+        if _installed(app):
+            try:
+                import importlib
+
+                Site = importlib.import_module(mod).Site
+                w = Site.find_for_request(request)
+                out["wagtail"] = None if w is None else {"id": w.pk, "hostname": w.hostname, "port": w.port,
+                                                         "site_name": getattr(w, "site_name", "")}
+            except Exception as exc:
+                out["errors"]["wagtail"] = "%s: %s" % (type(exc).__name__, exc)
+            break
+    tenant = getattr(request, "tenant", None)
+    if tenant is not None:
+        out["tenant"] = {"schema_name": getattr(tenant, "schema_name", ""), "id": getattr(tenant, "pk", None)}
+    out["env"] = {"SITE_ID": os.environ.get("SITE_ID"), "MEZZANINE_SITE_ID": os.environ.get("MEZZANINE_SITE_ID")}
+    return out
+
+
+def probe_response(request, reached, status):
+    from django.http import JsonResponse
+
+    data = {
+        "siteplex_probe": 1,
+        "reached_end": reached,
+        "status": status,
+        "settings_module": os.environ.get("DJANGO_SETTINGS_MODULE", ""),
+        "overlay": {"mode": _STATE.get("mode", ""), "site_id": _STATE.get("site_id"),
+                    "project_settings": _STATE.get("project_settings", "")},
+    }
+    try:
+        data.update(identity(request))
+    except Exception as exc:
+        data["errors"] = {"probe": "%s: %s" % (type(exc).__name__, exc)}
+    resp = JsonResponse(data)
+    resp["X-Siteplex-Probe"] = "1"
+    resp["Cache-Control"] = "no-store"
+    resp._siteplex_probe = True
+    return resp
