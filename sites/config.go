@@ -18,6 +18,12 @@ type Config struct {
 	DomainFormat string `toml:"domain_format"`
 	HostsFile    string `toml:"hosts_file"`
 	Names        string `toml:"names"`
+	// Python is the interpreter for introspection and the default command
+	// (relative to the project root; a bare name is looked up on PATH).
+	Python string `toml:"python"`
+	// Overlay false turns the overlay's changes off (docs/django.md); nil
+	// means on.
+	Overlay *bool `toml:"overlay"`
 
 	Listen      []string `toml:"listen"`
 	Mode        string   `toml:"mode"`

@@ -15,6 +15,7 @@ type Driver string
 const (
 	Postgres Driver = "postgres"
 	SQLite   Driver = "sqlite"
+	MySQL    Driver = "mysql"
 )
 
 // DB describes a database to open. It never prints its password: String

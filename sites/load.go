@@ -26,7 +26,7 @@ var ErrNoDatabase = errors.New("no database found")
 // host is a compose service name (database_default, db, postgres) that does
 // not resolve is mapped to the container through df.
 func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
-	db, ok, err := p.DatabaseSource()
+	db, ok, err := p.DatabaseSourceContext(ctx)
 	if err != nil {
 		return DB{}, err
 	}
@@ -56,7 +56,11 @@ func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
 	if ok {
 		return db, nil
 	}
-	return DB{}, fmt.Errorf("%w in %s: pass --db URL, set DATABASE_URL in %s, or declare sites in siteplex.toml", ErrNoDatabase, p.Root, p.Env.Path)
+	why := ""
+	if _, derr := p.Django(ctx); derr != nil && p.IsDjango {
+		why = "; Django's settings could not be read (" + derr.Error() + ")"
+	}
+	return DB{}, fmt.Errorf("%w in %s%s: pass --db URL, set DATABASE_URL in %s, or declare sites in siteplex.toml", ErrNoDatabase, p.Root, why, p.Env.Path)
 }
 
 // LoadSites reads the sites from db (when db is non-nil) and merges the
@@ -65,7 +69,14 @@ func (p *Project) LoadSites(ctx context.Context, st *Store) ([]Site, error) {
 	var list []Site
 	if st != nil {
 		var err error
-		if list, err = st.Sites(ctx); err != nil {
+		list, err = st.Sites(ctx)
+		var nst *NoSiteTableError
+		switch {
+		case errors.As(err, &nst) && len(p.Config.Sites) > 0:
+			// The config declares the sites: a database without a site
+			// table (one per tenant, or not migrated yet) is fine.
+			list = nil
+		case err != nil:
 			return nil, err
 		}
 	}

@@ -1,11 +1,14 @@
 package sites
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/siteplex/siteplex/sites/django"
 )
 
 // Options are the global flags. Empty fields mean "not given".
@@ -16,6 +19,13 @@ type Options struct {
 	DB           string // --db
 	HostsFile    string // --hosts-file
 	DomainFormat string // --domain-format
+	// Python is --python: the interpreter for introspection and the
+	// default command ("" = the config key python, else the default
+	// search, see Project.Python).
+	Python string
+	// NoOverlay is --no-overlay (serve, ui): the overlay changes none of
+	// the project's settings (see Project.OverlayEnabled).
+	NoOverlay bool
 	// Cwd is where siteplex was started ("" = os.Getwd()).
 	Cwd string
 	// Getenv reads the process environment (nil = os.Getenv).
@@ -34,10 +44,22 @@ type Project struct {
 	// IsDjango is true when manage.py is in Root.
 	IsDjango bool
 	opts     Options
+
+	// django is the introspection's answer, asked once per Project.
+	django djangoMemo
 }
 
 // StateDir is the project's .siteplex folder (pid files, logs, engine.json).
+// Create it with EnsureStateDir, which adds its .gitignore.
 func (p *Project) StateDir() string { return filepath.Join(p.Root, ".siteplex") }
+
+// EnsureStateDir creates the .siteplex folder when missing, with a
+// .gitignore holding "*" so it never shows in `git status`, and returns it.
+// Every writer of .siteplex should create it through here.
+func (p *Project) EnsureStateDir() (string, error) {
+	dir := p.StateDir()
+	return dir, django.MakeStateDir(dir)
+}
 
 // Getenv reads the process environment as given in Options.
 func (p *Project) Getenv(k string) string { return p.opts.Getenv(k) }
@@ -158,16 +180,46 @@ func firstNonEmpty(vs ...string) string {
 	return ""
 }
 
-// DatabaseSource resolves the configured database without Docker (SPEC §2,
-// in order: --db, config, SITEPLEX_DATABASE_URL, DATABASE_URL, the env
-// file's DATABASE_URL, db.sqlite3, data/db.sqlite3). ok is false when none
-// applies. A compose-internal host in the URL is returned as is; the caller
-// maps it through Docker (see ComposeHost).
+// DatabaseSource resolves the configured database without Docker (in
+// order: --db, the config's database, SITEPLEX_DATABASE_URL, DATABASE_URL,
+// the env file's DATABASE_URL, DATABASES['default'] from the project's
+// settings, db.sqlite3, data/db.sqlite3; docs/django.md). ok is false when
+// none applies; database = "none" in the config turns database reading off
+// (ok false, ErrDatabaseOff). A compose-internal host in the URL is returned
+// as is; the caller maps it through Docker (see ComposeHost). It may run the
+// introspection (Python) when no URL names a database; use
+// DatabaseSourceContext to bound that.
 func (p *Project) DatabaseSource() (db DB, ok bool, err error) {
+	return p.DatabaseSourceContext(context.Background())
+}
+
+// DatabaseSourceContext is DatabaseSource with a context for the
+// introspection it may run.
+func (p *Project) DatabaseSourceContext(ctx context.Context) (db DB, ok bool, err error) {
+	db, ok, err = p.namedDatabase()
+	if ok || err != nil {
+		return db, ok, err
+	}
+	if p.DatabaseOff() {
+		return DB{}, false, ErrDatabaseOff
+	}
+	if db, ok, err = p.settingsDatabase(ctx); ok || err != nil {
+		return db, ok, err
+	}
+	return p.guessedDatabase()
+}
+
+// namedDatabase is the first database a flag, the config or a variable
+// names.
+func (p *Project) namedDatabase() (db DB, ok bool, err error) {
 	type cand struct{ url, source string }
+	conf := p.Config.Database
+	if p.DatabaseOff() {
+		conf = ""
+	}
 	cands := []cand{
 		{p.opts.DB, "--db"},
-		{p.Config.Database, "database in " + filepath.Base(p.Config.Path)},
+		{conf, "database in " + filepath.Base(p.Config.Path)},
 		{p.opts.Getenv("SITEPLEX_DATABASE_URL"), "SITEPLEX_DATABASE_URL"},
 		{p.opts.Getenv("DATABASE_URL"), "DATABASE_URL"},
 		{p.Env.Values["DATABASE_URL"], "DATABASE_URL in " + filepath.Base(p.Env.Path)},
@@ -183,6 +235,11 @@ func (p *Project) DatabaseSource() (db DB, ok bool, err error) {
 		db.Source = c.source
 		return db, true, nil
 	}
+	return DB{}, false, nil
+}
+
+// guessedDatabase is db.sqlite3, then data/db.sqlite3, when it exists.
+func (p *Project) guessedDatabase() (db DB, ok bool, err error) {
 	for _, rel := range []string{"db.sqlite3", filepath.Join("data", "db.sqlite3")} {
 		if fileExists(filepath.Join(p.Root, rel)) {
 			return DB{Driver: SQLite, Path: filepath.Join(p.Root, rel), Source: rel}, true, nil

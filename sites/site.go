@@ -3,6 +3,7 @@ package sites
 import (
 	"cmp"
 	"fmt"
+	"net"
 	"slices"
 	"sort"
 	"strconv"
@@ -36,11 +37,33 @@ type Site struct {
 	Command []string          `json:"-"`
 	// Declared is true when the site (also) comes from siteplex.toml.
 	Declared bool `json:"-"`
+	// HostsProblems are the Problems that only keep a name out of the
+	// hosts file (a domain that is localhost or an IP address): the site
+	// is still routed on its local name. Each is also in Problems.
+	HostsProblems []string `json:"-"`
 }
 
-// Usable reports whether the site may be written to the hosts file and
-// routed: it has no problems.
-func (s *Site) Usable() bool { return len(s.Problems) == 0 }
+// Usable reports whether the site may be routed and its names written to
+// the hosts file: every problem it has, if any, is a hosts-only one (see
+// HostsProblems and HostsName).
+func (s *Site) Usable() bool {
+	for _, p := range s.Problems {
+		if !slices.Contains(s.HostsProblems, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// HostsName reports whether name may be written to a hosts file: never
+// localhost (with or without a port) nor an IP address, which a hosts line
+// would map to loopback for every program on the machine (the
+// "127.0.0.1 localhost" that Mezzanine's 127.0.0.1:8000 site would give).
+func HostsName(name string) bool {
+	h := strings.ToLower(strings.TrimSuffix(StripPort(strings.TrimSpace(name)), "."))
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	return h != "" && h != "localhost" && net.ParseIP(h) == nil
+}
 
 // NonCanonicalAliases returns the aliases that are not the canonical one:
 // live domains, written to the hosts file only when asked for.
@@ -90,6 +113,7 @@ func Finalize(list []Site, df DomainFormat, forcedID int64) {
 	for i := range list {
 		s := &list[i]
 		s.Problems = []string{} // never nil: JSON prints []
+		s.HostsProblems = nil
 		if s.PlusSlug != "" {
 			s.Slug = s.PlusSlug
 		}
@@ -126,6 +150,10 @@ func Finalize(list []Site, df DomainFormat, forcedID int64) {
 		s.Forced = forcedID != 0 && s.ID == forcedID
 		if _, err := Hostname(s.Domain); err != nil {
 			s.Problems = append(s.Problems, "invalid domain: "+err.Error())
+		} else if !HostsName(s.Domain) {
+			p := "domain " + s.Domain + " is this machine (localhost or an IP address): never written to the hosts file; the site is reached on its local name"
+			s.Problems = append(s.Problems, p)
+			s.HostsProblems = append(s.HostsProblems, p)
 		}
 		if s.Slug == "" {
 			s.Problems = append(s.Problems, "empty slug")
@@ -167,7 +195,8 @@ func Finalize(list []Site, df DomainFormat, forcedID int64) {
 }
 
 // Find returns the site that key names: an id, a slug, a domain, a local
-// domain or an alias (case-insensitive, port ignored for domains).
+// domain or an alias (case-insensitive, port ignored for domains), else
+// the site's name (case-insensitive) when only one site has it.
 func Find(list []Site, key string) (*Site, bool) {
 	k := strings.ToLower(strings.TrimSpace(key))
 	if id, err := strconv.ParseInt(k, 10, 64); err == nil {
@@ -196,45 +225,80 @@ func Find(list []Site, key string) (*Site, bool) {
 			}
 		}
 	}
-	return nil, false
+	// A name, when exactly one site has it.
+	var named *Site
+	for i := range list {
+		if strings.EqualFold(strings.TrimSpace(list[i].Name), k) {
+			if named != nil {
+				return nil, false
+			}
+			named = &list[i]
+		}
+	}
+	return named, named != nil
 }
 
-// UnknownSiteError builds the *UsageError for a SITE that matched nothing,
-// listing the closest slugs and domains.
+// UnknownSiteError builds the *UsageError for a SITE that matched nothing:
+// the sites sharing that name when it is ambiguous, else the closest
+// sites, ranked by the edit distance from key to the nearest of their
+// slug, name, domain and aliases (case-insensitive; lower ids first on a
+// tie).
 func UnknownSiteError(list []Site, key string) error {
-	type cand struct {
-		label string
-		d     int
+	k := strings.ToLower(strings.TrimSpace(key))
+	var same []string
+	for i := range list {
+		if strings.EqualFold(strings.TrimSpace(list[i].Name), k) {
+			same = append(same, siteChoice(&list[i]))
+		}
 	}
-	var cs []cand
-	for _, s := range list {
-		for _, l := range []string{s.Slug, s.Domain} {
+	if len(same) > 1 {
+		return Usagef("site name %q is shared by %d sites: %s; give an id or a slug", key, len(same), strings.Join(same, ", "))
+	}
+	type cand struct {
+		site *Site
+		d    int
+	}
+	cs := make([]cand, 0, len(list))
+	for i := range list {
+		s := &list[i]
+		best := -1
+		for _, l := range append([]string{s.Slug, s.Name, s.Domain, StripPort(s.Domain)}, s.Aliases...) {
 			if l == "" {
 				continue
 			}
-			d := levenshtein(strings.ToLower(key), strings.ToLower(l))
-			if strings.Contains(strings.ToLower(l), strings.ToLower(key)) {
-				d = 0
+			if d := levenshtein(k, strings.ToLower(l)); best < 0 || d < best {
+				best = d
 			}
-			cs = append(cs, cand{fmt.Sprintf("%d %s (%s)", s.ID, s.Slug, s.Domain), d})
+		}
+		if best >= 0 {
+			cs = append(cs, cand{s, best})
 		}
 	}
-	sort.SliceStable(cs, func(i, j int) bool { return cs[i].d < cs[j].d })
+	sort.SliceStable(cs, func(i, j int) bool {
+		if cs[i].d != cs[j].d {
+			return cs[i].d < cs[j].d
+		}
+		return cs[i].site.ID < cs[j].site.ID
+	})
 	var near []string
-	seen := map[string]bool{}
 	for _, c := range cs {
-		if len(near) == 3 || c.d > len(key)/2+2 {
+		if len(near) == 3 || c.d > len(k)/2+2 {
 			break
 		}
-		if !seen[c.label] {
-			seen[c.label] = true
-			near = append(near, c.label)
-		}
+		near = append(near, siteChoice(c.site))
 	}
 	if len(near) == 0 {
 		return Usagef("unknown site %q: `siteplex sites` lists the sites", key)
 	}
 	return Usagef("unknown site %q; closest: %s", key, strings.Join(near, ", "))
+}
+
+// siteChoice is "2 gh (Ghana, example.gh)" for messages.
+func siteChoice(s *Site) string {
+	if s.Name == "" || s.Name == s.Domain {
+		return fmt.Sprintf("%d %s (%s)", s.ID, s.Slug, s.Domain)
+	}
+	return fmt.Sprintf("%d %s (%s, %s)", s.ID, s.Slug, s.Name, s.Domain)
 }
 
 func levenshtein(a, b string) int {

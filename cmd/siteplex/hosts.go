@@ -131,8 +131,21 @@ type hostsSiteName struct {
 	kind, raw string
 }
 
-// hostsSiteNames lists s's names for mode (domain, local, aliases, all).
+// hostsSiteNames lists s's names for mode (domain, local, aliases, all),
+// leaving out those that are never hosts-file material (localhost, IP
+// addresses: sites.HostsName).
 func hostsSiteNames(s *sites.Site, mode string) []hostsSiteName {
+	all := hostsSiteNamesAll(s, mode)
+	out := all[:0]
+	for _, n := range all {
+		if sites.HostsName(n.raw) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func hostsSiteNamesAll(s *sites.Site, mode string) []hostsSiteName {
 	out := []hostsSiteName{{hostsKindDomain, s.Domain}}
 	if (mode == "local" || mode == "all") && s.LocalDomain != "" {
 		out = append(out, hostsSiteName{hostsKindLocal, s.LocalDomain})
@@ -198,6 +211,9 @@ func hostsApplyRun(cmd *cobra.Command, f *Factory, opts *hostsOptions, args []st
 			fmt.Fprintf(f.IO.Err, "siteplex: %s not written to %s: %s\n", hostsSiteLabel(s), p.HostsFile, strings.Join(s.Problems, "; "))
 			refused = true
 			continue
+		}
+		for _, p := range s.HostsProblems {
+			fmt.Fprintf(f.IO.Err, "siteplex: %s: %s\n", hostsSiteLabel(s), p)
 		}
 		for _, n := range hostsSiteNames(s, mode) {
 			h, err := hosts.Hostname(n.raw)

@@ -140,6 +140,7 @@ Run it in the project's root (where manage.py is).`,
 	pf.StringVar(&f.Opts.DB, "db", "", "database URL: postgres://user:pass@host:port/name or sqlite:///path")
 	pf.StringVar(&f.Opts.HostsFile, "hosts-file", "", "hosts file to manage (default /etc/hosts, env SITEPLEX_HOSTS_FILE)")
 	pf.StringVar(&f.Opts.DomainFormat, "domain-format", "", "local domain format: {slug}, {id}, {} (default {slug}.localhost)")
+	pf.StringVar(&f.Opts.Python, "python", "", "Python that runs the project: asked about its settings, and runs the default command (default: config python, else .venv/bin/python, venv/bin/python, python3)")
 	for _, c := range commands(f) {
 		root.AddCommand(c)
 	}

@@ -138,6 +138,7 @@ func addEngineFlags(cmd *cobra.Command, f *Factory) {
 		fs.Var(&ef.Command, "command", "process command, split like a shell line but never run by one; placeholders {port} {site_id} {slug} {domain} {root} (default <python> manage.py runserver 127.0.0.1:{port} --noreload)")
 		fs.Var(&ef.Runner, "runner", "local (processes) or docker (containers from the compose web service) (default local)")
 		fs.BoolVar(&ef.NoWatch, "no-watch", false, "do not restart processes when *.py files change")
+		fs.BoolVar(&f.Opts.NoOverlay, "no-overlay", false, "leave the project's settings as they are: no per-site SITE_ID, ALLOWED_HOSTS or proxy header from siteplex's overlay (only its identity probe stays; config overlay = false)")
 	}
 	add(fs)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -61,7 +62,7 @@ local_domain, forced and problems; the format is stable.`,
 
 // sitesRun lists the sites: a table for people, or the JSON contract.
 func sitesRun(ctx context.Context, opts *sitesOptions) error {
-	p, list, _, err := opts.Sites(ctx)
+	p, list, db, err := opts.Sites(ctx)
 	if err != nil {
 		return err
 	}
@@ -71,7 +72,35 @@ func sitesRun(ctx context.Context, opts *sitesOptions) error {
 	if opts.JSON {
 		return writeJSON(opts.IO.Out, list)
 	}
+	fmt.Fprintln(opts.IO.Err, "siteplex: "+databaseNote(ctx, p, db))
 	return printSitesTable(opts.IO.Out, list, engineStates(ctx, p))
+}
+
+// databaseNote says where the sites came from, for people: "database
+// sqlite dev.db (from DATABASES['default'] in mezzshape.settings)", with
+// why Django's settings could not be read when siteplex fell back to a
+// guess.
+func databaseNote(ctx context.Context, p *sites.Project, db *sites.DB) string {
+	if db == nil {
+		if p != nil && p.DatabaseOff() {
+			return "no database (database = \"none\"); sites from " + filepath.Base(p.Config.Path)
+		}
+		return "no database; sites from siteplex.toml"
+	}
+	shown := db.Display()
+	if db.Driver == sites.SQLite && p != nil {
+		if rel, err := filepath.Rel(p.Root, db.Path); err == nil && !strings.HasPrefix(rel, "..") {
+			shown = "sqlite " + rel
+		}
+	}
+	note := "database " + shown + " (from " + db.Source + ")"
+	if p != nil && !strings.HasPrefix(db.Source, "DATABASES") && !strings.HasPrefix(db.Source, "--db") &&
+		!strings.Contains(db.Source, "DATABASE_URL") && !strings.HasPrefix(db.Source, "database in") {
+		if _, err := p.Django(ctx); err != nil && p.IsDjango {
+			note += "; guessed, Django's settings were not read: " + err.Error()
+		}
+	}
+	return note
 }
 
 // engineStates asks a running engine of the project (SPEC §6.5) for its

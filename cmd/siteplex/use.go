@@ -42,7 +42,7 @@ func newCmdUse(f *Factory) *cobra.Command {
 		Short: "Force the SITE_ID the dev server runs with",
 		Long: `Force the site Django serves by writing SITE_ID=<id> into the env file
 (.env-local, else .env; created as .env-local when neither exists). SITE is a
-site id, slug or domain. Only the SITE_ID line changes; every other line,
+site id, slug, domain or name (case-insensitive). Only the SITE_ID line changes; every other line,
 comment, quote and line ending stays as it was.
 
 If a siteplex engine (siteplex serve or the UI) is running for this project,
@@ -112,6 +112,9 @@ func runUseSet(ctx context.Context, f *Factory, opts *useOptions, key string) er
 			return sites.UnknownSiteError(list, key)
 		}
 		site, id = s, s.ID
+		if !s.Enabled {
+			fmt.Fprintf(f.IO.Err, "siteplex: warning: site %s is disabled (django_multisite_plus_site.is_enabled is false); Django can still run with it, but siteplex does not route it\n", siteLabel(s))
+		}
 		if !s.Usable() {
 			fmt.Fprintf(f.IO.Err, "siteplex: warning: site %s has problems (%s); Django can still run with it, but siteplex will not route it\n",
 				siteLabel(s), strings.Join(s.Problems, "; "))
