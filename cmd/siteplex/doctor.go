@@ -28,11 +28,14 @@ func newCmdDoctor(f *Factory) *cobra.Command {
 	opts := &doctorOptions{}
 	cmd := &cobra.Command{
 		Use:   "doctor",
-		Short: "Check the set-up: project, database, port 80, hosts file, Docker, Python, *.localhost",
+		Short: "Check the set-up: project, database, Django settings, port 80, hosts file, Docker, Python, *.localhost",
 		Long: `Check everything siteplex needs and say how to fix what is missing:
-the project folder, siteplex.toml and the env file, the database and its tables,
-Python with Django and manage.py, the proxy's port (default 127.0.0.1:80 and
-[::1]:80), the hosts file, Docker and *.localhost resolution.
+the project folder, siteplex.toml and the env file, the database and its tables
+(and where siteplex found it), what the project's Django says about itself (the
+settings module, the SITE_ID kind, ALLOWED_HOSTS against the routed names, the
+site frameworks, the overlay), Python with Django and manage.py, the proxy's port
+(default 127.0.0.1:80 and [::1]:80), the hosts file, Docker and *.localhost
+resolution.
 
 It changes nothing. Exit status 1 when any check fails (warnings don't count).`,
 		Example: `  $ siteplex doctor
@@ -95,7 +98,8 @@ func doctorChecks(ctx context.Context, f *Factory, opts *doctorOptions) []doctor
 		} else {
 			checks = append(checks, skipped(doctor.NameEnvFile))
 		}
-		checks = append(checks, skipped(doctor.NameDatabase), skipped(doctor.NamePython))
+		checks = append(checks, skipped(doctor.NameDatabase), skipped(doctor.NameSettings), skipped(doctor.NameSiteID),
+			skipped(doctor.NameAllowedHosts), skipped(doctor.NameFrameworks), skipped(doctor.NameOverlay), skipped(doctor.NamePython))
 		hostsFile := firstOf(f.Opts.HostsFile, getenv("SITEPLEX_HOSTS_FILE"), "/etc/hosts")
 		return append(checks, machineChecks(ctx, getenv, hostsFile, opts.Listen, false, nil)...)
 	}
@@ -113,7 +117,8 @@ func doctorChecks(ctx context.Context, f *Factory, opts *doctorOptions) []doctor
 
 	runner, command := p.Config.Process.Runner, p.Config.Process.Command
 	pythonNeeded := runner != "docker" && (len(command) == 0 || strings.Contains(filepath.Base(command[0]), "python"))
-	checks = append(checks, doctor.Python(ctx, p.Root, pythonNeeded))
+	checks = append(checks, doctor.DjangoChecks(ctx, p, list, pythonNeeded)...)
+	checks = append(checks, doctor.PythonFor(ctx, p, pythonNeeded))
 
 	listen := opts.Listen
 	if len(listen) == 0 {

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/siteplex/siteplex/sites"
+	"github.com/siteplex/siteplex/sites/django"
 )
 
 // Status is a check's outcome. Only Fail makes `siteplex doctor` exit 1.
@@ -164,7 +165,10 @@ func Database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 					"pass --db URL or set DATABASE_URL to read the sites from the database"), list
 			}
 		}
-		fix := "pass --db URL, set DATABASE_URL in " + p.Env.Path + ", or run `python manage.py migrate` to create db.sqlite3"
+		fix := "pass --db URL, set DATABASE_URL in " + p.Env.Path + ", or make the project's settings readable (see the django_settings check) so siteplex finds DATABASES['default']"
+		if errors.Is(err, sites.ErrDatabaseOff) {
+			fix = "declare the sites in siteplex.toml ([sites.<slug>] with domain), or remove database = \"none\""
+		}
 		if sites.IsUsage(err) {
 			fix = "fix the database URL (postgres://user:pass@host:port/name or sqlite:///path)"
 		}
@@ -193,8 +197,13 @@ func Database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 	tables := strings.Join([]string{mark("django_site", t.Site), mark("multisite_alias", t.Alias),
 		mark("django_multisite_plus_site", t.Plus)}, ", ")
 	if !t.Site {
-		return bad(NameDatabase, Fail, where+": "+tables,
-			"run `python manage.py migrate` (django.contrib.sites must be in INSTALLED_APPS), or point --db at the project's database"), nil
+		if len(p.Config.Sites) > 0 {
+			list, lerr := p.LoadSites(ctx, st)
+			if lerr == nil {
+				return ok(NameDatabase, fmt.Sprintf("%s: %s; using the %d sites declared in %s", where, tables, len(list), filepath.Base(p.Config.Path))), list
+			}
+		}
+		return bad(NameDatabase, Fail, where+": "+tables, noSiteTableFix(ctx, p)), nil
 	}
 	list, err := p.LoadSites(ctx, st)
 	if err != nil {
@@ -215,12 +224,47 @@ func Database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 	return ok(NameDatabase, detail), list
 }
 
+// noSiteTableFix is the fix for a database without django_site, right for
+// the framework the project's settings install.
+func noSiteTableFix(ctx context.Context, p *sites.Project) string {
+	info, err := p.Django(ctx)
+	if err != nil {
+		return "run `python manage.py migrate`, or point --db at the project's database"
+	}
+	fw := info.Frameworks
+	switch {
+	case fw.Sites:
+		return "run `python manage.py migrate` (django.contrib.sites is installed but its table is missing), or point --db at the project's database"
+	case len(fw.Installed()) > 0:
+		return "this project uses " + strings.Join(fw.Installed(), ", ") + ", whose sites siteplex does not read from django_site: declare them in siteplex.toml ([sites.<slug>] with domain)"
+	}
+	return "declare the sites in siteplex.toml ([sites.<slug>] with domain), or add django.contrib.sites to INSTALLED_APPS and run `python manage.py migrate`"
+}
+
+// PythonFor is Python with the project's interpreter choice: --python,
+// python in siteplex.toml, else the default search.
+func PythonFor(ctx context.Context, p *sites.Project, needed bool) Check {
+	py, from, err := p.Python()
+	if err != nil && !errors.Is(err, django.ErrNoPython) {
+		st := Fail
+		if !needed {
+			st = Warn
+		}
+		return bad(NamePython, st, err.Error(), "name an executable Python with --python or python in siteplex.toml")
+	}
+	return pythonAt(ctx, p.Root, py, from, needed)
+}
+
 // Python finds the interpreter siteplex would run manage.py with (the
 // first of .venv/bin/python, venv/bin/python, python3 on PATH) and asks it
 // for its Django version. needed is false when the project's processes do
 // not run Python on this machine (--runner docker, a custom command): then
 // problems are warnings.
 func Python(ctx context.Context, root string, needed bool) Check {
+	return pythonAt(ctx, root, FindPython(root), "", needed)
+}
+
+func pythonAt(ctx context.Context, root, py, from string, needed bool) Check {
 	st := Fail
 	if !needed {
 		st = Warn
@@ -229,7 +273,6 @@ func Python(ctx context.Context, root string, needed bool) Check {
 		return bad(NamePython, st, "no manage.py in "+root+", so siteplex cannot start the dev server",
 			"run siteplex in the Django project's folder, or pass --project DIR")
 	}
-	py := FindPython(root)
 	if py == "" {
 		return bad(NamePython, st, "no Python: none of .venv/bin/python, venv/bin/python, python3 on PATH",
 			"create the project's virtualenv: python3 -m venv .venv && .venv/bin/pip install -r requirements.txt")
@@ -256,7 +299,14 @@ func Python(ctx context.Context, root string, needed bool) Check {
 	if len(f) < 2 {
 		return bad(NamePython, st, fmt.Sprintf("%s printed %q instead of its versions", py, out), "check the interpreter")
 	}
-	return ok(NamePython, fmt.Sprintf("%s (Python %s), Django %s; manage.py found", py, f[0], f[1]))
+	shown := py
+	if rel, err := filepath.Rel(root, py); err == nil && !strings.HasPrefix(rel, "..") {
+		shown = rel
+	}
+	if from != "" && from != shown {
+		shown += " (" + from + ")"
+	}
+	return ok(NamePython, fmt.Sprintf("%s (Python %s), Django %s; manage.py found", shown, f[0], f[1]))
 }
 
 // FindPython returns the interpreter for root: .venv/bin/python,
