@@ -259,7 +259,7 @@ def env_source(value, dsm, modules):
     candidates = []
     for name in sorted(ENV_READ):
         v = os.environ.get(name)
-        if "SITE_ID" in name.upper() or (v is not None and v.strip() == str(value)):
+        if "SITE" in name.upper() or (v is not None and v.strip() == str(value)):
             candidates.append(name)
     sentinel = value + 7777777
     for name in candidates[:4]:
