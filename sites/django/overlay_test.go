@@ -104,7 +104,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{"match", Expect{Host: "gh.localhost", SiteID: 3}, 200, probe, map[string]any{"sites": map[string]any{"id": 3, "domain": "gh.example"}}, true, "✓ site 3 on gh.localhost"},
 		{"settings ignore SITE_ID", Expect{Host: "localhost", SiteID: 3}, 200, probe, map[string]any{
-			"overlay": map[string]any{"mode": "probe", "site_id": 3, "project_settings": "shop.settings"},
+			"overlay":         map[string]any{"mode": "probe", "site_id": 3, "project_settings": "shop.settings"},
 			"site_id_setting": map[string]any{"kind": "int", "value": 1}, "sites": map[string]any{"id": 1}}, false,
 			"✗ serves site 1, expected 3, on localhost: settings ignore SITE_ID — shop.settings sets SITE_ID = 1"},
 		{"mezzanine session", Expect{Host: "gh.localhost", SiteID: 3}, 200, probe, map[string]any{
