@@ -214,9 +214,9 @@ func frameworksCheck(info *django.Info) Check {
 		case "Wagtail":
 			n += " (" + info.Table("wagtailcore.Site", "wagtailcore_site") + ")"
 		case "django-tenants":
-			n += " (" + fw.Tenants.TenantTable + ", " + fw.Tenants.DomainTable + ")"
+			n += tablesNote(fw.Tenants.TenantTable, fw.Tenants.DomainTable, "")
 		case "django-pgschemas":
-			n += fmt.Sprintf(" (%s, %s, %d static tenants)", fw.PgSchemas.TenantTable, fw.PgSchemas.DomainTable, len(fw.PgSchemas.Static))
+			n += tablesNote(fw.PgSchemas.TenantTable, fw.PgSchemas.DomainTable, fmt.Sprintf("%d static tenants", len(fw.PgSchemas.Static)))
 		}
 		parts = append(parts, n)
 	}
@@ -230,6 +230,20 @@ func frameworksCheck(info *django.Info) Check {
 			"declare Wagtail's sites in siteplex.toml until siteplex reads wagtailcore_site")
 	}
 	return ok(NameFrameworks, detail)
+}
+
+// tablesNote is " (a, b, extra)" with the empty parts left out.
+func tablesNote(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(out, ", ") + ")"
 }
 
 func overlayCheck(p *sites.Project, info *django.Info) Check {

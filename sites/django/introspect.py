@@ -64,7 +64,7 @@ SKIP_DIRS = []  # virtualenvs and site-packages under the root
 
 
 def under_root(path):
-    if not path:
+    if not path or path.startswith("<"):
         return False
     p = os.path.realpath(path)
     if p != ROOT and not p.startswith(ROOT + os.sep):
