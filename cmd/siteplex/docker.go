@@ -49,7 +49,7 @@ func dockerRunnerFor(ctx context.Context, p *sites.Project) (devproxy.Runner, er
 	if exe, err := os.Executable(); err == nil {
 		r.ReaperArgv = []string{exe, "docker-reaper"}
 		logs := filepath.Join(p.StateDir(), "logs")
-		if os.MkdirAll(logs, 0o755) == nil {
+		if _, err := p.EnsureStateDir(); err == nil && os.MkdirAll(logs, 0o755) == nil {
 			if lf, err := os.OpenFile(filepath.Join(logs, "docker-reaper.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err == nil {
 				r.ReaperLog = lf
 			}

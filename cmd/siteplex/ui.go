@@ -154,8 +154,8 @@ func runningCount(st devproxy.Status) int {
 // uiLog is where the engine writes its diagnostics while the UI owns the
 // terminal: .siteplex/siteplex.log (discarded when it cannot be opened).
 func uiLog(p *sites.Project) (io.Writer, func()) {
-	dir := p.StateDir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := p.EnsureStateDir()
+	if err != nil {
 		return io.Discard, func() {}
 	}
 	fh, err := os.OpenFile(filepath.Join(dir, "siteplex.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
