@@ -248,7 +248,7 @@ func tablesNote(parts ...string) string {
 
 func overlayCheck(p *sites.Project, info *django.Info) Check {
 	file := filepath.Join(p.OverlayDir(), django.OverlayModule+".py")
-	state := "not written yet: serve and the UI write it"
+	state := "not written yet"
 	if _, err := os.Stat(file); err == nil {
 		state = "written"
 	}
