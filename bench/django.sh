@@ -33,6 +33,7 @@ bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 
 proj=$work/project
 cp -r "$repo/testdata/djfixed" "$proj"
+cp -r "$repo/testdata/siteapp" "$proj/siteapp"
 cd "$proj"
 PYTHONDONTWRITEBYTECODE=1 "$PYTHON" manage.py migrate -v0
 "$PYTHON" - <<'PY'

@@ -14,19 +14,6 @@ import (
 	"github.com/siteplex/siteplex/sites"
 )
 
-// fixtureProject copies testdata/<name> (the repository's Django
-// fixtures), migrated when migrate is true.
-func fixtureProject(t *testing.T, name string, migrate bool) string {
-	t.Helper()
-	testenv.NeedPython(t, "django")
-	dir := t.TempDir()
-	testenv.CopyProject(t, filepath.Join("..", "testdata", name), dir, ".sqlite3")
-	if migrate {
-		testenv.Migrate(t, dir)
-	}
-	return dir
-}
-
 func stateEnv(t *testing.T) func(string) string {
 	state := t.TempDir()
 	return func(k string) string {
@@ -51,7 +38,7 @@ func TestDatabaseFromSettings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
-			dir := fixtureProject(t, tt.fixture, true)
+			dir := testenv.DjangoFixture(t, tt.fixture, true)
 			// Run from a subfolder, as a user would.
 			sub := filepath.Join(dir, "siteapp")
 			opts := sites.Options{Cwd: sub, Python: testenv.Python, Getenv: stateEnv(t)}
@@ -104,7 +91,7 @@ func TestDatabaseFromSettingsPostgres(t *testing.T) {
 // TestDatabaseOrder: a URL that names a database wins over the settings;
 // database = "none" turns database reading off.
 func TestDatabaseOrder(t *testing.T) {
-	dir := fixtureProject(t, "djfixed", false)
+	dir := testenv.DjangoFixture(t, "djfixed", false)
 	other := filepath.Join(dir, "other.sqlite3")
 	if err := os.WriteFile(filepath.Join(dir, ".env-local"), []byte("DATABASE_URL=sqlite:///other.sqlite3\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -9,16 +9,6 @@ import (
 	"github.com/siteplex/siteplex/internal/testenv"
 )
 
-// djangoFixture copies testdata/<name> and migrates it.
-func djangoFixture(t *testing.T, name string) string {
-	t.Helper()
-	testenv.NeedPython(t, "django")
-	dir := t.TempDir()
-	testenv.CopyProject(t, filepath.Join("..", "..", "testdata", name), dir)
-	testenv.Migrate(t, dir)
-	return dir
-}
-
 // djangoEnv is the environment the CLI sees in these tests: a private
 // state folder for the cache key.
 func djangoEnv(t *testing.T) map[string]string {
@@ -28,7 +18,7 @@ func djangoEnv(t *testing.T) map[string]string {
 // TestSitesFromSettings: `siteplex sites` finds the database the settings
 // name (dev.db, Mezzanine-style), says so, and a warm run uses the cache.
 func TestSitesFromSettings(t *testing.T) {
-	dir := djangoFixture(t, "djfixed")
+	dir := testenv.DjangoFixture(t, "djfixed", true)
 	env := djangoEnv(t)
 	for i := 0; i < 2; i++ {
 		out, errOut, code := runCLI(t, dir, env, "--python", testenv.Python, "sites")
@@ -112,7 +102,7 @@ func TestHostsApplyLeavesOutThisMachine(t *testing.T) {
 // project with the overlay, fail with it off, and give framework-right
 // advice.
 func TestDoctorDjango(t *testing.T) {
-	dir := djangoFixture(t, "djfixed")
+	dir := testenv.DjangoFixture(t, "djfixed", true)
 	env := djangoEnv(t)
 	env["DOCKER_HOST"] = deadDockerHost(t)
 	args := []string{"--project", dir, "--python", testenv.Python, "doctor", "--json"}

@@ -19,17 +19,10 @@ import (
 	"github.com/siteplex/siteplex/internal/testenv"
 )
 
-// fixture copies testdata/<name> to a temp folder and migrates it with the
-// real Django (skipping loudly without it).
+// fixture is testenv.DjangoFixture.
 func fixture(t *testing.T, name string, migrate bool) string {
 	t.Helper()
-	testenv.NeedPython(t, "django")
-	dir := t.TempDir()
-	testenv.CopyProject(t, filepath.Join("..", "..", "testdata", name), dir)
-	if migrate {
-		testenv.Migrate(t, dir)
-	}
-	return dir
+	return testenv.DjangoFixture(t, name, migrate)
 }
 
 // testRequest is a CacheRequest for dir with Debian's Python.

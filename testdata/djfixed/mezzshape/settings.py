@@ -13,6 +13,8 @@ MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
 ROOT_URLCONF = "siteapp.urls"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+# siteapp's sites (as Mezzanine's createdb names the first one).
+FIXTURE_SITES = [(1, "127.0.0.1:8000", "Default"), (2, "beta.example.com", "Beta"), (3, "gamma.example.org", "Gamma")]
 
 try:
     from .local_settings import *  # noqa: F401,F403
