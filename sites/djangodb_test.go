@@ -24,6 +24,20 @@ func stateEnv(t *testing.T) func(string) string {
 	}
 }
 
+// mustResolve loads the project and resolves its database (no Docker).
+func mustResolve(t *testing.T, opts sites.Options) sites.DB {
+	t.Helper()
+	p, err := sites.Load(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := p.ResolveDB(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // TestDatabaseFromSettings: without a URL anywhere, the database is
 // DATABASES['default'] of the settings the project runs with, a relative
 // SQLite NAME taken from the project root.
@@ -42,14 +56,7 @@ func TestDatabaseFromSettings(t *testing.T) {
 			// Run from a subfolder, as a user would.
 			sub := filepath.Join(dir, "siteapp")
 			opts := sites.Options{Cwd: sub, Python: testenv.Python, Getenv: stateEnv(t)}
-			p, err := sites.Load(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			db, err := p.ResolveDB(context.Background(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			db := mustResolve(t, opts)
 			if db.Driver != sites.SQLite || db.Path != filepath.Join(dir, tt.path) || db.Source != "DATABASES['default'] in "+tt.module {
 				t.Errorf("db %+v", db)
 			}
@@ -74,14 +81,7 @@ func TestDatabaseFromSettingsPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := sites.Options{Project: dir, Python: testenv.Python, Getenv: stateEnv(t)}
-	p, err := sites.Load(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := p.ResolveDB(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := mustResolve(t, opts)
 	if db.Driver != sites.Postgres || db.Database != "from_settings" || db.Port != pg.Port || db.Source != "DATABASES['default'] in djangoproj.settings" {
 		t.Errorf("db %+v", db)
 	}
