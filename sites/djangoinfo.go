@@ -53,13 +53,15 @@ func (p *Project) Python() (path, from string, err error) {
 	return django.FindPython(p.Root, "", "", p.Root)
 }
 
-// djangoMemo holds the introspection's answer for one Project.
+// djangoMemo holds a failure of the introspection that is not worth
+// retrying within one Project's life (a timeout, an interpreter that does
+// not run): everything else is asked again each time, which costs a few
+// stat calls while .siteplex/django.json is valid, so a long-running engine
+// sees settings edits.
 type djangoMemo struct {
-	mu      sync.Mutex // guards the fields below
-	done    bool
-	info    *django.Info
-	err     error
-	outcome django.Outcome
+	mu   sync.Mutex // guards the fields below
+	done bool
+	err  error
 }
 
 // DjangoReport is the introspection's answer with how it was obtained.
@@ -75,8 +77,7 @@ type DjangoReport struct {
 
 // Django asks the project's Django about itself (docs/django.md): from the
 // cache in .siteplex/django.json when nothing it depends on changed, else
-// by running the embedded script. The answer is kept for the Project's
-// life. The error is a *django.Error (one line: what ran, the last line of
+// by running the embedded script. The error is a *django.Error (one line: what ran, the last line of
 // the traceback), django.ErrNoPython, or a settings-module problem.
 func (p *Project) Django(ctx context.Context) (*django.Info, error) {
 	r, err := p.DjangoReport(ctx)
@@ -91,12 +92,11 @@ func (p *Project) DjangoReport(ctx context.Context) (DjangoReport, error) {
 	py, from, perr := p.Python()
 	rep.Python, rep.PythonFrom = py, from
 	if p.django.done {
-		rep.Info, rep.Outcome = p.django.info, p.django.outcome
 		return rep, p.django.err
 	}
 	info, out, err := p.loadDjango(ctx, py, perr, rep.Guess)
-	if ctx.Err() == nil { // a cancelled run is not the answer
-		p.django.done, p.django.info, p.django.err, p.django.outcome = true, info, err, out
+	if e, ok := django.IsError(err); ok && (e.Stage == "timeout" || e.Stage == "python") && ctx.Err() == nil {
+		p.django.done, p.django.err = true, err
 	}
 	rep.Info, rep.Outcome = info, out
 	return rep, err
@@ -296,26 +296,6 @@ func pgSocketDir(port int) string {
 		}
 	}
 	return ""
-}
-
-// DjangoNote describes, in one line for people, where the settings
-// knowledge came from: "mezzshape.settings (asked Django 3.2.25, cached)"
-// or why Django could not be asked. It never runs Python; "" before
-// Django was asked.
-func (p *Project) DjangoNote() string {
-	p.django.mu.Lock()
-	defer p.django.mu.Unlock()
-	switch {
-	case !p.django.done:
-		return ""
-	case p.django.err != nil:
-		return p.django.err.Error()
-	}
-	how := "asked Django " + p.django.info.Django
-	if p.django.outcome.Cached {
-		how += ", cached"
-	}
-	return p.django.info.SettingsModule + " (" + how + ")"
 }
 
 // IsNoDjango reports whether err says Django could not be asked at all (no
