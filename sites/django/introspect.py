@@ -193,8 +193,6 @@ def run_manage_py():
     mgmt.execute_from_command_line = stop
     mgmt.call_command = stop
     mgmt.ManagementUtility.execute = stop
-    argv = sys.argv
-    sys.argv = [path, "runserver", "--noreload"]
     try:
         runpy.run_path(path, run_name="__main__")
     except Intercepted:
@@ -204,8 +202,6 @@ def run_manage_py():
     except Exception as exc:
         OUT.setdefault("warnings", []).append("manage.py raised %s" % last_line(exc))
         return False
-    finally:
-        sys.argv = argv
     return False
 
 
@@ -415,6 +411,9 @@ def finish():
 
 
 def main():
+    # What a dev process sees (aldryn's IS_RUNNING_DEVSERVER reads it), for
+    # manage.py and the settings alike.
+    sys.argv = [os.path.join(ROOT, "manage.py"), "runserver", "--noreload"]
     init_skip_dirs()
     OUT["python"] = sys.executable
     OUT["python_version"] = "%d.%d.%d" % sys.version_info[:3]

@@ -264,8 +264,13 @@ def configure(ns, environ=None):
         if kind == "object" and hasattr(original, "set"):
             if site_id is not None:
                 ns["SITE_ID"] = _siteid_like(original, site_id)
-        elif touch_site_id and kind in ("int", "missing", "none"):
-            default = site_id if site_id is not None else (original if kind == "int" else None)
+        elif touch_site_id and kind in ("int", "missing", "none", "object"):
+            default = site_id
+            if default is None and kind == "int":
+                default = original
+            elif default is None and kind == "object":
+                d = getattr(original, "default", None)
+                default = d if type(d) is int else None
             ns["SITE_ID"] = RequestSiteID(default=default)
         if not isinstance(ns.get("SITE_ID"), int):
             checks = list(ns.get("SILENCED_SYSTEM_CHECKS", []) or [])
