@@ -201,11 +201,21 @@ func TestLoadCache(t *testing.T) {
 	if info.Databases["default"].Host != "db.two" {
 		t.Errorf("host %q after DBHOST changed", info.Databases["default"].Host)
 	}
+	// The env file is part of the key (its variables reach the settings).
+	envFile := filepath.Join(dir, ".env-local")
+	if err := os.WriteFile(envFile, []byte("X=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	req.EnvFile = envFile
+	load(5, false)
+	load(5, true)
+	touch(t, envFile)
+	load(6, false)
 	// Without a key folder, passwords are not cached: every Load runs.
 	req.KeyDir = ""
 	touch(t, filepath.Join(dir, "tproj", "settings.py"))
-	load(5, false)
-	load(6, false)
+	load(7, false)
+	load(8, false)
 }
 
 func touch(t *testing.T, p string) {
