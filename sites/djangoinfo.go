@@ -116,14 +116,10 @@ func (p *Project) loadDjango(ctx context.Context, py string, perr error, g djang
 	if g.Module == "" && !g.ManagePyMentions {
 		return nil, django.Outcome{}, fmt.Errorf("no settings module: DJANGO_SETTINGS_MODULE is not set and manage.py does not set it; set it in %s", filepath.Base(p.Env.Path))
 	}
-	envFile := ""
-	if p.Env.Exists() {
-		envFile = p.Env.Path
-	}
 	return django.Load(ctx, django.CacheRequest{
 		Request: django.Request{Root: p.Root, Python: py, Env: p.processEnv(), Guess: g.Module},
 		File:    filepath.Join(p.StateDir(), "django.json"),
-		EnvFile: envFile,
+		EnvFile: p.Env.Path,
 		KeyDir:  django.DefaultKeyDir(p.opts.Getenv),
 	})
 }

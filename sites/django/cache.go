@@ -28,8 +28,8 @@ type CacheRequest struct {
 	Request
 	// File is the cache file (.siteplex/django.json); "" disables the cache.
 	File string
-	// EnvFile is the project's env file (its mtime is part of the key;
-	// "" when none).
+	// EnvFile is the project's env file, whether it exists or not: its
+	// mtime is part of the key, and its appearing refreshes the cache.
 	EnvFile string
 	// KeyDir holds the per-user key that encrypts passwords in the cache
 	// (DefaultKeyDir); "" means passwords are not cached, so a cache entry
@@ -68,8 +68,9 @@ func stampOf(path string) stamp {
 }
 
 type cacheKey struct {
-	Python stamp   `json:"python"`
-	Guess  string  `json:"guess"`
+	Python  stamp  `json:"python"`
+	Guess   string `json:"guess"`
+	EnvFile string `json:"env_file"`
 	Files  []stamp `json:"files"`
 	// Env is a hash of the environment variables the settings read.
 	Env string `json:"env"`
@@ -119,7 +120,7 @@ func Load(ctx context.Context, req CacheRequest) (*Info, Outcome, error) {
 
 // keyFor computes the key of info's run under req.
 func keyFor(req CacheRequest, info *Info) cacheKey {
-	k := cacheKey{Python: stampOf(req.Python), Guess: req.Guess}
+	k := cacheKey{Python: stampOf(req.Python), Guess: req.Guess, EnvFile: req.EnvFile}
 	paths := map[string]bool{filepath.Join(req.Root, "manage.py"): true}
 	if req.EnvFile != "" {
 		paths[req.EnvFile] = true
@@ -178,7 +179,7 @@ func readCache(req CacheRequest) (*Info, error, bool) {
 	if json.Unmarshal(b, &c) != nil || c.Schema != cacheSchema || c.Info == nil {
 		return nil, nil, false
 	}
-	if c.Key.Python != stampOf(req.Python) || c.Key.Guess != req.Guess {
+	if c.Key.Python != stampOf(req.Python) || c.Key.Guess != req.Guess || c.Key.EnvFile != req.EnvFile {
 		return nil, nil, false
 	}
 	for _, s := range c.Key.Files {
