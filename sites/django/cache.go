@@ -68,10 +68,10 @@ func stampOf(path string) stamp {
 }
 
 type cacheKey struct {
-	Python  stamp  `json:"python"`
-	Guess   string `json:"guess"`
-	EnvFile string `json:"env_file"`
-	Files  []stamp `json:"files"`
+	Python  stamp   `json:"python"`
+	Guess   string  `json:"guess"`
+	EnvFile string  `json:"env_file"`
+	Files   []stamp `json:"files"`
 	// Env is a hash of the environment variables the settings read.
 	Env string `json:"env"`
 }
