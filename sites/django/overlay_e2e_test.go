@@ -157,9 +157,8 @@ func checkSite(t *testing.T, tc overlayCase, srv *server, host string, id int64,
 			}
 		}
 		if sec == "" || sec == "wrong" {
-			// The probe needs the secret: ask the project's /env/ view
-			// nothing and check the site through a probe with the right
-			// secret but no site header instead.
+			// Only the probe can tell here, and it needs the secret: the
+			// other fixtures check requests without it through /whoami/.
 			return
 		}
 		checkProbe(t, srv, host, sec, id, site, true, "")
