@@ -87,10 +87,10 @@ func TestParseDatabaseURLErrors(t *testing.T) {
 		{"postgres://u:hunter2@[::1/db", `database URL postgres://u:xxxxx@[::1/db: missing ']' after the IPv6 address`},
 		{"postgres://u:hunter2@my host/db", `database URL postgres://u:xxxxx@my host/db: host "my host" contains ' '`},
 		{"postgres://u:hunter2@h1:5432,h2:5432/db", `database URL postgres://u:xxxxx@h1:5432,h2:5432/db names several hosts: siteplex connects to one, so keep only the first`},
-		{"mysql://u:hunter2@h/db", `database URL scheme "mysql" is not supported: siteplex reads PostgreSQL and SQLite`},
-		{"redis://h/0", `database URL scheme "redis" is unknown: use postgres:// or sqlite://`},
-		{"u:hunter2@h/db", `database URL "u:xxxxx@h/db" has no scheme and is not an existing file: use postgres://user:pass@host:port/name or sqlite:///path`},
-		{"missing.sqlite3", `database URL "missing.sqlite3" has no scheme and is not an existing file: use postgres://user:pass@host:port/name or sqlite:///path`},
+		{"oracle://u:hunter2@h/db", `database URL scheme "oracle" is not supported: siteplex reads PostgreSQL, MySQL/MariaDB and SQLite`},
+		{"redis://h/0", `database URL scheme "redis" is unknown: use postgres://, mysql:// or sqlite://`},
+		{"u:hunter2@h/db", `database URL "u:xxxxx@h/db" has no scheme and is not an existing file: use postgres://user:pass@host:port/name, mysql://user:pass@host:port/name or sqlite:///path`},
+		{"missing.sqlite3", `database URL "missing.sqlite3" has no scheme and is not an existing file: use postgres://user:pass@host:port/name, mysql://user:pass@host:port/name or sqlite:///path`},
 		{"sqlite://db.sqlite3", `database URL "sqlite://db.sqlite3": a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path`},
 	}
 	for _, tt := range tests {

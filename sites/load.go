@@ -30,9 +30,9 @@ func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
 	if err != nil {
 		return DB{}, err
 	}
-	if ok && db.Driver == Postgres && ComposeHost(db.Host) && !resolves(ctx, db.Host) {
+	if ok && db.Driver != SQLite && ComposeHost(db.Host) && !resolves(ctx, db.Host) {
 		if df == nil {
-			return DB{}, fmt.Errorf("%s names host %q, a docker-compose service: siteplex needs Docker to reach it, or publish the port and use --db postgres://...@127.0.0.1:PORT/%s", db.Source, db.Host, db.Database)
+			return DB{}, fmt.Errorf("%s names host %q, a docker-compose service: siteplex needs Docker to reach it, or publish the port and use --db %s://...@127.0.0.1:PORT/%s", db.Source, db.Host, db.Driver, db.Database)
 		}
 		cdb, found, err := df.ProjectDatabase(ctx, p.Root, db)
 		if err != nil {
@@ -44,7 +44,7 @@ func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
 		cdb.Source = db.Source + " via Docker"
 		return cdb, nil
 	}
-	if ok && (db.Driver == Postgres || db.Source != "db.sqlite3" && db.Source != "data/db.sqlite3") {
+	if ok && (db.Driver != SQLite || db.Source != "db.sqlite3" && db.Source != "data/db.sqlite3") {
 		return db, nil
 	}
 	if df != nil {

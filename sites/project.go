@@ -193,10 +193,10 @@ func (p *Project) DatabaseSource() (db DB, ok bool, err error) {
 
 // ComposeHost reports whether h is a docker-compose service name that
 // Django reaches inside the compose network (database_default, db,
-// postgres) rather than a host this machine can resolve.
+// postgres, mysql, mariadb) rather than a host this machine can resolve.
 func ComposeHost(h string) bool {
 	switch strings.ToLower(h) {
-	case "database_default", "db", "postgres":
+	case "database_default", "db", "postgres", "mysql", "mariadb":
 		return true
 	}
 	return false

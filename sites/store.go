@@ -25,9 +25,10 @@ type Tables struct {
 	Site, Alias, Plus bool
 }
 
-// Store reads sites from one database. Both engines go through
-// database/sql (pgx's stdlib adapter for PostgreSQL), so every query is
-// written once.
+// Store reads sites from one database. Every engine goes through
+// database/sql (pgx's stdlib adapter for PostgreSQL, go-sql-driver/mysql
+// for MySQL and MariaDB), so every query is written once; what differs is
+// in Dialect.
 type Store struct {
 	db  *sql.DB
 	cfg DB
@@ -48,6 +49,8 @@ func Open(ctx context.Context, d DB, writable bool) (*Store, error) {
 		return openSQLite(ctx, d, writable)
 	case Postgres:
 		return openPostgres(ctx, d)
+	case MySQL:
+		return openMySQL(ctx, d)
 	}
 	return nil, fmt.Errorf("unsupported database driver %q", d.Driver)
 }
@@ -160,8 +163,11 @@ func (s *Store) sqliteError(err error) error {
 }
 
 func (s *Store) wrap(err error) error {
-	if s.cfg.Driver == SQLite {
+	switch s.cfg.Driver {
+	case SQLite:
 		return s.sqliteError(err)
+	case MySQL:
+		return mysqlError(err, s.cfg)
 	}
 	return pgError(err, s.cfg)
 }
@@ -172,8 +178,11 @@ func (s *Store) Close() error { return s.db.Close() }
 // Tables detects django_site, multisite_alias and django_multisite_plus_site.
 func (s *Store) Tables(ctx context.Context) (Tables, error) {
 	q := `SELECT name FROM sqlite_master WHERE type='table' AND name IN ('django_site','multisite_alias','django_multisite_plus_site')`
-	if s.cfg.Driver == Postgres {
+	switch s.cfg.Driver {
+	case Postgres:
 		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN ('django_site','multisite_alias','django_multisite_plus_site')`
+	case MySQL:
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN ('django_site','multisite_alias','django_multisite_plus_site')`
 	}
 	rows, err := s.db.QueryContext(ctx, q)
 	if err != nil {

@@ -282,10 +282,10 @@ func TestSitesCLIErrors(t *testing.T) {
 			stderr: "siteplex: --db: database URL postgres://app:xxxxx@db:port/app: port \"port\" is not a number from 1 to 65535\n"},
 		{name: "unknown scheme in the env file", dir: func() string {
 			d := t.TempDir()
-			writeFile(t, filepath.Join(d, ".env"), "DATABASE_URL=mongodb://app:hunter2@db/app\n")
+			writeFile(t, filepath.Join(d, ".env"), "DATABASE_URL=couchdb://app:hunter2@db/app\n")
 			return d
 		}(), args: []string{"sites"}, code: 2,
-			stderr: "siteplex: DATABASE_URL in .env: database URL scheme \"mongodb\" is unknown: use postgres:// or sqlite://\n"},
+			stderr: "siteplex: DATABASE_URL in .env: database URL scheme \"couchdb\" is unknown: use postgres://, mysql:// or sqlite://\n"},
 		{name: "unknown domain format field", dir: garbage, args: []string{"sites", "--domain-format", "{name}.localhost"}, code: 2,
 			stderr: "siteplex: domain format \"{name}.localhost\": unknown field {name} (use {slug}, {id}, {} or {0})\n"},
 		{name: "SQLite file missing", dir: empty, args: []string{"sites", "--db", "sqlite:///data/db.sqlite3"}, code: 1,
