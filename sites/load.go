@@ -62,19 +62,28 @@ func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
 // LoadSites reads the sites from db (when db is non-nil) and merges the
 // sites declared in siteplex.toml, then finalises them (SPEC §3).
 func (p *Project) LoadSites(ctx context.Context, st *Store) ([]Site, error) {
+	list, _, err := p.LoadSitesSource(ctx, st)
+	return list, err
+}
+
+// LoadSitesSource is LoadSites that also says where the sites came from:
+// the source p.Hints (nil: the tables) points at, or SourceConfig without
+// a store.
+func (p *Project) LoadSitesSource(ctx context.Context, st *Store) ([]Site, SourceInfo, error) {
 	var list []Site
+	info := SourceInfo{Source: SourceConfig, Introspected: p.Hints != nil}
 	if st != nil {
 		var err error
-		if list, err = st.Sites(ctx); err != nil {
-			return nil, err
+		if list, info, err = st.SitesFrom(ctx, p.Hints); err != nil {
+			return nil, SourceInfo{}, err
 		}
 	}
 	list, err := p.mergeDeclared(list)
 	if err != nil {
-		return nil, err
+		return nil, SourceInfo{}, err
 	}
 	Finalize(list, p.Format, p.ForcedID())
-	return list, nil
+	return list, info, nil
 }
 
 // mergeDeclared merges [sites.<slug>] tables: by id, else by slug; the
@@ -154,6 +163,7 @@ func (p *Project) mergeDeclared(list []Site) ([]Site, error) {
 		list = append(list, Site{
 			ID: id, Name: name, Domain: sc.Domain, Slug: slug, Enabled: true,
 			Aliases: append([]string{}, sc.Aliases...), Env: sc.Env, Command: sc.Command, Declared: true,
+			Origin: Origin{Source: SourceConfig},
 		})
 	}
 	return list, nil

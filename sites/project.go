@@ -33,7 +33,10 @@ type Project struct {
 	HostsFile string
 	// IsDjango is true when manage.py is in Root.
 	IsDjango bool
-	opts     Options
+	// Hints is what introspection reports about the site frameworks; nil
+	// = unknown, the tables decide where the sites come from (source.go).
+	Hints *Hints
+	opts  Options
 }
 
 // StateDir is the project's .siteplex folder (pid files, logs, engine.json).

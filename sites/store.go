@@ -210,24 +210,37 @@ func (s *Store) Tables(ctx context.Context) (Tables, error) {
 	return t, nil
 }
 
-// NoSiteTableError is returned when the database has no django_site table.
-type NoSiteTableError struct{ DB string }
-
-func (e *NoSiteTableError) Error() string {
-	return fmt.Sprintf("no django_site table in %s: run `manage.py migrate`", e.DB)
+// NoSiteTableError is returned when the database lacks the table the
+// project's sites come from.
+type NoSiteTableError struct {
+	DB string
+	// Table is the missing table ("" = django_site); Hint says what to do
+	// ("" = run `manage.py migrate`).
+	Table, Hint string
 }
 
-// Sites reads every site with its multisite-plus row and aliases. The
-// result is raw: call Finalize (or use LoadSites) for slugs, local domains
-// and problems.
+func (e *NoSiteTableError) Error() string {
+	table, hint := e.Table, e.Hint
+	if table == "" {
+		table = "django_site"
+	}
+	if hint == "" {
+		hint = "run `manage.py migrate`"
+	}
+	return fmt.Sprintf("no %s table in %s: %s", table, e.DB, hint)
+}
+
+// Sites reads every site of the source the tables point at (see
+// SitesFrom). The result is raw: call Finalize (or use LoadSites) for
+// slugs, local domains and problems.
 func (s *Store) Sites(ctx context.Context) ([]Site, error) {
-	t, err := s.Tables(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !t.Site {
-		return nil, &NoSiteTableError{DB: s.cfg.Display()}
-	}
+	list, _, err := s.SitesFrom(ctx, nil)
+	return list, err
+}
+
+// djangoSites reads every django_site row with its multisite-plus row and
+// aliases, given the tables that exist.
+func (s *Store) djangoSites(ctx context.Context, t Tables) ([]Site, error) {
 	q := `SELECT s.id, s.domain, s.name, NULL, NULL, NULL, NULL FROM django_site s ORDER BY s.id`
 	if t.Plus {
 		q = `SELECT s.id, s.domain, s.name, m.site_id, m.slug, m.real_domain, m.is_enabled
@@ -258,7 +271,7 @@ FROM django_site s LEFT JOIN django_multisite_plus_site m ON m.site_id = s.id OR
 		if err := rows.Scan(&id, &domain, &name, &plusID, &slug, &real, &enabled); err != nil {
 			return nil, s.wrap(err)
 		}
-		st := Site{ID: id, Domain: domain, Name: name, Enabled: true}
+		st := Site{ID: id, Domain: domain, Name: name, Enabled: true, Origin: Origin{Source: SourceDjangoSite}}
 		if plusID.Valid {
 			st.PlusRow = true
 			st.PlusSlug = slug.String
