@@ -94,21 +94,26 @@ func TestParseDatabaseURLErrors(t *testing.T) {
 		{"sqlite://db.sqlite3", `database URL "sqlite://db.sqlite3": a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.raw, func(t *testing.T) {
-			_, err := sites.ParseDatabaseURL(tt.raw, t.TempDir())
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if !sites.IsUsage(err) {
-				t.Errorf("%v is not a usage error (exit 2)", err)
-			}
-			if err.Error() != tt.want {
-				t.Errorf("message\n got  %s\n want %s", err, tt.want)
-			}
-			if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "hun%zzter2") {
-				t.Errorf("message shows the password: %s", err)
-			}
-		})
+		t.Run(tt.raw, func(t *testing.T) { checkParseError(t, tt.raw, t.TempDir(), tt.want) })
+	}
+}
+
+// checkParseError fails unless parsing raw is a usage error saying want,
+// without the test passwords hunter2 and hun%zzter2.
+func checkParseError(t *testing.T, raw, root, want string) {
+	t.Helper()
+	_, err := sites.ParseDatabaseURL(raw, root)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if !sites.IsUsage(err) {
+		t.Errorf("%v is not a usage error (exit 2)", err)
+	}
+	if err.Error() != want {
+		t.Errorf("message\n got  %s\n want %s", err, want)
+	}
+	if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "hun%zzter2") {
+		t.Errorf("message shows the password: %s", err)
 	}
 }
 

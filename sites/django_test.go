@@ -1,7 +1,6 @@
 package sites_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -78,17 +77,7 @@ func TestRealDjangoMySQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	p, err := sites.Load(sites.Options{Project: dir, Getenv: noEnv})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sites.Open(ctx, d, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	got, err = p.LoadSites(ctx, st)
+	got, _, err = loadDB(t, dir, d, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

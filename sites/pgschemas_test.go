@@ -1,7 +1,6 @@
 package sites_test
 
 import (
-	"context"
 	"encoding/json"
 	"path/filepath"
 	"slices"
@@ -61,55 +60,32 @@ print(json.dumps({"tenant": d["TENANT_MODEL"], "domain": d["DOMAIN_MODEL"],
 	}
 	hints := &sites.Hints{Frameworks: []string{sites.FrameworkPGSchemas}, PGSchemas: ph}
 
-	o := func(schema string, folders ...string) sites.Origin {
-		return sites.Origin{Source: sites.SourcePGSchemas, Schema: schema, Folders: folders}
+	static := pgschemasStatic()
+	if len(ph.Static) != len(static) {
+		t.Fatalf("static tenants from the settings: %+v", ph.Static)
 	}
-	want := []sites.Site{
-		{ID: -2, Name: "blog", Domain: "blog.localhost", Slug: "blog-localhost", Enabled: true, Aliases: []string{"blog.localhost"},
-			LocalDomain: "blog-localhost.localhost", Origin: o("blog")},
-		{ID: -1, Name: "www", Domain: "localhost", Slug: "localhost", Enabled: true, Aliases: []string{"localhost", "everyone.localhost"},
-			LocalDomain: "localhost.localhost", Origin: o("www")},
-		{ID: 1, Name: "tenant1", Domain: "tenant1.localhost", Slug: "tenant1-localhost", Enabled: true,
-			Aliases: []string{"tenant1.localhost", "tenant1.example"}, LocalDomain: "tenant1-localhost.localhost", Origin: o("tenant1")},
-		{ID: 2, Name: "tenant2", Domain: "tenant2.localhost", Slug: "tenant2-localhost", Enabled: true,
-			Aliases: []string{"tenant2.localhost"}, LocalDomain: "tenant2-localhost.localhost", Origin: o("tenant2", "everyone.localhost/tenant2")},
-		{ID: 3, Name: "folders", Domain: "everyone.localhost", Slug: "everyone-localhost", Enabled: true,
-			LocalDomain: "everyone-localhost.localhost", Origin: o("folders", "everyone.localhost/shop"),
-			Problems: []string{"served only under a folder (everyone.localhost/shop): siteplex routes by host name, so open it through the site of that domain"}},
-	}
-	ctx := context.Background()
-	p, err := sites.Load(sites.Options{Project: dir, DB: u, Getenv: noEnv})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sites.Open(ctx, parse(t, u), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	p.Hints = hints
-	got, info, err := p.LoadSitesSource(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	compareSites(t, got, want)
-	for i := range got {
-		if !slices.Equal(got[i].Folders, want[i].Folders) {
-			t.Errorf("site %d folders %q, want %q", got[i].ID, got[i].Folders, want[i].Folders)
+	for i := range static {
+		if ph.Static[i].Schema != static[i].Schema || !slices.Equal(ph.Static[i].Domains, static[i].Domains) ||
+			!slices.Equal(ph.Static[i].FallbackDomains, static[i].FallbackDomains) {
+			t.Errorf("static tenant %d from the settings: %+v, want %+v", i, ph.Static[i], static[i])
 		}
 	}
+	got, info, err := loadDB(t, dir, parse(t, u), hints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	comparePGSchemas(t, got, pgschemasWant())
 	if info.String() != "django_pgschemas (public.shared_public_tenant, public.shared_public_domain, TENANTS (settings))" {
 		t.Errorf("source %s", info)
 	}
 
 	// Without introspection: the tables are found; the static tenants,
 	// which live only in settings, cannot be, and the note says so.
-	p.Hints = nil
-	got, info, err = p.LoadSitesSource(ctx, st)
+	got, info, err = loadDB(t, dir, parse(t, u), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	compareSites(t, got, want[2:])
+	comparePGSchemas(t, got, pgschemasWant()[2:])
 	if info.Source != sites.SourcePGSchemas || len(info.Notes) != 1 || !strings.Contains(info.Notes[0], "static tenants live in settings") {
 		t.Errorf("no hints: %+v", info)
 	}

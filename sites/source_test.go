@@ -32,16 +32,18 @@ func execAll(t testing.TB, db *sql.DB, stmts ...string) {
 // `siteplex sites` does, and says where they came from.
 func loadWith(t testing.TB, u string, h *sites.Hints, files map[string]string) ([]sites.Site, sites.SourceInfo, error) {
 	t.Helper()
+	return loadDB(t, writeFiles(t, files), parse(t, u), h)
+}
+
+// loadDB reads the sites of d for the project in dir with hints h.
+func loadDB(t testing.TB, dir string, d sites.DB, h *sites.Hints) ([]sites.Site, sites.SourceInfo, error) {
+	t.Helper()
 	ctx := context.Background()
-	p, err := sites.Load(sites.Options{Project: writeFiles(t, files), DB: u, Getenv: noEnv})
+	p, err := sites.Load(sites.Options{Project: dir, Getenv: noEnv})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.Hints = h
-	d, err := p.ResolveDB(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	st, err := sites.Open(ctx, d, false)
 	if err != nil {
 		t.Fatal(err)
@@ -319,30 +321,23 @@ func TestTenantsSites(t *testing.T) {
 	})
 }
 
-// TestPGSchemasSites reads django-pgschemas' tables and static tenants
-// (PostgreSQL only).
-func TestPGSchemasSites(t *testing.T) {
-	pg := testenv.StartPostgres(t)
-	name := dbName(t)
-	u := pg.CreateDB(t, name)
-	pg.Exec(t, name, testenv.PGSchemasDDL+`;
-INSERT INTO shared_public_tenant (id, schema_name) VALUES (1, 'tenant1'), (2, 'tenant2'), (3, 'folders'), (4, 'public');
-INSERT INTO shared_public_domain (domain, folder, is_primary, redirect_to_primary, tenant_id) VALUES
-  ('tenant1.localhost', '', true, false, 1), ('tenant1.example', '', false, true, 1),
-  ('tenant2.localhost', '', true, false, 2), ('everyone.localhost', 'tenant2', false, false, 2),
-  ('everyone.localhost', 'folders', true, false, 3),
-  ('public.localhost', '', true, false, 4)`)
-	hints := &sites.Hints{Frameworks: []string{sites.FrameworkPGSchemas},
-		Tables: map[string]string{"shared_public.Tenant": "shared_public_tenant", "shared_public.Domain": "shared_public_domain"},
-		PGSchemas: &sites.PGSchemasHints{TenantModel: "shared_public.Tenant", DomainModel: "shared_public.Domain",
-			Static: []sites.StaticTenant{
-				{Schema: "www", Domains: []string{"localhost"}, FallbackDomains: []string{"everyone.localhost"}},
-				{Schema: "blog", Domains: []string{"blog.localhost"}},
-			}}}
+// pgschemasStatic are the static tenants of sites/testdata/pgschemasproj's
+// TENANTS, in order.
+func pgschemasStatic() []sites.StaticTenant {
+	return []sites.StaticTenant{
+		{Schema: "www", Domains: []string{"localhost"}, FallbackDomains: []string{"everyone.localhost"}},
+		{Schema: "blog", Domains: []string{"blog.localhost"}},
+	}
+}
+
+// pgschemasWant are the sites of pgschemasStatic and of three dynamic
+// tenants: tenant1 (two domains), tenant2 (a domain and a folder),
+// folders (a folder only).
+func pgschemasWant() []sites.Site {
 	o := func(schema string, folders ...string) sites.Origin {
 		return sites.Origin{Source: sites.SourcePGSchemas, Schema: schema, Folders: folders}
 	}
-	want := []sites.Site{
+	return []sites.Site{
 		{ID: -2, Name: "blog", Domain: "blog.localhost", Slug: "blog-localhost", Enabled: true, Aliases: []string{"blog.localhost"},
 			LocalDomain: "blog-localhost.localhost", Origin: o("blog")},
 		{ID: -1, Name: "www", Domain: "localhost", Slug: "localhost", Enabled: true, Aliases: []string{"localhost", "everyone.localhost"},
@@ -352,22 +347,47 @@ INSERT INTO shared_public_domain (domain, folder, is_primary, redirect_to_primar
 		{ID: 2, Name: "tenant2", Domain: "tenant2.localhost", Slug: "tenant2-localhost", Enabled: true,
 			Aliases: []string{"tenant2.localhost"}, LocalDomain: "tenant2-localhost.localhost", Origin: o("tenant2", "everyone.localhost/tenant2")},
 		{ID: 3, Name: "folders", Domain: "everyone.localhost", Slug: "everyone-localhost", Enabled: true,
-			LocalDomain: "everyone-localhost.localhost", Origin: o("folders", "everyone.localhost/folders"),
-			Problems: []string{"served only under a folder (everyone.localhost/folders): siteplex routes by host name, so open it through the site of that domain"}},
-		{ID: 4, Name: "public", Domain: "public.localhost", Slug: "public-localhost", Enabled: true, Aliases: []string{"public.localhost"},
-			LocalDomain: "public-localhost.localhost", Origin: o("public"),
-			Problems: []string{"the public schema cannot be routed to (django-pgschemas)"}},
+			LocalDomain: "everyone-localhost.localhost", Origin: o("folders", "everyone.localhost/shop"),
+			Problems: []string{"served only under a folder (everyone.localhost/shop): siteplex routes by host name, so open it through the site of that domain"}},
 	}
-	got, info, err := loadWith(t, u, hints, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+}
+
+// comparePGSchemas is compareSites, folders included.
+func comparePGSchemas(t *testing.T, got, want []sites.Site) {
+	t.Helper()
 	compareSites(t, got, want)
-	for i := range got {
+	for i := range min(len(got), len(want)) {
 		if !slices.Equal(got[i].Folders, want[i].Folders) {
 			t.Errorf("site %d folders %q, want %q", got[i].ID, got[i].Folders, want[i].Folders)
 		}
 	}
+}
+
+// TestPGSchemasSites reads django-pgschemas' tables, built with their
+// DDL, and static tenants (PostgreSQL only, as django-pgschemas).
+func TestPGSchemasSites(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	name := dbName(t)
+	u := pg.CreateDB(t, name)
+	pg.Exec(t, name, testenv.PGSchemasDDL+`;
+INSERT INTO shared_public_tenant (id, schema_name) VALUES (1, 'tenant1'), (2, 'tenant2'), (3, 'folders'), (4, 'public');
+INSERT INTO shared_public_domain (domain, folder, is_primary, redirect_to_primary, tenant_id) VALUES
+  ('tenant1.localhost', '', true, false, 1), ('tenant1.example', '', false, true, 1),
+  ('tenant2.localhost', '', true, false, 2), ('everyone.localhost', 'tenant2', false, false, 2),
+  ('everyone.localhost', 'shop', true, false, 3),
+  ('public.localhost', '', true, false, 4)`)
+	hints := &sites.Hints{Frameworks: []string{sites.FrameworkPGSchemas},
+		Tables:    map[string]string{"shared_public.Tenant": "shared_public_tenant", "shared_public.Domain": "shared_public_domain"},
+		PGSchemas: &sites.PGSchemasHints{TenantModel: "shared_public.Tenant", DomainModel: "shared_public.Domain", Static: pgschemasStatic()}}
+	want := append(pgschemasWant(), sites.Site{ID: 4, Name: "public", Domain: "public.localhost", Slug: "public-localhost", Enabled: true,
+		Aliases: []string{"public.localhost"}, LocalDomain: "public-localhost.localhost",
+		Origin:   sites.Origin{Source: sites.SourcePGSchemas, Schema: "public"},
+		Problems: []string{"the public schema cannot be routed to (django-pgschemas)"}})
+	got, info, err := loadWith(t, u, hints, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	comparePGSchemas(t, got, want)
 	if info.String() != "django_pgschemas (public.shared_public_tenant, public.shared_public_domain, TENANTS (settings))" {
 		t.Errorf("source %s", info)
 	}
@@ -375,9 +395,12 @@ INSERT INTO shared_public_domain (domain, folder, is_primary, redirect_to_primar
 	// Without settings: the tables are found, static tenants cannot be,
 	// and the note says so.
 	got, info, err = loadWith(t, u, nil, nil)
-	if err != nil || len(got) != 4 || info.Source != sites.SourcePGSchemas || len(info.Notes) != 1 ||
-		!strings.Contains(info.Notes[0], "static tenants live in settings") {
-		t.Errorf("no hints: %d sites, %+v, %v", len(got), info, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	comparePGSchemas(t, got, want[2:])
+	if info.Source != sites.SourcePGSchemas || len(info.Notes) != 1 || !strings.Contains(info.Notes[0], "static tenants live in settings") {
+		t.Errorf("no hints: %+v", info)
 	}
 }
 

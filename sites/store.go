@@ -177,37 +177,8 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // Tables detects django_site, multisite_alias and django_multisite_plus_site.
 func (s *Store) Tables(ctx context.Context) (Tables, error) {
-	q := `SELECT name FROM sqlite_master WHERE type='table' AND name IN ('django_site','multisite_alias','django_multisite_plus_site')`
-	switch s.cfg.Driver {
-	case Postgres:
-		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN ('django_site','multisite_alias','django_multisite_plus_site')`
-	case MySQL:
-		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN ('django_site','multisite_alias','django_multisite_plus_site')`
-	}
-	rows, err := s.db.QueryContext(ctx, q)
-	if err != nil {
-		return Tables{}, s.wrap(err)
-	}
-	defer rows.Close()
-	var t Tables
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return Tables{}, s.wrap(err)
-		}
-		switch name {
-		case "django_site":
-			t.Site = true
-		case "multisite_alias":
-			t.Alias = true
-		case "django_multisite_plus_site":
-			t.Plus = true
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return Tables{}, s.wrap(err)
-	}
-	return t, nil
+	t, err := s.siteTablesIn(ctx)
+	return t.Tables, err
 }
 
 // NoSiteTableError is returned when the database lacks the table the
