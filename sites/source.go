@@ -400,8 +400,8 @@ func (s *Store) checkTenantTables(ctx context.Context, p *plan, migrate string) 
 // findTenantTables looks, without settings, for a tenant table (a
 // schema_name column) and its domain table (domain, tenant_id and
 // is_primary; a folder column too for django-pgschemas) in schema
-// (reference: frameworks.md §2.4). The domain table's tenant_id foreign
-// key names its tenant table when there are several.
+// (docs/sites.md, "Where the sites come from"). The domain table's
+// tenant_id foreign key names its tenant table when there are several.
 func (s *Store) findTenantTables(ctx context.Context, p *plan, schema string) (bool, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT c.relname, a.attname
 FROM pg_catalog.pg_attribute a
@@ -493,7 +493,7 @@ func (s *Store) SitesFrom(ctx context.Context, h *Hints) ([]Site, SourceInfo, er
 	return list, p.info, nil
 }
 
-// wagtailSites reads wagtailcore_site (reference: frameworks.md §2.3).
+// wagtailSites reads wagtailcore_site (docs/sites.md, "Wagtail").
 func (s *Store) wagtailSites(ctx context.Context) ([]Site, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, hostname, port, site_name, is_default_site FROM wagtailcore_site ORDER BY id`)
 	if err != nil {
@@ -549,7 +549,7 @@ func (s *Store) wagtailSites(ctx context.Context) ([]Site, error) {
 }
 
 // tenantSites reads one site per tenant of django-tenants or
-// django-pgschemas (reference: frameworks.md §2.4, §2.5), plus
+// django-pgschemas (docs/sites.md, "django-tenants", "django-pgschemas"), plus
 // django-pgschemas' static tenants from the hints.
 func (s *Store) tenantSites(ctx context.Context, p *plan) ([]Site, error) {
 	var list []Site

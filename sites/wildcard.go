@@ -41,7 +41,7 @@ func (s *Site) MatchesWildcard(host string) bool {
 }
 
 // WildcardRank matches host against one wildcard pattern as
-// django-multisite does (reference: frameworks.md §2.2): only a leading
+// django-multisite does (docs/sites.md, "Wildcard aliases"): only a leading
 // "*" label, matching any number of labels but not the apex
 // ("*.acme.example" matches x.acme.example and a.b.acme.example, not
 // acme.example); "*" matches every host, IP addresses included, which are

@@ -7,7 +7,7 @@ import (
 )
 
 // TestWildcardRank follows django-multisite's alias resolution
-// (reference: frameworks.md §2.2, checked there on scratch data).
+// (docs/sites.md, "Wildcard aliases").
 func TestWildcardRank(t *testing.T) {
 	tests := []struct {
 		pattern, host string

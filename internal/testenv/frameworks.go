@@ -1,8 +1,8 @@
 package testenv
 
 // The exact DDL of the site tables of Wagtail, django-tenants and
-// django-pgschemas, as Django 3.2's schema editor writes them (reference:
-// frameworks.md §2.3–2.5), per engine. wagtailcore_site's foreign key
+// django-pgschemas, as Django 3.2's schema editor writes them for the
+// models of those projects' docs, per engine. wagtailcore_site's foreign key
 // needs wagtailcore_page: WagtailPageStub stands in for it (only its id
 // matters here).
 
