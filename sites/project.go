@@ -35,6 +35,7 @@ type Project struct {
 	IsDjango bool
 	// Hints is what introspection reports about the site frameworks; nil
 	// = unknown, the tables decide where the sites come from (source.go).
+	// Set it before the first LoadSites; it is not changed afterwards.
 	Hints *Hints
 	opts  Options
 }
