@@ -46,7 +46,7 @@ const (
 
 // DatabaseServices are the compose service names of a project's database,
 // in the order they are tried (Divio: database_default, older: db).
-var DatabaseServices = []string{"database_default", "db", "postgres"}
+var DatabaseServices = []string{"database_default", "db", "postgres", "mysql", "mariadb"}
 
 // UnreachableError says the Docker engine did not answer.
 type UnreachableError struct {

@@ -27,9 +27,9 @@ type Finder struct {
 var _ sites.DockerFinder = (*Finder)(nil)
 
 // ProjectDatabase returns the database of the compose project in root
-// (SPEC §7): its running database_default, db or postgres container (the
-// service named by base's host first), reached on the port it publishes on
-// the host, else on its own network address. ok is false when the project
+// (SPEC §7): its running database_default, db, postgres, mysql or mariadb
+// container (the service named by base's host first), reached on the port
+// it publishes on the host, else on its own network address. ok is false when the project
 // has no such container running. A Docker engine that does not answer
 // gives an *UnreachableError.
 func (f *Finder) ProjectDatabase(ctx context.Context, root string, base sites.DB) (sites.DB, bool, error) {
@@ -65,30 +65,86 @@ func (f *Finder) ProjectDatabase(ctx context.Context, root string, base sites.DB
 	return db, true, nil
 }
 
-// DatabaseFromContainer builds the URL of the PostgreSQL server in a
-// database container. User, password and database come from its
-// POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB (defaults: base's, else
-// postgres, no password, the user's name). The address is the port it
+// DatabaseFromContainer builds the URL of the database server in a
+// container: PostgreSQL, or MySQL/MariaDB when the container's environment
+// (MYSQL_*, MARIADB_*), its image or base says so. Credentials come from
+// the container's environment where it sets them, else from base (see
+// pgCredentials and mysqlCredentials). The address is the port it
 // publishes on the host (as 127.0.0.1 when published on all addresses),
 // else its address on its network with the container's own port.
 func DatabaseFromContainer(insp container.InspectResponse, base sites.DB) (sites.DB, error) {
 	name := strings.TrimPrefix(insp.Name, "/")
 	env := map[string]string{}
+	image := ""
 	if insp.Config != nil {
 		for _, kv := range insp.Config.Env {
 			k, v, _ := strings.Cut(kv, "=")
 			env[k] = v
 		}
+		image = insp.Config.Image
+	}
+	var db sites.DB
+	inner := base.Port
+	if isMySQLContainer(env, image, base) {
+		var err error
+		if db, err = mysqlCredentials(name, env, base); err != nil {
+			return sites.DB{}, err
+		}
+		if inner == 0 {
+			inner = 3306
+		}
+	} else {
+		db = pgCredentials(env, base)
+		if inner == 0 {
+			inner = 5432
+		}
+	}
+	if insp.NetworkSettings != nil {
+		if host, port, ok := published(insp.NetworkSettings.Ports, inner); ok {
+			db.Host, db.Port = host, port
+			return db, nil
+		}
+		if ip := networkIP(insp.NetworkSettings.Networks); ip != "" {
+			db.Host, db.Port = ip, inner
+			return db, nil
+		}
+	}
+	return sites.DB{}, fmt.Errorf("database container %s publishes no port for %d/tcp and has no network address: is it running? (or publish it: ports: [\"127.0.0.1:%d:%d\"])", name, inner, inner, inner)
+}
+
+// isMySQLContainer reports whether a database container runs MySQL or
+// MariaDB: base is a MySQL URL, or the container sets MYSQL_*/MARIADB_*
+// and no POSTGRES_USER/POSTGRES_DB, or its image is mysql or mariadb.
+func isMySQLContainer(env map[string]string, image string, base sites.DB) bool {
+	if base.Driver == sites.MySQL {
+		return true
+	}
+	if base.Driver == sites.Postgres {
+		return false
 	}
 	_, pgUser := env["POSTGRES_USER"]
 	_, pgDB := env["POSTGRES_DB"]
-	if !pgUser && !pgDB {
-		for k := range env {
-			if strings.HasPrefix(k, "MYSQL_") || strings.HasPrefix(k, "MARIADB_") {
-				return sites.DB{}, fmt.Errorf("database container %s runs MySQL/MariaDB: siteplex reads PostgreSQL and SQLite databases", name)
-			}
+	if pgUser || pgDB {
+		return false
+	}
+	for k := range env {
+		if strings.HasPrefix(k, "MYSQL_") || strings.HasPrefix(k, "MARIADB_") {
+			return true
 		}
 	}
+	repo := image
+	if i := strings.LastIndexByte(repo, '/'); i >= 0 {
+		repo = repo[i+1:]
+	}
+	repo, _, _ = strings.Cut(repo, ":")
+	repo, _, _ = strings.Cut(repo, "@")
+	return repo == "mysql" || repo == "mariadb" || repo == "percona"
+}
+
+// pgCredentials are user, password and database of a PostgreSQL
+// container: its POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB
+// (defaults: base's, else postgres, no password, the user's name).
+func pgCredentials(env map[string]string, base sites.DB) sites.DB {
 	db := sites.DB{Driver: sites.Postgres, User: base.User, Password: base.Password, Database: base.Database, Params: base.Params}
 	if v, ok := env["POSTGRES_USER"]; ok && v != "" {
 		db.User = v
@@ -105,21 +161,56 @@ func DatabaseFromContainer(insp container.InspectResponse, base sites.DB) (sites
 	if db.Database == "" {
 		db.Database = db.User
 	}
-	inner := base.Port
-	if inner == 0 {
-		inner = 5432
-	}
-	if insp.NetworkSettings != nil {
-		if host, port, ok := published(insp.NetworkSettings.Ports, inner); ok {
-			db.Host, db.Port = host, port
-			return db, nil
+	return db
+}
+
+// mysqlCredentials are user, password and database of a MySQL or MariaDB
+// container, as its image's entrypoint creates them: MARIADB_USER (or
+// MYSQL_USER) with MARIADB_PASSWORD (MYSQL_PASSWORD) when set, else base's
+// user, else root with MARIADB_ROOT_PASSWORD (MYSQL_ROOT_PASSWORD, empty
+// with *_ALLOW_EMPTY_*); the database is MARIADB_DATABASE (MYSQL_DATABASE),
+// else base's. A password only in a *_FILE secret, or a random root
+// password, cannot be read: the error says so.
+func mysqlCredentials(name string, env map[string]string, base sites.DB) (sites.DB, error) {
+	get := func(key string) (string, bool) {
+		for _, prefix := range []string{"MARIADB_", "MYSQL_"} {
+			if v, ok := env[prefix+key]; ok {
+				return v, true
+			}
 		}
-		if ip := networkIP(insp.NetworkSettings.Networks); ip != "" {
-			db.Host, db.Port = ip, inner
-			return db, nil
+		return "", false
+	}
+	db := sites.DB{Driver: sites.MySQL, User: base.User, Password: base.Password, Database: base.Database, Params: base.Params}
+	secret := func(what string) error {
+		return fmt.Errorf("database container %s keeps the %s in a file (%s_FILE): siteplex cannot read it; give the URL with --db mysql://USER:PASSWORD@127.0.0.1:PORT/NAME", name, what, what)
+	}
+	if u, ok := get("USER"); ok && u != "" {
+		db.User = u
+		if p, ok := get("PASSWORD"); ok {
+			db.Password = p
+		} else if _, ok := get("PASSWORD_FILE"); ok {
+			return sites.DB{}, secret("PASSWORD")
 		}
 	}
-	return sites.DB{}, fmt.Errorf("database container %s publishes no port for %d/tcp and has no network address: is it running? (or publish it: ports: [\"127.0.0.1:5432:%d\"])", name, inner, inner)
+	if db.User == "" {
+		db.User = "root"
+	}
+	if db.User == "root" {
+		if p, ok := get("ROOT_PASSWORD"); ok {
+			db.Password = p
+		} else if _, ok := get("ROOT_PASSWORD_FILE"); ok && base.Password == "" {
+			return sites.DB{}, secret("ROOT_PASSWORD")
+		} else if v, ok := get("RANDOM_ROOT_PASSWORD"); ok && v != "" && v != "no" && base.Password == "" {
+			return sites.DB{}, fmt.Errorf("database container %s has a random root password: set MYSQL_USER and MYSQL_PASSWORD (MARIADB_USER, MARIADB_PASSWORD) on it, or give the URL with --db mysql://USER:PASSWORD@127.0.0.1:PORT/NAME", name)
+		}
+	}
+	if v, ok := get("DATABASE"); ok && v != "" {
+		db.Database = v
+	}
+	if db.Database == "" {
+		return sites.DB{}, fmt.Errorf("database container %s creates no database (MYSQL_DATABASE or MARIADB_DATABASE) and the project names none: name it in DATABASE_URL=mysql://USER:PASSWORD@HOST/NAME", name)
+	}
+	return db, nil
 }
 
 // published returns the host address for the container port inner/tcp:

@@ -64,6 +64,14 @@ func TestDatabaseFromContainer(t *testing.T) {
 	bind := func(ip, port string) nat.PortMap {
 		return nat.PortMap{"5432/tcp": {{HostIP: ip, HostPort: port}}}
 	}
+	bind3306 := func(ip, port string) nat.PortMap {
+		return nat.PortMap{"3306/tcp": {{HostIP: ip, HostPort: port}}}
+	}
+	inspectImage := func(image string, env []string, ip string) container.InspectResponse {
+		insp := inspect(env, nil, ip)
+		insp.Config.Image = image
+		return insp
+	}
 	tests := []struct {
 		name    string
 		insp    container.InspectResponse
@@ -87,8 +95,28 @@ func TestDatabaseFromContainer(t *testing.T) {
 			"app:pw@172.18.0.2:5432/db", ""},
 		{"published on a specific address", inspect(nil, bind("192.0.2.10", "6000"), "172.18.0.2"), sites.DB{},
 			"postgres:@192.0.2.10:6000/postgres", ""},
-		{"MySQL", inspect([]string{"MYSQL_ROOT_PASSWORD=x"}, nil, "172.18.0.2"), sites.DB{}, "", "runs MySQL"},
 		{"no address", inspect(nil, nil, ""), sites.DB{}, "", "publishes no port"},
+
+		// MySQL and MariaDB containers (their images' entrypoint variables).
+		{"MySQL root", inspect([]string{"MYSQL_ROOT_PASSWORD=r00t", "MYSQL_DATABASE=shop"}, bind3306("0.0.0.0", "13306"), "172.18.0.3"), sites.DB{},
+			"mysql root:r00t@127.0.0.1:13306/shop", ""},
+		{"MySQL user", inspect([]string{"MYSQL_ROOT_PASSWORD=r00t", "MYSQL_USER=app", "MYSQL_PASSWORD=p@ss", "MYSQL_DATABASE=shop"}, nil, "172.18.0.3"), sites.DB{},
+			"mysql app:p@ss@172.18.0.3:3306/shop", ""},
+		{"MariaDB wins over MYSQL_", inspect([]string{"MARIADB_USER=m", "MARIADB_PASSWORD=mp", "MYSQL_USER=x", "MYSQL_PASSWORD=xp", "MARIADB_DATABASE=d"}, nil, "172.18.0.3"), sites.DB{},
+			"mysql m:mp@172.18.0.3:3306/d", ""},
+		{"MariaDB empty root password", inspect([]string{"MARIADB_ALLOW_EMPTY_ROOT_PASSWORD=1", "MARIADB_DATABASE=d"}, nil, "172.18.0.3"), sites.DB{},
+			"mysql root:@172.18.0.3:3306/d", ""},
+		{"MySQL base URL's user and database", inspect([]string{"MYSQL_ROOT_PASSWORD=r00t"}, nil, "172.18.0.3"),
+			sites.DB{Driver: sites.MySQL, User: "django", Password: "dj", Database: "app", Host: "db"},
+			"mysql django:dj@172.18.0.3:3306/app", ""},
+		{"MySQL by image", inspectImage("mariadb:10.11", nil, "172.18.0.3"), sites.DB{Database: "app"},
+			"mysql root:@172.18.0.3:3306/app", ""},
+		{"MySQL no database", inspect([]string{"MYSQL_ROOT_PASSWORD=r00t"}, nil, "172.18.0.3"), sites.DB{}, "", "creates no database"},
+		{"MySQL password in a secret", inspect([]string{"MYSQL_USER=app", "MYSQL_PASSWORD_FILE=/run/secrets/pw", "MYSQL_DATABASE=d"}, nil, "172.18.0.3"), sites.DB{},
+			"", "keeps the PASSWORD in a file (PASSWORD_FILE)"},
+		{"MySQL random root password", inspect([]string{"MYSQL_RANDOM_ROOT_PASSWORD=yes", "MYSQL_DATABASE=d"}, nil, "172.18.0.3"), sites.DB{},
+			"", "has a random root password"},
+		{"MySQL not published, no address", inspect([]string{"MYSQL_ROOT_PASSWORD=r00t", "MYSQL_DATABASE=d"}, nil, ""), sites.DB{}, "", "publishes no port for 3306/tcp"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,8 +131,11 @@ func TestDatabaseFromContainer(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := fmt.Sprintf("%s:%s@%s:%d/%s", db.User, db.Password, db.Host, db.Port, db.Database)
-			if got != tt.want || db.Driver != sites.Postgres {
-				t.Errorf("got %s (%s), want %s", got, db.Driver, tt.want)
+			if db.Driver != sites.Postgres {
+				got = string(db.Driver) + " " + got
+			}
+			if got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
 			}
 		})
 	}

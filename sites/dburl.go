@@ -15,17 +15,22 @@ type Driver string
 const (
 	Postgres Driver = "postgres"
 	SQLite   Driver = "sqlite"
-	MySQL    Driver = "mysql"
+	// MySQL is MySQL and MariaDB (go-sql-driver/mysql); see dburl_mysql.go.
+	MySQL Driver = "mysql"
 )
 
 // DB describes a database to open. It never prints its password: String
 // and Display redact it.
 type DB struct {
 	Driver Driver
-	// Postgres.
+	// PostgreSQL and MySQL. Host is a name, an address, or the path of a
+	// unix socket (a folder for PostgreSQL, the socket file for MySQL).
 	User, Password, Host, Database string
 	Port                           int
-	Params                         url.Values
+	// Params are libpq parameters (PostgreSQL) or the connection options
+	// siteplex honours (MySQL: unix_socket, ssl_mode, ssl-ca, ssl-cert,
+	// ssl-key, connect_timeout).
+	Params url.Values
 	// SQLite: an absolute path, or ":memory:".
 	Path string
 	// Source says where the URL came from ("--db", "DATABASE_URL in .env-local", ...).
@@ -33,15 +38,17 @@ type DB struct {
 }
 
 // Display is a short, password-free description for people:
-// "postgres 127.0.0.1:5432/db" or "sqlite db.sqlite3".
+// "postgres 127.0.0.1:5432/db", "mysql 127.0.0.1:3306/db" or
+// "sqlite db.sqlite3".
 func (d DB) Display() string {
 	if d.Driver == SQLite {
 		return "sqlite " + d.Path
 	}
-	return fmt.Sprintf("postgres %s/%s", d.HostPort(), d.Database)
+	return fmt.Sprintf("%s %s/%s", d.Driver, d.HostPort(), d.Database)
 }
 
-// HostPort is host:port for PostgreSQL (defaults localhost:5432).
+// HostPort is host:port for PostgreSQL (default localhost:5432) and MySQL
+// (default localhost:3306), or the socket's path.
 func (d DB) HostPort() string {
 	h := d.Host
 	if h == "" {
@@ -49,7 +56,7 @@ func (d DB) HostPort() string {
 	}
 	p := d.Port
 	if p == 0 {
-		p = 5432
+		p = d.defaultPort()
 	}
 	if strings.HasPrefix(h, "/") {
 		return h
@@ -58,6 +65,13 @@ func (d DB) HostPort() string {
 		h = "[" + h + "]"
 	}
 	return h + ":" + strconv.Itoa(p)
+}
+
+func (d DB) defaultPort() int {
+	if d.Driver == MySQL {
+		return 3306
+	}
+	return 5432
 }
 
 // ConnString is a libpq-style URL for pgx, password included. Never print it.
@@ -87,8 +101,9 @@ func (d DB) ConnString() string {
 }
 
 // ParseDatabaseURL parses a dj-database-url style URL: postgres://,
-// postgresql://, pgsql://, postgis:// and sqlite:// forms, or a bare path to
-// an existing SQLite file. Relative SQLite paths are resolved against root
+// postgresql://, pgsql://, postgis://, mysql://, mysql2://, mysqlgis://,
+// mysql-connector:// and sqlite:// forms, or a bare path to an existing
+// SQLite file (docs/sites.md lists them). Relative SQLite paths are resolved against root
 // (where Django runs). Errors are *UsageError values that say what is wrong
 // and never contain the password.
 func ParseDatabaseURL(raw, root string) (DB, error) {
@@ -105,7 +120,7 @@ func ParseDatabaseURL(raw, root string) (DB, error) {
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
 			return DB{Driver: SQLite, Path: p}, nil
 		}
-		return DB{}, Usagef("database URL %q has no scheme and is not an existing file: use postgres://user:pass@host:port/name or sqlite:///path", RedactURL(raw))
+		return DB{}, Usagef("database URL %q has no scheme and is not an existing file: use postgres://user:pass@host:port/name, mysql://user:pass@host:port/name or sqlite:///path", RedactURL(raw))
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite", "spatialite":
@@ -132,21 +147,32 @@ func ParseDatabaseURL(raw, root string) (DB, error) {
 		}
 		return DB{Driver: SQLite, Path: p}, nil
 	case "postgres", "postgresql", "pgsql", "postgis":
-		return parsePostgresURL(raw, raw[len(scheme)+3:])
-	case "mysql", "mysql2", "mysqlgis", "mysql-connector", "oracle", "oraclegis", "mssql", "mssqlms", "redshift", "cockroach", "timescale", "timescalegis":
-		return DB{}, Usagef("database URL scheme %q is not supported: siteplex reads PostgreSQL and SQLite", scheme)
+		d, err := parseServerURL(raw, raw[len(scheme)+3:], Postgres)
+		if err != nil {
+			return DB{}, err
+		}
+		if cs := d.Params.Get("currentSchema"); cs != "" {
+			d.Params.Del("currentSchema")
+			d.Params.Set("search_path", cs)
+		}
+		return d, nil
+	case "mysql", "mysql2", "mysqlgis", "mysql-connector":
+		return parseMySQLURL(raw, raw[len(scheme)+3:], root)
+	case "oracle", "oraclegis", "mssql", "mssqlms", "redshift", "cockroach", "timescale", "timescalegis", "mongodb", "mongodb+srv":
+		return DB{}, Usagef("database URL scheme %q is not supported: siteplex reads PostgreSQL, MySQL/MariaDB and SQLite", scheme)
 	default:
-		return DB{}, Usagef("database URL scheme %q is unknown: use postgres:// or sqlite://", scheme)
+		return DB{}, Usagef("database URL scheme %q is unknown: use postgres://, mysql:// or sqlite://", scheme)
 	}
 }
 
-// parsePostgresURL parses the part after "scheme://" the way
-// dj-database-url does (user, password, host and name are %-unescaped, so
-// postgres://%2Fvar%2Frun%2Fpostgresql/db names a socket folder). The
+// parseServerURL parses the part after "scheme://" of a PostgreSQL or
+// MySQL URL the way dj-database-url does (user, password, host and name are
+// %-unescaped, so postgres://%2Fvar%2Frun%2Fpostgresql/db names a socket
+// folder and mysql://%2Frun%2Fmysqld%2Fmysqld.sock/db a socket). The
 // userinfo ends at the last '@', so a password may hold '/', '?' or '#'
 // unescaped. Messages never contain the password.
-func parsePostgresURL(raw, rest string) (DB, error) {
-	d := DB{Driver: Postgres, Params: url.Values{}}
+func parseServerURL(raw, rest string, driver Driver) (DB, error) {
+	d := DB{Driver: driver, Params: url.Values{}}
 	shown := RedactURL(raw)
 	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
 		userinfo := rest[:at]
@@ -207,17 +233,13 @@ func parsePostgresURL(raw, rest string) (DB, error) {
 	if d.Database, err = url.PathUnescape(path); err != nil {
 		return DB{}, Usagef("database URL %s: bad %%-escape in the database name", shown)
 	}
-	if d.Database == "" {
+	if d.Database == "" && driver == Postgres {
 		return DB{}, Usagef("database URL %s names no database: add /<name> after the host", shown)
 	}
 	if query != "" {
 		if d.Params, err = url.ParseQuery(query); err != nil {
 			return DB{}, Usagef("database URL %s: bad query string: %v", shown, err)
 		}
-	}
-	if cs := d.Params.Get("currentSchema"); cs != "" {
-		d.Params.Del("currentSchema")
-		d.Params.Set("search_path", cs)
 	}
 	return d, nil
 }

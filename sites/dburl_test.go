@@ -87,28 +87,33 @@ func TestParseDatabaseURLErrors(t *testing.T) {
 		{"postgres://u:hunter2@[::1/db", `database URL postgres://u:xxxxx@[::1/db: missing ']' after the IPv6 address`},
 		{"postgres://u:hunter2@my host/db", `database URL postgres://u:xxxxx@my host/db: host "my host" contains ' '`},
 		{"postgres://u:hunter2@h1:5432,h2:5432/db", `database URL postgres://u:xxxxx@h1:5432,h2:5432/db names several hosts: siteplex connects to one, so keep only the first`},
-		{"mysql://u:hunter2@h/db", `database URL scheme "mysql" is not supported: siteplex reads PostgreSQL and SQLite`},
-		{"redis://h/0", `database URL scheme "redis" is unknown: use postgres:// or sqlite://`},
-		{"u:hunter2@h/db", `database URL "u:xxxxx@h/db" has no scheme and is not an existing file: use postgres://user:pass@host:port/name or sqlite:///path`},
-		{"missing.sqlite3", `database URL "missing.sqlite3" has no scheme and is not an existing file: use postgres://user:pass@host:port/name or sqlite:///path`},
+		{"oracle://u:hunter2@h/db", `database URL scheme "oracle" is not supported: siteplex reads PostgreSQL, MySQL/MariaDB and SQLite`},
+		{"redis://h/0", `database URL scheme "redis" is unknown: use postgres://, mysql:// or sqlite://`},
+		{"u:hunter2@h/db", `database URL "u:xxxxx@h/db" has no scheme and is not an existing file: use postgres://user:pass@host:port/name, mysql://user:pass@host:port/name or sqlite:///path`},
+		{"missing.sqlite3", `database URL "missing.sqlite3" has no scheme and is not an existing file: use postgres://user:pass@host:port/name, mysql://user:pass@host:port/name or sqlite:///path`},
 		{"sqlite://db.sqlite3", `database URL "sqlite://db.sqlite3": a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.raw, func(t *testing.T) {
-			_, err := sites.ParseDatabaseURL(tt.raw, t.TempDir())
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if !sites.IsUsage(err) {
-				t.Errorf("%v is not a usage error (exit 2)", err)
-			}
-			if err.Error() != tt.want {
-				t.Errorf("message\n got  %s\n want %s", err, tt.want)
-			}
-			if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "hun%zzter2") {
-				t.Errorf("message shows the password: %s", err)
-			}
-		})
+		t.Run(tt.raw, func(t *testing.T) { checkParseError(t, tt.raw, t.TempDir(), tt.want) })
+	}
+}
+
+// checkParseError fails unless parsing raw is a usage error saying want,
+// without the test passwords hunter2 and hun%zzter2.
+func checkParseError(t *testing.T, raw, root, want string) {
+	t.Helper()
+	_, err := sites.ParseDatabaseURL(raw, root)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if !sites.IsUsage(err) {
+		t.Errorf("%v is not a usage error (exit 2)", err)
+	}
+	if err.Error() != want {
+		t.Errorf("message\n got  %s\n want %s", err, want)
+	}
+	if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "hun%zzter2") {
+		t.Errorf("message shows the password: %s", err)
 	}
 }
 

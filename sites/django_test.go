@@ -56,3 +56,30 @@ func TestRealDjangoPostgres(t *testing.T) {
 	got := mustLoad(t, sites.Options{Project: dir})
 	compareSites(t, got, djangoWant())
 }
+
+// TestRealDjangoMySQL migrates the project on MariaDB through mysqlclient
+// (python3-mysqldb) and reads it back, named by a DATABASE_URL and by the
+// settings.DATABASES entry introspection reports.
+func TestRealDjangoMySQL(t *testing.T) {
+	testenv.NeedPython(t, "django", "MySQLdb")
+	m := testenv.StartMariaDB(t)
+	u := m.CreateDB(t, "djangoproj")
+	dir := copyDjangoProject(t)
+	testenv.Migrate(t, dir, "MYSQL_DATABASE=djangoproj", "MYSQL_HOST="+m.Host, "MYSQL_TCP_PORT="+strconv.Itoa(m.Port), "MYSQL_USER="+m.User)
+	if err := os.WriteFile(filepath.Join(dir, ".env-local"), []byte("SITE_ID=2\nDATABASE_URL="+u+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := mustLoad(t, sites.Options{Project: dir})
+	compareSites(t, got, djangoWant())
+
+	d, err := sites.DBFromDjango("django.db.backends.mysql", "djangoproj", m.Host, strconv.Itoa(m.Port), m.User, "",
+		map[string]any{"charset": "utf8mb4"}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err = loadDB(t, dir, d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareSites(t, got, djangoWant())
+}

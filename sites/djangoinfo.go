@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -183,92 +181,38 @@ func (p *Project) settingsDatabase(ctx context.Context) (DB, bool, error) {
 }
 
 // dbFromSettings turns a DATABASES entry into a DB the way Django and its
-// drivers read it: a relative SQLite NAME from the project root (where
-// manage.py runs); for PostgreSQL, empty fields from the libpq variables
-// (PGHOST, PGPORT, PGUSER, PGPASSWORD) the dev process would see, and an
-// empty host as libpq's default unix socket when one exists.
+// drivers read it (DBFromDjango), after filling PostgreSQL's empty fields
+// from the libpq variables (PGHOST, PGPORT, PGUSER, PGPASSWORD,
+// PGDATABASE) the dev process would see. An in-memory SQLite database has
+// no sites to read.
 func (p *Project) dbFromSettings(d django.Database) (DB, error) {
-	env := p.processEnvMap()
+	host, port, user, password, name := d.Host, d.Port, d.User, d.Password, d.Name
 	switch d.Family() {
 	case django.FamilySQLite:
-		name := d.Name
-		switch {
-		case name == "" || name == ":memory:" || strings.HasPrefix(name, "file::memory:"):
+		if name == "" || name == ":memory:" || strings.HasPrefix(name, "file::memory:") {
 			return DB{}, Usagef("%s is an in-memory SQLite database: there are no sites to read; pass --db", d.Engine)
-		case strings.HasPrefix(name, "file:"):
-			u, err := url.Parse(name)
-			if err != nil {
-				return DB{}, Usagef("SQLite NAME %q is not a file URI", name)
-			}
-			name = u.Path
 		}
-		if !filepath.IsAbs(name) {
-			name = filepath.Join(p.Root, name)
-		}
-		return DB{Driver: SQLite, Path: name}, nil
 	case django.FamilyPostgres:
-		db := DB{Driver: Postgres, Host: d.Host, User: d.User, Password: d.Password, Database: d.Name, Params: url.Values{}}
-		port := d.Port
-		if db.Host == "" {
-			db.Host = env["PGHOST"]
-		}
-		if port == "" {
-			port = env["PGPORT"]
-		}
-		if db.User == "" {
-			db.User = env["PGUSER"]
-		}
-		if db.Password == "" {
-			db.Password = env["PGPASSWORD"]
-		}
-		if db.Database == "" {
-			db.Database = env["PGDATABASE"]
-		}
-		if port != "" {
-			n, err := strconv.Atoi(port)
-			if err != nil || n <= 0 || n > 65535 {
-				return DB{}, Usagef("PORT %q is not a port number", port)
-			}
-			db.Port = n
-		}
-		if db.Host == "" {
-			db.Host = pgSocketDir(db.Port)
-		}
-		if db.Database == "" {
-			return DB{}, Usagef("NAME is empty")
-		}
-		for k, v := range d.Options {
-			switch k {
-			case "sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name", "target_session_attrs", "service", "passfile":
-				db.Params.Set(k, fmt.Sprint(v))
-			case "options":
-				// "-c search_path=x" is how Django projects pick a schema.
-				if sp, ok := strings.CutPrefix(strings.TrimSpace(fmt.Sprint(v)), "-c search_path="); ok && !strings.ContainsAny(sp, " ") {
-					db.Params.Set("search_path", sp)
-				}
+		env := p.processEnvMap()
+		fill := func(v *string, k string) {
+			if *v == "" {
+				*v = env[k]
 			}
 		}
-		return db, nil
-	case django.FamilyMySQL:
-		db := DB{Driver: MySQL, Host: d.Host, User: d.User, Password: d.Password, Database: d.Name, Params: url.Values{}}
-		if d.Port != "" {
-			n, err := strconv.Atoi(d.Port)
-			if err != nil || n <= 0 || n > 65535 {
-				return DB{}, Usagef("PORT %q is not a port number", d.Port)
-			}
-			db.Port = n
-		}
-		for k, v := range d.Options {
-			db.Params.Set(k, fmt.Sprint(v))
-		}
-		for k, v := range d.SecretOptions {
-			if db.Password == "" && (k == "password" || k == "passwd") {
-				db.Password = v
-			}
-		}
-		return db, nil
+		fill(&host, "PGHOST")
+		fill(&port, "PGPORT")
+		fill(&user, "PGUSER")
+		fill(&password, "PGPASSWORD")
+		fill(&name, "PGDATABASE")
 	}
-	return DB{}, Usagef("engine %s is not one siteplex reads (PostgreSQL, SQLite, MySQL); pass --db", d.Engine)
+	opts := make(map[string]any, len(d.Options)+len(d.SecretOptions))
+	for k, v := range d.Options {
+		opts[k] = v
+	}
+	for k, v := range d.SecretOptions {
+		opts[k] = v
+	}
+	return DBFromDjango(d.Engine, name, host, port, user, password, opts, p.Root)
 }
 
 func (p *Project) processEnvMap() map[string]string {
@@ -280,20 +224,6 @@ func (p *Project) processEnvMap() map[string]string {
 	return m
 }
 
-// pgSocketDir is the first of libpq's default socket folders holding a
-// socket for port (5432 when 0), or "" (then localhost over TCP).
-func pgSocketDir(port int) string {
-	if port == 0 {
-		port = 5432
-	}
-	for _, d := range []string{"/var/run/postgresql", "/tmp"} {
-		if st, err := os.Stat(filepath.Join(d, ".s.PGSQL."+strconv.Itoa(port))); err == nil && st.Mode()&os.ModeSocket != 0 {
-			return d
-		}
-	}
-	return ""
-}
-
 // IsNoDjango reports whether err says Django could not be asked at all (no
 // Python, no Django in it): not a fault of the project's settings.
 func IsNoDjango(err error) bool {
@@ -302,4 +232,46 @@ func IsNoDjango(err error) bool {
 	}
 	e, ok := django.IsError(err)
 	return ok && e.NoDjango()
+}
+
+// hintsFromDjango turns the introspection's answer into the Hints that
+// choose where the sites come from (source.go).
+func hintsFromDjango(info *django.Info) *Hints {
+	f := info.Frameworks
+	h := &Hints{Tables: info.Tables}
+	add := func(ok bool, name string) {
+		if ok {
+			h.Frameworks = append(h.Frameworks, name)
+		}
+	}
+	add(f.Sites, FrameworkSites)
+	add(f.Multisite, FrameworkMultisite)
+	add(f.MultisitePlus, FrameworkMultisitePlus)
+	add(f.Mezzanine, FrameworkMezzanine)
+	add(f.Wagtail != "", FrameworkWagtail)
+	add(f.Tenants != nil, FrameworkTenants)
+	add(f.PgSchemas != nil, FrameworkPGSchemas)
+	if t := f.Tenants; t != nil {
+		h.TenantModel, h.TenantDomainModel, h.PublicSchema = t.TenantModel, t.DomainModel, t.PublicSchema
+	}
+	if ps := f.PgSchemas; ps != nil {
+		h.PGSchemas = &PGSchemasHints{TenantModel: ps.TenantModel, DomainModel: ps.DomainModel}
+		for _, st := range ps.Static {
+			h.PGSchemas.Static = append(h.PGSchemas.Static, StaticTenant{Schema: st.Schema, Domains: st.Domains, FallbackDomains: st.FallbackDomains})
+		}
+	}
+	return h
+}
+
+// hints returns p.Hints, else what the project's Django reports (nil when
+// it cannot be asked: the tables decide then).
+func (p *Project) hints(ctx context.Context) *Hints {
+	if p.Hints != nil || !p.IsDjango {
+		return p.Hints
+	}
+	info, err := p.Django(ctx)
+	if err != nil || info == nil {
+		return nil
+	}
+	return hintsFromDjango(info)
 }

@@ -80,6 +80,22 @@ func pgEngine(t testing.TB) engine {
 	}
 }
 
+func mysqlEngine(t testing.TB) engine {
+	m := testenv.StartMariaDB(t)
+	return engine{
+		name: "mysql",
+		create: func(t testing.TB) (string, *sql.DB) {
+			name := dbName(t)
+			u := m.CreateDB(t, name)
+			db := m.Open(t, name)
+			t.Cleanup(func() { db.Close() })
+			return u, db
+		},
+		ddl: testenv.DjangoDDL["mysql"],
+		ph:  func(int) string { return "?" },
+	}
+}
+
 func sqliteEngine() engine {
 	return engine{
 		name: "sqlite",
@@ -100,11 +116,16 @@ func sqliteEngine() engine {
 // forEngine runs fn as a subtest per engine.
 func forEngine(t *testing.T, fn func(t *testing.T, e engine)) {
 	t.Helper()
-	for _, name := range []string{"postgres", "sqlite"} {
+	for _, name := range []string{"postgres", "sqlite", "mysql"} {
 		t.Run(name, func(t *testing.T) {
-			e := sqliteEngine()
-			if name == "postgres" {
+			var e engine
+			switch name {
+			case "postgres":
 				e = pgEngine(t)
+			case "mysql":
+				e = mysqlEngine(t)
+			default:
+				e = sqliteEngine()
 			}
 			fn(t, e)
 		})
@@ -132,7 +153,7 @@ func (e engine) build(t testing.TB, fx fixture) string {
 		}
 	}
 	if fx.NoSiteTable {
-		exec(`CREATE TABLE "auth_user" ("id" integer NOT NULL PRIMARY KEY)`)
+		exec(`CREATE TABLE auth_user (id integer NOT NULL PRIMARY KEY)`)
 		return u
 	}
 	exec(e.ddl[0])

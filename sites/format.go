@@ -11,7 +11,8 @@ const DefaultDomainFormat = "{slug}.localhost"
 
 // DomainFormat is a parsed local-domain format. It follows Python's
 // str.format as django-multisite-plus uses it: "{}" and "{0}" are the slug,
-// "{{" and "}}" are literal braces; siteplex adds "{slug}" and "{id}".
+// "{{" and "}}" are literal braces; siteplex adds "{slug}", "{id}" and
+// "{schema}" (a tenant's schema_name).
 type DomainFormat struct {
 	raw   string
 	parts []formatPart
@@ -19,11 +20,11 @@ type DomainFormat struct {
 
 type formatPart struct {
 	lit   string
-	field string // "", "slug" or "id"
+	field string // "", "slug", "id" or "schema"
 }
 
-// ParseDomainFormat parses f. Any field other than {}, {0}, {slug} and {id},
-// or an unmatched brace, is a *UsageError naming the format.
+// ParseDomainFormat parses f. Any field other than {}, {0}, {slug}, {id}
+// and {schema}, or an unmatched brace, is a *UsageError naming the format.
 func ParseDomainFormat(f string) (DomainFormat, error) {
 	df := DomainFormat{raw: f}
 	var lit strings.Builder
@@ -48,10 +49,10 @@ func ParseDomainFormat(f string) (DomainFormat, error) {
 				auto, field = true, "slug"
 			case "0":
 				manual, field = true, "slug"
-			case "slug", "id":
+			case "slug", "id", "schema":
 				field = name
 			default:
-				return DomainFormat{}, Usagef("domain format %q: unknown field {%s} (use {slug}, {id}, {} or {0})", f, name)
+				return DomainFormat{}, Usagef("domain format %q: unknown field {%s} (use {slug}, {id}, {schema}, {} or {0})", f, name)
 			}
 			if auto && manual {
 				return DomainFormat{}, Usagef("domain format %q: cannot switch from automatic field numbering {} to manual {0}", f)
@@ -82,8 +83,23 @@ func ParseDomainFormat(f string) (DomainFormat, error) {
 // String returns the format as written.
 func (df DomainFormat) String() string { return df.raw }
 
-// Apply returns the format applied to a site's slug and id.
-func (df DomainFormat) Apply(slug string, id int64) string {
+// Apply returns the format applied to a site's slug and id ({schema} is
+// empty).
+func (df DomainFormat) Apply(slug string, id int64) string { return df.Expand(slug, id, "") }
+
+// UsesSchema reports whether the format has a {schema} field.
+func (df DomainFormat) UsesSchema() bool {
+	for _, p := range df.parts {
+		if p.field == "schema" {
+			return true
+		}
+	}
+	return false
+}
+
+// Expand returns the format applied to a site's slug, id and schema (a
+// tenant's schema_name, "" for other sites).
+func (df DomainFormat) Expand(slug string, id int64, schema string) string {
 	var b strings.Builder
 	b.Grow(len(df.raw) + 2*len(slug) + 20)
 	for _, p := range df.parts {
@@ -94,6 +110,8 @@ func (df DomainFormat) Apply(slug string, id int64) string {
 			b.WriteString(slug)
 		case "id":
 			b.WriteString(strconv.FormatInt(id, 10))
+		case "schema":
+			b.WriteString(schema)
 		}
 	}
 	return b.String()

@@ -36,10 +36,10 @@ func TestDomainFormat(t *testing.T) {
 
 func TestDomainFormatErrors(t *testing.T) {
 	tests := []struct{ format, want string }{
-		{"{name}.localhost", `domain format "{name}.localhost": unknown field {name} (use {slug}, {id}, {} or {0})`},
-		{"{1}.localhost", `domain format "{1}.localhost": unknown field {1} (use {slug}, {id}, {} or {0})`},
-		{"{0.upper}.x", `domain format "{0.upper}.x": unknown field {0.upper} (use {slug}, {id}, {} or {0})`},
-		{"{:>5}.x", `domain format "{:>5}.x": unknown field {:>5} (use {slug}, {id}, {} or {0})`},
+		{"{name}.localhost", `domain format "{name}.localhost": unknown field {name} (use {slug}, {id}, {schema}, {} or {0})`},
+		{"{1}.localhost", `domain format "{1}.localhost": unknown field {1} (use {slug}, {id}, {schema}, {} or {0})`},
+		{"{0.upper}.x", `domain format "{0.upper}.x": unknown field {0.upper} (use {slug}, {id}, {schema}, {} or {0})`},
+		{"{:>5}.x", `domain format "{:>5}.x": unknown field {:>5} (use {slug}, {id}, {schema}, {} or {0})`},
 		{"{}.{0}", `domain format "{}.{0}": cannot switch from automatic field numbering {} to manual {0}`},
 		{"{slug.localhost", `domain format "{slug.localhost": unmatched '{'`},
 		{"slug}.localhost", `domain format "slug}.localhost": single '}' encountered`},

@@ -30,9 +30,9 @@ func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
 	if err != nil {
 		return DB{}, err
 	}
-	if ok && db.Driver == Postgres && ComposeHost(db.Host) && !resolves(ctx, db.Host) {
+	if ok && db.Driver != SQLite && ComposeHost(db.Host) && !resolves(ctx, db.Host) {
 		if df == nil {
-			return DB{}, fmt.Errorf("%s names host %q, a docker-compose service: siteplex needs Docker to reach it, or publish the port and use --db postgres://...@127.0.0.1:PORT/%s", db.Source, db.Host, db.Database)
+			return DB{}, fmt.Errorf("%s names host %q, a docker-compose service: siteplex needs Docker to reach it, or publish the port and use --db %s://...@127.0.0.1:PORT/%s", db.Source, db.Host, db.Driver, db.Database)
 		}
 		cdb, found, err := df.ProjectDatabase(ctx, p.Root, db)
 		if err != nil {
@@ -44,7 +44,7 @@ func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
 		cdb.Source = db.Source + " via Docker"
 		return cdb, nil
 	}
-	if ok && (db.Driver == Postgres || db.Source != "db.sqlite3" && db.Source != "data/db.sqlite3") {
+	if ok && (db.Driver != SQLite || db.Source != "db.sqlite3" && db.Source != "data/db.sqlite3") {
 		return db, nil
 	}
 	if df != nil {
@@ -66,26 +66,37 @@ func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
 // LoadSites reads the sites from db (when db is non-nil) and merges the
 // sites declared in siteplex.toml, then finalises them (SPEC §3).
 func (p *Project) LoadSites(ctx context.Context, st *Store) ([]Site, error) {
+	list, _, err := p.LoadSitesSource(ctx, st)
+	return list, err
+}
+
+// LoadSitesSource is LoadSites that also says where the sites came from:
+// the source p.Hints (nil: the tables) points at, or SourceConfig without
+// a store.
+func (p *Project) LoadSitesSource(ctx context.Context, st *Store) ([]Site, SourceInfo, error) {
 	var list []Site
+	hints := p.hints(ctx)
+	info := SourceInfo{Source: SourceConfig, Introspected: hints != nil}
 	if st != nil {
 		var err error
-		list, err = st.Sites(ctx)
+		list, info, err = st.SitesFrom(ctx, hints)
 		var nst *NoSiteTableError
 		switch {
 		case errors.As(err, &nst) && len(p.Config.Sites) > 0:
 			// The config declares the sites: a database without a site
 			// table (one per tenant, or not migrated yet) is fine.
 			list = nil
+			info = SourceInfo{Source: SourceConfig, Introspected: hints != nil}
 		case err != nil:
-			return nil, err
+			return nil, SourceInfo{}, err
 		}
 	}
 	list, err := p.mergeDeclared(list)
 	if err != nil {
-		return nil, err
+		return nil, SourceInfo{}, err
 	}
 	Finalize(list, p.Format, p.ForcedID())
-	return list, nil
+	return list, info, nil
 }
 
 // mergeDeclared merges [sites.<slug>] tables: by id, else by slug; the
@@ -165,6 +176,7 @@ func (p *Project) mergeDeclared(list []Site) ([]Site, error) {
 		list = append(list, Site{
 			ID: id, Name: name, Domain: sc.Domain, Slug: slug, Enabled: true,
 			Aliases: append([]string{}, sc.Aliases...), Env: sc.Env, Command: sc.Command, Declared: true,
+			Origin: Origin{Source: SourceConfig},
 		})
 	}
 	return list, nil

@@ -43,7 +43,11 @@ type Project struct {
 	HostsFile string
 	// IsDjango is true when manage.py is in Root.
 	IsDjango bool
-	opts     Options
+	// Hints is what introspection reports about the site frameworks; nil
+	// = unknown, the tables decide where the sites come from (source.go).
+	// Set it before the first LoadSites; it is not changed afterwards.
+	Hints *Hints
+	opts  Options
 
 	// django is the introspection's answer, asked once per Project.
 	django djangoMemo
@@ -250,10 +254,10 @@ func (p *Project) guessedDatabase() (db DB, ok bool, err error) {
 
 // ComposeHost reports whether h is a docker-compose service name that
 // Django reaches inside the compose network (database_default, db,
-// postgres) rather than a host this machine can resolve.
+// postgres, mysql, mariadb) rather than a host this machine can resolve.
 func ComposeHost(h string) bool {
 	switch strings.ToLower(h) {
-	case "database_default", "db", "postgres":
+	case "database_default", "db", "postgres", "mysql", "mariadb":
 		return true
 	}
 	return false

@@ -214,7 +214,8 @@ aliases = ["x.extra.example"]
 		compareSites(t, got, []sites.Site{
 			{ID: 2, Name: "Ghana", Domain: "example.gh", Slug: "gh", RealDomain: str("www.example.gh"), Enabled: true, Aliases: []string{"gh.test"}, LocalDomain: "gh.localhost"},
 			{ID: 3, Name: "Germany", Domain: "example.de", Slug: "germany", Enabled: true, LocalDomain: "germany.localhost"},
-			{ID: 40, Name: "extra.example", Domain: "extra.example", Slug: "extra", Enabled: true, Aliases: []string{"x.extra.example"}, LocalDomain: "extra.localhost"},
+			{ID: 40, Name: "extra.example", Domain: "extra.example", Slug: "extra", Enabled: true, Aliases: []string{"x.extra.example"}, LocalDomain: "extra.localhost",
+				Origin: sites.Origin{Source: sites.SourceConfig}},
 		})
 		if got[0].Env["DJANGO_SETTINGS_MODULE"] != "settings.gh" || !got[0].Declared {
 			t.Errorf("site 2: env %v declared %v", got[0].Env, got[0].Declared)
@@ -251,10 +252,11 @@ id = 1
 domain = "gamma.example"
 `, ".env-local": "SITE_ID=1\n"})
 		got := mustLoad(t, sites.Options{Project: dir})
+		cfg := sites.Origin{Source: sites.SourceConfig}
 		compareSites(t, got, []sites.Site{
-			{ID: 1, Name: "gamma.example", Domain: "gamma.example", Slug: "gamma", Enabled: true, LocalDomain: "gamma.localhost", Forced: true},
-			{ID: 2, Name: "Alpha.Example:8000", Domain: "Alpha.Example:8000", Slug: "alpha", Enabled: true, LocalDomain: "alpha.localhost"},
-			{ID: 3, Name: "Beta", Domain: "beta.example", Slug: "beta", Enabled: true, LocalDomain: "beta.localhost"},
+			{ID: 1, Name: "gamma.example", Domain: "gamma.example", Slug: "gamma", Enabled: true, LocalDomain: "gamma.localhost", Forced: true, Origin: cfg},
+			{ID: 2, Name: "Alpha.Example:8000", Domain: "Alpha.Example:8000", Slug: "alpha", Enabled: true, LocalDomain: "alpha.localhost", Origin: cfg},
+			{ID: 3, Name: "Beta", Domain: "beta.example", Slug: "beta", Enabled: true, LocalDomain: "beta.localhost", Origin: cfg},
 		})
 	})
 	t.Run("a declared site with no domain that matches nothing", func(t *testing.T) {

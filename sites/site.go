@@ -10,8 +10,9 @@ import (
 	"strings"
 )
 
-// Site is one row of django_site with what siteplex knows about it. The JSON
-// field names are the contract of `siteplex sites --json` (SPEC §3).
+// Site is one site of the project (a django_site row, a Wagtail site, a
+// tenant; see Origin) with what siteplex knows about it. The JSON field
+// names are the contract of `siteplex sites --json` (docs/sites.md).
 type Site struct {
 	ID          int64    `json:"id"`
 	Name        string   `json:"name"`
@@ -23,6 +24,8 @@ type Site struct {
 	LocalDomain string   `json:"local_domain"`
 	Forced      bool     `json:"forced"`
 	Problems    []string `json:"problems"`
+	// Origin holds the source ("source" in JSON) and what it adds.
+	Origin
 
 	// CanonicalAlias is the multisite_alias row marked canonical, if any.
 	// It is also the first element of Aliases.
@@ -112,7 +115,7 @@ func Finalize(list []Site, df DomainFormat, forcedID int64) {
 	taken := make(map[string]bool, len(list))
 	for i := range list {
 		s := &list[i]
-		s.Problems = []string{} // never nil: JSON prints []
+		s.Problems = append([]string{}, s.SourceProblems...) // never nil: JSON prints []
 		s.HostsProblems = nil
 		if s.PlusSlug != "" {
 			s.Slug = s.PlusSlug
@@ -160,7 +163,12 @@ func Finalize(list []Site, df DomainFormat, forcedID int64) {
 			s.LocalDomain = ""
 			continue
 		}
-		local := df.Apply(s.Slug, s.ID)
+		if df.UsesSchema() && s.Schema == "" {
+			s.Problems = append(s.Problems, fmt.Sprintf("domain format %q uses {schema}, and only django-tenants and django-pgschemas sites have a schema", df))
+			s.LocalDomain = ""
+			continue
+		}
+		local := df.Expand(s.Slug, s.ID, s.Schema)
 		h, err := Hostname(local)
 		if err != nil {
 			s.Problems = append(s.Problems, "invalid local domain: "+err.Error())

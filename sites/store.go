@@ -25,9 +25,10 @@ type Tables struct {
 	Site, Alias, Plus bool
 }
 
-// Store reads sites from one database. Both engines go through
-// database/sql (pgx's stdlib adapter for PostgreSQL), so every query is
-// written once.
+// Store reads sites from one database. Every engine goes through
+// database/sql (pgx's stdlib adapter for PostgreSQL, go-sql-driver/mysql
+// for MySQL and MariaDB), so every query is written once; what differs is
+// in Dialect.
 type Store struct {
 	db  *sql.DB
 	cfg DB
@@ -48,6 +49,8 @@ func Open(ctx context.Context, d DB, writable bool) (*Store, error) {
 		return openSQLite(ctx, d, writable)
 	case Postgres:
 		return openPostgres(ctx, d)
+	case MySQL:
+		return openMySQL(ctx, d)
 	}
 	return nil, fmt.Errorf("unsupported database driver %q", d.Driver)
 }
@@ -160,8 +163,11 @@ func (s *Store) sqliteError(err error) error {
 }
 
 func (s *Store) wrap(err error) error {
-	if s.cfg.Driver == SQLite {
+	switch s.cfg.Driver {
+	case SQLite:
 		return s.sqliteError(err)
+	case MySQL:
+		return mysqlError(err, s.cfg)
 	}
 	return pgError(err, s.cfg)
 }
@@ -171,54 +177,41 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // Tables detects django_site, multisite_alias and django_multisite_plus_site.
 func (s *Store) Tables(ctx context.Context) (Tables, error) {
-	q := `SELECT name FROM sqlite_master WHERE type='table' AND name IN ('django_site','multisite_alias','django_multisite_plus_site')`
-	if s.cfg.Driver == Postgres {
-		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN ('django_site','multisite_alias','django_multisite_plus_site')`
-	}
-	rows, err := s.db.QueryContext(ctx, q)
-	if err != nil {
-		return Tables{}, s.wrap(err)
-	}
-	defer rows.Close()
-	var t Tables
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return Tables{}, s.wrap(err)
-		}
-		switch name {
-		case "django_site":
-			t.Site = true
-		case "multisite_alias":
-			t.Alias = true
-		case "django_multisite_plus_site":
-			t.Plus = true
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return Tables{}, s.wrap(err)
-	}
-	return t, nil
+	t, err := s.siteTablesIn(ctx)
+	return t.Tables, err
 }
 
-// NoSiteTableError is returned when the database has no django_site table.
-type NoSiteTableError struct{ DB string }
+// NoSiteTableError is returned when the database lacks the table the
+// project's sites come from.
+type NoSiteTableError struct {
+	DB string
+	// Table is the missing table ("" = django_site); Hint says what to do
+	// ("" = run `manage.py migrate`).
+	Table, Hint string
+}
 
 func (e *NoSiteTableError) Error() string {
-	return fmt.Sprintf("no django_site table in %s: run `manage.py migrate`", e.DB)
+	table, hint := e.Table, e.Hint
+	if table == "" {
+		table = "django_site"
+	}
+	if hint == "" {
+		hint = "run `manage.py migrate`"
+	}
+	return fmt.Sprintf("no %s table in %s: %s", table, e.DB, hint)
 }
 
-// Sites reads every site with its multisite-plus row and aliases. The
-// result is raw: call Finalize (or use LoadSites) for slugs, local domains
-// and problems.
+// Sites reads every site of the source the tables point at (see
+// SitesFrom). The result is raw: call Finalize (or use LoadSites) for
+// slugs, local domains and problems.
 func (s *Store) Sites(ctx context.Context) ([]Site, error) {
-	t, err := s.Tables(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !t.Site {
-		return nil, &NoSiteTableError{DB: s.cfg.Display()}
-	}
+	list, _, err := s.SitesFrom(ctx, nil)
+	return list, err
+}
+
+// djangoSites reads every django_site row with its multisite-plus row and
+// aliases, given the tables that exist.
+func (s *Store) djangoSites(ctx context.Context, t Tables) ([]Site, error) {
 	q := `SELECT s.id, s.domain, s.name, NULL, NULL, NULL, NULL FROM django_site s ORDER BY s.id`
 	if t.Plus {
 		q = `SELECT s.id, s.domain, s.name, m.site_id, m.slug, m.real_domain, m.is_enabled
@@ -249,7 +242,7 @@ FROM django_site s LEFT JOIN django_multisite_plus_site m ON m.site_id = s.id OR
 		if err := rows.Scan(&id, &domain, &name, &plusID, &slug, &real, &enabled); err != nil {
 			return nil, s.wrap(err)
 		}
-		st := Site{ID: id, Domain: domain, Name: name, Enabled: true}
+		st := Site{ID: id, Domain: domain, Name: name, Enabled: true, Origin: Origin{Source: SourceDjangoSite}}
 		if plusID.Valid {
 			st.PlusRow = true
 			st.PlusSlug = slug.String

@@ -133,7 +133,9 @@ type hostsSiteName struct {
 
 // hostsSiteNames lists s's names for mode (domain, local, aliases, all),
 // leaving out those that are never hosts-file material (localhost, IP
-// addresses: sites.HostsName).
+// addresses: sites.HostsName). Wildcard aliases (django-multisite's
+// *.shop.example) are left out too: a hosts file cannot hold them (see
+// hostsLeftOut).
 func hostsSiteNames(s *sites.Site, mode string) []hostsSiteName {
 	all := hostsSiteNamesAll(s, mode)
 	out := all[:0]
@@ -152,10 +154,21 @@ func hostsSiteNamesAll(s *sites.Site, mode string) []hostsSiteName {
 	}
 	if mode == "aliases" || mode == "all" {
 		for _, a := range s.NonCanonicalAliases() {
-			out = append(out, hostsSiteName{hostsKindAlias, a})
+			if !sites.IsWildcard(a) {
+				out = append(out, hostsSiteName{hostsKindAlias, a})
+			}
 		}
 	}
 	return out
+}
+
+// hostsLeftOut lists the names of s that mode selects but no hosts file
+// can hold: wildcard aliases.
+func hostsLeftOut(s *sites.Site, mode string) []string {
+	if mode != "aliases" && mode != "all" {
+		return nil
+	}
+	return s.Wildcards()
 }
 
 // hostsSelectSites returns the sites args name (all when args is empty); an
@@ -223,6 +236,9 @@ func hostsApplyRun(cmd *cobra.Command, f *Factory, opts *hostsOptions, args []st
 				continue
 			}
 			names = append(names, h)
+		}
+		if w := hostsLeftOut(s, mode); len(w) > 0 {
+			fmt.Fprintf(f.IO.Err, "siteplex: %s: left out wildcard alias %s: a hosts file cannot hold wildcards\n", hostsSiteLabel(s), strings.Join(w, ", "))
 		}
 	}
 	if len(names) == 0 {

@@ -37,7 +37,8 @@ const specJSON = `[
     "aliases": [],
     "local_domain": "example-com.localhost",
     "forced": false,
-    "problems": []
+    "problems": [],
+    "source": "django_site"
   },
   {
     "id": 2,
@@ -52,7 +53,8 @@ const specJSON = `[
     ],
     "local_domain": "gh.localhost",
     "forced": true,
-    "problems": []
+    "problems": [],
+    "source": "django_site"
   },
   {
     "id": 3,
@@ -66,7 +68,8 @@ const specJSON = `[
     ],
     "local_domain": "de.localhost",
     "forced": false,
-    "problems": []
+    "problems": [],
+    "source": "django_site"
   }
 ]
 `
@@ -234,8 +237,8 @@ aliases = ["www.globex.example"]
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	want := `[{"id":1,"name":"ACME","domain":"acme.example","slug":"acme","real_domain":null,"enabled":true,"aliases":[],"local_domain":"acme.tenants.localhost","forced":false,"problems":[]},` +
-		`{"id":2,"name":"globex.example","domain":"globex.example","slug":"globex","real_domain":null,"enabled":true,"aliases":["www.globex.example"],"local_domain":"globex.tenants.localhost","forced":false,"problems":[]}]`
+	want := `[{"id":1,"name":"ACME","domain":"acme.example","slug":"acme","real_domain":null,"enabled":true,"aliases":[],"local_domain":"acme.tenants.localhost","forced":false,"problems":[],"source":"config"},` +
+		`{"id":2,"name":"globex.example","domain":"globex.example","slug":"globex","real_domain":null,"enabled":true,"aliases":["www.globex.example"],"local_domain":"globex.tenants.localhost","forced":false,"problems":[],"source":"config"}]`
 	if got := compact(t, out); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
@@ -282,12 +285,12 @@ func TestSitesCLIErrors(t *testing.T) {
 			stderr: "siteplex: --db: database URL postgres://app:xxxxx@db:port/app: port \"port\" is not a number from 1 to 65535\n"},
 		{name: "unknown scheme in the env file", dir: func() string {
 			d := t.TempDir()
-			writeFile(t, filepath.Join(d, ".env"), "DATABASE_URL=mongodb://app:hunter2@db/app\n")
+			writeFile(t, filepath.Join(d, ".env"), "DATABASE_URL=couchdb://app:hunter2@db/app\n")
 			return d
 		}(), args: []string{"sites"}, code: 2,
-			stderr: "siteplex: DATABASE_URL in .env: database URL scheme \"mongodb\" is unknown: use postgres:// or sqlite://\n"},
+			stderr: "siteplex: DATABASE_URL in .env: database URL scheme \"couchdb\" is unknown: use postgres://, mysql:// or sqlite://\n"},
 		{name: "unknown domain format field", dir: garbage, args: []string{"sites", "--domain-format", "{name}.localhost"}, code: 2,
-			stderr: "siteplex: domain format \"{name}.localhost\": unknown field {name} (use {slug}, {id}, {} or {0})\n"},
+			stderr: "siteplex: domain format \"{name}.localhost\": unknown field {name} (use {slug}, {id}, {schema}, {} or {0})\n"},
 		{name: "SQLite file missing", dir: empty, args: []string{"sites", "--db", "sqlite:///data/db.sqlite3"}, code: 1,
 			stderr: "siteplex: SQLite database " + filepath.Join(empty, "data", "db.sqlite3") + " does not exist (from --db): run `manage.py migrate`, or point siteplex at another database with --db\n"},
 		{name: "no database at all", dir: empty, args: []string{"sites"}, code: 1,

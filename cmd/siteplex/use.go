@@ -120,6 +120,11 @@ func runUseSet(ctx context.Context, f *Factory, opts *useOptions, key string) er
 				siteLabel(s), strings.Join(s.Problems, "; "))
 		}
 		site.Forced = true
+		if s.Source != sites.SourceDjangoSite && s.Source != sites.SourceConfig {
+			fmt.Fprintf(f.IO.Err, "siteplex: note: %s comes from %s, which picks the site from the Host header, not from SITE_ID: "+
+				"SITE_ID=%d only tells siteplex which site localhost serves (settings that read SITE_ID from the environment would take it for django_site row %d)\n",
+				siteLabel(s), s.Source, s.ID, s.ID)
+		}
 	}
 	val := strconv.FormatInt(id, 10)
 	ed, err := sites.SaveEnvKey(p.Env.Path, "SITE_ID", &val)

@@ -33,7 +33,7 @@ func NeedPython(t testing.TB, modules ...string) {
 			v, _ = imports.LoadOrStore(m, err)
 		}
 		if err, _ := v.(error); err != nil {
-			Missing(t, "%s cannot import %s (apt-get install -y python3-django python3-psycopg2): %v", Python, m, err)
+			Missing(t, "%s cannot import %s (apt-get install -y python3-django python3-psycopg2 python3-mysqldb python3-django-pgschemas): %v", Python, m, err)
 		}
 	}
 }
@@ -88,4 +88,23 @@ func Migrate(t testing.TB, dir string, env ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("manage.py migrate in %s: %v\n%s", dir, err, out)
 	}
+}
+
+// Manage runs `manage.py args…` with Debian's Python in dir, env added,
+// and returns its standard output; a failure fails the test with the
+// output.
+func Manage(t testing.TB, dir string, env []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Python, append([]string{"manage.py"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), append([]string{"PYTHONDONTWRITEBYTECODE=1"}, env...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("manage.py %s in %s: %v\n%s%s", strings.Join(args, " "), dir, err, out, stderr.String())
+	}
+	return string(out)
 }

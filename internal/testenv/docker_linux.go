@@ -29,3 +29,15 @@ func unmountUnder(dir string) {
 		syscall.Unmount(points[i], syscall.MNT_DETACH)
 	}
 }
+
+// serverProcAttr runs a database server as uid/gid (-1: as we are) in its
+// own process group, and ends it when the test binary goes, even on
+// SIGKILL (Go sets the parent-death signal after changing the user, so it
+// survives the switch).
+func serverProcAttr(uid, gid int) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	if uid >= 0 {
+		a.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
+	}
+	return a
+}

@@ -11,3 +11,13 @@ func dockerdSysProcAttr() *syscall.SysProcAttr {
 
 // unmountUnder does nothing: private engines are a Linux affair.
 func unmountUnder(string) {}
+
+// serverProcAttr runs a database server as uid/gid (-1: as we are) in its
+// own process group.
+func serverProcAttr(uid, gid int) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Setpgid: true}
+	if uid >= 0 {
+		a.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
+	}
+	return a
+}

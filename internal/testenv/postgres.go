@@ -92,13 +92,15 @@ func (p *Postgres) CreatePasswordRole(t testing.TB, role, password, db string) s
 	return u.String()
 }
 
-// Main runs the tests of a package that uses StartPostgres or StartDocker
-// and stops the cluster and the engine afterwards. Use it as the package's TestMain:
+// Main runs the tests of a package that uses StartPostgres, StartMariaDB or
+// StartDocker and stops the servers and the engine afterwards. Use it as
+// the package's TestMain:
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
 	StopPostgres()
+	StopMariaDB()
 	StopDocker()
 	os.Exit(code)
 }
@@ -243,11 +245,12 @@ func startPostgres() (*Postgres, error) {
 
 // DjangoDDL is the exact Django 3.2 DDL of the three tables siteplex reads
 // (django_site, multisite_alias, django_multisite_plus_site; see
-// reference/django-multisite.md §1), per engine ("postgres", "sqlite"), in
-// that order. Each element may hold several statements.
+// reference/django-multisite.md §1), per engine ("postgres", "sqlite",
+// "mysql"), in that order. Each element may hold several statements.
 var DjangoDDL = map[string][3]string{
 	"postgres": {pgSiteDDL, pgAliasDDL, pgPlusDDL},
 	"sqlite":   {sqliteSiteDDL, sqliteAliasDDL, sqlitePlusDDL},
+	"mysql":    {mysqlSiteDDL, mysqlAliasDDL, mysqlPlusDDL},
 }
 
 const (

@@ -1,7 +1,7 @@
 // Package testenv starts the real services siteplex's integration tests
-// need — a throw-away PostgreSQL cluster, a Docker engine — and decides
-// what a missing service means: a loud skip locally, a failure when
-// SITEPLEX_REQUIRE_ALL=1 (set by .ci/run).
+// need — a throw-away PostgreSQL cluster, a MariaDB server, a Docker
+// engine — and decides what a missing service means: a loud skip locally,
+// a failure when SITEPLEX_REQUIRE_ALL=1 (set by .ci/run).
 package testenv
 
 import (

@@ -1,5 +1,7 @@
 """Settings of the siteplex test project. SQLite by default; PostgreSQL
-when PGDATABASE is set (with PGHOST, PGPORT, PGUSER)."""
+when PGDATABASE is set (with PGHOST, PGPORT, PGUSER); MySQL/MariaDB through
+mysqlclient when MYSQL_DATABASE is set (with MYSQL_HOST, MYSQL_TCP_PORT,
+MYSQL_USER, MYSQL_PWD)."""
 import os
 from pathlib import Path
 
@@ -26,6 +28,18 @@ if os.environ.get("PGDATABASE"):
             "USER": os.environ.get("PGUSER", "postgres"),
             "HOST": os.environ.get("PGHOST", "127.0.0.1"),
             "PORT": os.environ.get("PGPORT", "5432"),
+        }
+    }
+elif os.environ.get("MYSQL_DATABASE"):
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": os.environ["MYSQL_DATABASE"],
+            "USER": os.environ.get("MYSQL_USER", "root"),
+            "PASSWORD": os.environ.get("MYSQL_PWD", ""),
+            "HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("MYSQL_TCP_PORT", "3306"),
+            "OPTIONS": {"charset": "utf8mb4"},
         }
     }
 else:
