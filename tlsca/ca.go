@@ -1,7 +1,6 @@
 package tlsca
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -139,7 +138,7 @@ func Ensure(dir string, opts EnsureOptions) (*CA, EnsureResult, error) {
 			return nil, Existing, err
 		}
 	}
-	if err := mkdirOwned(dir, opts.Owner); err != nil {
+	if err := opts.Owner.MkdirAll(dir); err != nil {
 		return nil, Existing, fmt.Errorf("tlsca: creating %s: %w", dir, err)
 	}
 	unlock, err := lockDir(dir, opts.Owner)
@@ -291,13 +290,14 @@ func (ca *CA) Domains() []string {
 	return out
 }
 
-// Scope describes what the CA may sign, for people: "localhost,
-// *.localhost, 127.0.0.0/8, ::1, example.gh, *.example.gh", or "any name"
-// for a CA without name constraints (one siteplex did not make).
-func (ca *CA) Scope() string {
+// Scope lists what the CA may sign, for people: "localhost",
+// "*.localhost", "127.0.0.0/8", "::1", "example.gh", "*.example.gh"; or
+// "any name" for a CA without name constraints (one siteplex did not
+// make).
+func (ca *CA) Scope() []string {
 	c := ca.Cert
 	if len(c.PermittedDNSDomains) == 0 && len(c.PermittedIPRanges) == 0 {
-		return "any name (the CA has no name constraints)"
+		return []string{"any name"}
 	}
 	var parts []string
 	for _, d := range c.PermittedDNSDomains {
@@ -314,7 +314,7 @@ func (ca *CA) Scope() string {
 			parts = append(parts, n.String())
 		}
 	}
-	return strings.Join(parts, ", ")
+	return parts
 }
 
 // Permits reports whether the CA's name constraints allow a leaf for name
@@ -432,15 +432,4 @@ func parseKeyPEM(data []byte) (crypto.Signer, error) {
 func publicKeyEqual(a, b crypto.PublicKey) bool {
 	ea, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && ea.Equal(b)
-}
-
-// certEqual reports whether two PEM or DER encodings hold the same
-// certificate.
-func certEqual(a, b []byte) bool { return bytes.Equal(derOf(a), derOf(b)) }
-
-func derOf(b []byte) []byte {
-	if p, _ := pem.Decode(b); p != nil {
-		return p.Bytes
-	}
-	return b
 }

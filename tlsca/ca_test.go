@@ -57,7 +57,7 @@ func TestEnsureCreatesCA(t *testing.T) {
 	if c.Subject.CommonName != "siteplex local CA alice@box" {
 		t.Fatalf("subject %v", c.Subject)
 	}
-	if got := ca.Scope(); got != "localhost, *.localhost, 127.0.0.0/8, ::1" {
+	if got := strings.Join(ca.Scope(), ", "); got != "localhost, *.localhost, 127.0.0.0/8, ::1" {
 		t.Fatalf("scope %q", got)
 	}
 

@@ -10,10 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mkdirOwned creates dir and any missing parents with mode 0700 and gives
-// the folders it created to owner (nil: leave them to the process).
+// MkdirAll creates dir and any missing parents with mode 0700 and gives
+// the folders it creates to o (a nil o leaves them to the process).
 // Existing folders are left as they are.
-func mkdirOwned(dir string, owner *Owner) error {
+func (o *Owner) MkdirAll(dir string) error {
 	var missing []string
 	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Lstat(d); err == nil {
@@ -30,7 +30,7 @@ func mkdirOwned(dir string, owner *Owner) error {
 		if err := os.Mkdir(missing[i], 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
-		if err := chown(missing[i], owner); err != nil {
+		if err := chown(missing[i], o); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,7 +142,7 @@ func (i *Issuer) certificate(name, asked string) (*tls.Certificate, error) {
 		return nil, i.refuse(name, "not a name siteplex routes")
 	}
 	if !i.ca.Permits(name) {
-		return nil, i.refuse(name, fmt.Sprintf("outside the names the local CA may sign (%s); run: siteplex trust --domain %s", i.ca.Scope(), name))
+		return nil, i.refuse(name, fmt.Sprintf("outside the names the local CA may sign (%s); run: siteplex trust --domain %s", strings.Join(i.ca.Scope(), ", "), name))
 	}
 	now := i.opts.Now()
 	i.mu.Lock()
@@ -261,7 +262,7 @@ func (i *Issuer) issue(name string, now time.Time) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := mkdirOwned(i.opts.CacheDir, i.opts.Owner); err != nil {
+	if err := i.opts.Owner.MkdirAll(i.opts.CacheDir); err != nil {
 		i.warn(fmt.Errorf("tlsca: leaf cache: %w", err))
 	} else {
 		data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
