@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -22,6 +23,11 @@ type SystemStore struct {
 	Ext     string
 	Refresh []string
 	Bundle  string
+	// Links is the folder where Refresh links each anchor and its
+	// OpenSSL hash (Debian's /etc/ssl/certs); "" when Refresh rebuilds
+	// its outputs whole. update-ca-certificates does not remove the links
+	// of an anchor that is gone, so Uninstall removes its own.
+	Links string
 }
 
 // File is where the CA named name is installed.
@@ -100,6 +106,9 @@ func (s *SystemStore) Uninstall(ctx context.Context, t Target) Result {
 	} else if err != nil {
 		return s.result(t, Failed, err.Error())
 	}
+	if err := s.removeLinks(t.Name); err != nil {
+		return s.result(t, Failed, err.Error())
+	}
 	if err := s.refresh(ctx); err != nil {
 		return s.result(t, Failed, err.Error())
 	}
@@ -114,6 +123,56 @@ func (s *SystemStore) refresh(ctx context.Context) error {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s: %v: %s", s.Command(), err, firstLine(out))
+	}
+	return nil
+}
+
+// removeLinks deletes, in s.Links, the link to name's anchor file and the
+// hash links to that link, which update-ca-certificates made and leaves
+// dangling once the anchor is gone. Links to anything else are kept. When
+// a removed hash link was not the last of its hash ("<hash>.0" ours,
+// "<hash>.1" another certificate's with the same subject hash), the later
+// ones move down one number, as OpenSSL looks them up from .0 on.
+func (s *SystemStore) removeLinks(name string) error {
+	if s.Links == "" {
+		return nil
+	}
+	own := name + ".pem"
+	ownPath := filepath.Join(s.Links, own)
+	if target, err := os.Readlink(ownPath); err == nil && target == s.File(name) {
+		if err := os.Remove(ownPath); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(s.Links)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type()&fs.ModeSymlink == 0 {
+			continue
+		}
+		p := filepath.Join(s.Links, e.Name())
+		if target, err := os.Readlink(p); err != nil || (target != own && target != ownPath) {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+		hash, num, ok := strings.Cut(e.Name(), ".")
+		n, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			continue
+		}
+		for ; ; n++ {
+			next := filepath.Join(s.Links, hash+"."+strconv.Itoa(n+1))
+			if _, err := os.Lstat(next); err != nil {
+				break
+			}
+			if err := os.Rename(next, filepath.Join(s.Links, hash+"."+strconv.Itoa(n))); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -9,9 +9,9 @@ import (
 // systemStores are the known layouts, in the order they are tried:
 // Fedora first (it has p11-kit's trust too), then Debian, then Arch.
 var systemStores = [...]SystemStore{
-	{"fedora", "/etc/pki/ca-trust/source/anchors", ".pem", []string{"update-ca-trust", "extract"}, "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"},
-	{"debian", "/usr/local/share/ca-certificates", ".crt", []string{"update-ca-certificates"}, "/etc/ssl/certs/ca-certificates.crt"},
-	{"arch", "/etc/ca-certificates/trust-source/anchors", ".crt", []string{"trust", "extract-compat"}, "/etc/ssl/certs/ca-certificates.crt"},
+	{"fedora", "/etc/pki/ca-trust/source/anchors", ".pem", []string{"update-ca-trust", "extract"}, "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", ""},
+	{"debian", "/usr/local/share/ca-certificates", ".crt", []string{"update-ca-certificates"}, "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs"},
+	{"arch", "/etc/ca-certificates/trust-source/anchors", ".crt", []string{"trust", "extract-compat"}, "/etc/ssl/certs/ca-certificates.crt", ""},
 }
 
 // ErrNoSystemStore means no known system trust store was found.

@@ -215,3 +215,51 @@ func TestSystemStoreLogic(t *testing.T) {
 		t.Fatalf("failing refresh: %+v", r)
 	}
 }
+
+// TestRemoveLinks: the links update-ca-certificates made for siteplex's
+// anchor go, everything else stays; a hash shared with another
+// certificate is renumbered.
+func TestRemoveLinks(t *testing.T) {
+	s := fakeStore(t)
+	s.Links = t.TempDir()
+	name := "siteplex-me-12345678"
+	other := filepath.Join(t.TempDir(), "other.crt")
+	os.WriteFile(other, newCA(t, filepath.Join(t.TempDir(), "o")).CertPEM, 0o644)
+	os.WriteFile(s.File(name), newCA(t, filepath.Join(t.TempDir(), "m")).CertPEM, 0o644)
+	links := map[string]string{
+		name + ".pem": s.File(name),
+		"aaaa0000.0":  name + ".pem",
+		"other.pem":   other,
+		"bbbb0000.0":  "other.pem",
+		"unrelated.0": "/nowhere",
+		"foreign.pem": filepath.Join(s.AnchorDir, "foreign.crt"),
+	}
+	for l, target := range links {
+		os.Symlink(target, filepath.Join(s.Links, l))
+	}
+	os.Remove(s.File(name))
+	if err := s.removeLinks(name); err != nil {
+		t.Fatal(err)
+	}
+	for l := range links {
+		_, err := os.Lstat(filepath.Join(s.Links, l))
+		gone := err != nil
+		if want := l == name+".pem" || l == "aaaa0000.0"; gone != want {
+			t.Errorf("%s: gone %v, want %v", l, gone, want)
+		}
+	}
+	// A shared hash: ours is .0, another certificate's .1.
+	os.Symlink(s.File(name), filepath.Join(s.Links, name+".pem"))
+	os.WriteFile(s.File(name), []byte("x"), 0o644)
+	os.Symlink(name+".pem", filepath.Join(s.Links, "cccc0000.0"))
+	os.Symlink("other.pem", filepath.Join(s.Links, "cccc0000.1"))
+	if err := s.removeLinks(name); err != nil {
+		t.Fatal(err)
+	}
+	if target, _ := os.Readlink(filepath.Join(s.Links, "cccc0000.0")); target != "other.pem" {
+		t.Fatalf("cccc0000.0 -> %q, want the other certificate's link moved down", target)
+	}
+	if _, err := os.Lstat(filepath.Join(s.Links, "cccc0000.1")); err == nil {
+		t.Fatal("cccc0000.1 kept")
+	}
+}
