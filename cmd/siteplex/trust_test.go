@@ -287,6 +287,7 @@ step curl_before curl -sS --resolve "$RESOLVE" "$URL"
 step trust asroot "${TRUST_CMD#sudo }"
 step status sh -c 'ls /usr/local/share/ca-certificates; grep -c "BEGIN CERTIFICATE" /etc/ssl/certs/ca-certificates.crt'
 step curl_trusted curl -sS --http2 -w '\nhttp_version=%{http_version}\n' --resolve "$RESOLVE" "$URL"
+step doctor setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$NOBODY_HOME" SITEPLEX_CAROOT="$CAROOT" XDG_DATA_HOME= "$BIN" doctor --json --project "$NOBODY_HOME"
 step trust_again asroot "${TRUST_CMD#sudo }"
 step untrust_user setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$NOBODY_HOME" SITEPLEX_CAROOT="$CAROOT" XDG_DATA_HOME= "$BIN" untrust --delete
 UNTRUST_CMD=$(sed -n 's/^  sudo //p' "$OUT/untrust_user.err")
@@ -316,6 +317,11 @@ exit 0`
 	if o, e, rc := step("curl_trusted"); rc != "0" || !strings.Contains(o, "served-over-https host=gh.localhost:"+port+" proto=HTTP/2.0") || !strings.Contains(o, "http_version=2") {
 		s, _, _ := step("status")
 		t.Fatalf("curl without --cacert after trust: exit %s\n%s%s\nstore: %s", rc, o, e, s)
+	}
+	if o, e, _ := step("doctor"); !strings.Contains(o, `"name": "https_trust",
+      "status": "ok",
+      "detail": "system: trusted`) {
+		t.Fatalf("doctor after trust does not see the system store trust it:\n%s%s", o, e)
 	}
 	if o, _, rc := step("trust_again"); rc != "0" || !strings.Contains(o, "system  already") {
 		t.Fatalf("second trust: exit %s\n%s", rc, o)
