@@ -90,7 +90,7 @@ func (s *SystemStore) Install(ctx context.Context, t Target) Result {
 	if !s.bundleHas(t) {
 		return s.result(t, Failed, fmt.Sprintf("%s ran, but %s does not list the CA", s.Command(), s.Bundle))
 	}
-	return s.result(t, Installed, "in "+s.Bundle+" (ran "+s.Command()+")")
+	return s.result(t, Installed, "in "+s.Bundle+"; ran "+s.Command())
 }
 
 // Uninstall removes t's anchor file and runs the refresh command. Nothing

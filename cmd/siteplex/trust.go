@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -304,17 +305,20 @@ func systemStore(ctx context.Context, f *Factory, opts *trustOptions, certFile s
 			Detail: "changing the system store needs root", Command: line}, argv
 	}
 	fmt.Fprintf(f.IO.Err, "siteplex: the system trust store needs root; running: %s\n", line)
+	// sudo asks for the password on the terminal itself; the sudo run's
+	// report is shown only when it fails, this one says what it did.
+	var report bytes.Buffer
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, f.IO.Out, f.IO.Err
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, &report, f.IO.Err
 	if err := cmd.Run(); err != nil {
+		f.IO.Err.Write(report.Bytes())
 		return truststore.Result{Store: truststore.System, Location: st.File(target.Name), Status: truststore.Failed,
 			Detail: fmt.Sprintf("%s: %v", line, err), Command: line}, nil
 	}
-	// The sudo run printed its own report; check what it left.
 	r := st.Status(target)
 	switch {
 	case install && r.Status == truststore.Trusted:
-		r.Status, r.Detail = truststore.Installed, "through sudo"
+		r.Status, r.Detail = truststore.Installed, "through sudo; "+r.Detail
 	case !install && r.Status == truststore.Absent:
 		r.Status, r.Detail = truststore.Removed, "through sudo"
 	default:

@@ -230,27 +230,8 @@ func runAsNobody(t *testing.T, bin string, env []string, args ...string) (stdout
 //     removes the CA and its files, and both folders are byte for byte as
 //     they were.
 func TestTrustSystemStore(t *testing.T) {
-	for _, tool := range []string{"unshare", "mount", "curl", "update-ca-certificates", "cp"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			testenv.Missing(t, "%s (util-linux, mount, curl, ca-certificates): %v", tool, err)
-		}
-	}
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "root, for a private mount namespace")
-	}
-	if err := exec.Command("unshare", "-m", "true").Run(); err != nil {
-		testenv.Missing(t, "unshare -m is not permitted here (%v)", err)
-	}
-	const localCerts, etcCerts, hooks = "/usr/local/share/ca-certificates", "/etc/ssl/certs", "/etc/ca-certificates/update.d"
-	for _, d := range []string{localCerts, etcCerts} {
-		if _, err := os.Stat(d); err != nil {
-			testenv.Missing(t, "the Debian trust store folder %s: %v", d, err)
-		}
-	}
+	ns := newStoreNamespace(t)
 	bin := buildSiteplex(t)
-	realBefore := treeListing(t, localCerts) + treeListing(t, etcCerts)
-	localCopy, etcCopy := copyTree(t, localCerts), copyTree(t, etcCerts)
-	before := treeListing(t, localCopy) + treeListing(t, etcCopy)
 
 	base := worldReadableDir(t)
 	caroot, nobodyHome := filepath.Join(base, "ca"), filepath.Join(base, "home")
@@ -276,13 +257,10 @@ func TestTrustSystemStore(t *testing.T) {
 	resolve := "gh.localhost:" + port + ":127.0.0.1"
 
 	out := t.TempDir()
-	emptyHooks := t.TempDir()
 	script := `set -u
 step() { name=$1; shift; "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"; echo $? >"$OUT/$name.rc"; }
 asroot() { eval "env SUDO_UID=65534 SUDO_GID=65534 SUDO_USER=nobody HOME=/root $1"; }
-mount --bind "$LOCAL_COPY" /usr/local/share/ca-certificates || exit 90
-mount --bind "$ETC_COPY" /etc/ssl/certs || exit 91
-if [ -d "$HOOKS" ]; then mount --bind "$EMPTY_HOOKS" "$HOOKS" || exit 92; fi
+` + ns.mounts + `
 step curl_before curl -sS --resolve "$RESOLVE" "$URL"
 step trust asroot "${TRUST_CMD#sudo }"
 step status sh -c 'ls /usr/local/share/ca-certificates; grep -c "BEGIN CERTIFICATE" /etc/ssl/certs/ca-certificates.crt'
@@ -295,8 +273,7 @@ step untrust asroot "$UNTRUST_CMD"
 step curl_after curl -sS --resolve "$RESOLVE" "$URL"
 exit 0`
 	cmd := exec.Command("unshare", "-m", "sh", "-c", script)
-	cmd.Env = append(os.Environ(), "OUT="+out, "LOCAL_COPY="+localCopy, "ETC_COPY="+etcCopy, "HOOKS="+hooks,
-		"EMPTY_HOOKS="+emptyHooks, "RESOLVE="+resolve, "URL="+url, "TRUST_CMD="+wantTrust, "BIN="+bin,
+	cmd.Env = append(os.Environ(), "OUT="+out, "RESOLVE="+resolve, "URL="+url, "TRUST_CMD="+wantTrust, "BIN="+bin,
 		"NOBODY_HOME="+nobodyHome, "CAROOT="+caroot)
 	if o, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("namespace script: %v\n%s", err, o)
@@ -339,12 +316,150 @@ exit 0`
 	if _, err := os.Stat(caroot); err == nil {
 		t.Fatal("untrust --delete left the CA folder")
 	}
-	if after := treeListing(t, localCopy) + treeListing(t, etcCopy); after != before {
-		t.Fatalf("trust + untrust did not restore the store byte for byte:\n%s", listingDiff(before, after))
+	ns.verifyRestored()
+}
+
+// storeNamespace is a private mount namespace's view of the Debian trust
+// store: copies of /usr/local/share/ca-certificates and /etc/ssl/certs,
+// and an empty update hooks folder (the Java keystore hook would touch
+// /var/lib outside the copies).
+type storeNamespace struct {
+	t *testing.T
+	// mounts is the shell code, run first inside `unshare -m`, that
+	// mounts the copies over the real folders.
+	mounts                   string
+	copies, reals            []string
+	copiesBefore, realBefore string
+}
+
+func newStoreNamespace(t *testing.T) *storeNamespace {
+	t.Helper()
+	for _, tool := range []string{"unshare", "mount", "curl", "update-ca-certificates", "cp", "setpriv"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			testenv.Missing(t, "%s (util-linux, mount, curl, ca-certificates): %v", tool, err)
+		}
 	}
-	if realAfter := treeListing(t, localCerts) + treeListing(t, etcCerts); realAfter != realBefore {
-		t.Fatalf("the machine's own trust store changed:\n%s", listingDiff(realBefore, realAfter))
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "root, for a private mount namespace")
 	}
+	if err := exec.Command("unshare", "-m", "true").Run(); err != nil {
+		testenv.Missing(t, "unshare -m is not permitted here (%v)", err)
+	}
+	ns := &storeNamespace{t: t, reals: []string{"/usr/local/share/ca-certificates", "/etc/ssl/certs"}}
+	var b strings.Builder
+	for i, d := range ns.reals {
+		if _, err := os.Stat(d); err != nil {
+			testenv.Missing(t, "the Debian trust store folder %s: %v", d, err)
+		}
+		ns.copies = append(ns.copies, copyTree(t, d))
+		fmt.Fprintf(&b, "mount --bind %s %s || exit %d\n", ns.copies[i], d, 90+i)
+	}
+	if hooks := "/etc/ca-certificates/update.d"; dirExists(hooks) {
+		fmt.Fprintf(&b, "mount --bind %s %s || exit 92\n", t.TempDir(), hooks)
+	}
+	ns.mounts = b.String()
+	ns.realBefore, ns.copiesBefore = ns.listing(ns.reals), ns.listing(ns.copies)
+	return ns
+}
+
+func dirExists(d string) bool { st, err := os.Stat(d); return err == nil && st.IsDir() }
+
+func (ns *storeNamespace) listing(dirs []string) string {
+	var b strings.Builder
+	for _, d := range dirs {
+		b.WriteString(treeListing(ns.t, d))
+	}
+	return b.String()
+}
+
+// verifyRestored fails the test unless the copies are byte for byte as
+// they were, and the machine's own folders were never changed.
+func (ns *storeNamespace) verifyRestored() {
+	ns.t.Helper()
+	if after := ns.listing(ns.copies); after != ns.copiesBefore {
+		ns.t.Fatalf("trust + untrust did not restore the store byte for byte:\n%s", listingDiff(ns.copiesBefore, after))
+	}
+	if after := ns.listing(ns.reals); after != ns.realBefore {
+		ns.t.Fatalf("the machine's own trust store changed:\n%s", listingDiff(ns.realBefore, after))
+	}
+}
+
+// TestTrustSudoInTmux is the interactive hand-off: in a terminal, as uid
+// 65534, `trust --store system` runs `sudo siteplex trust …` itself (a
+// real sudo, allowed by a sudoers file bind-mounted over /etc/sudoers in
+// the private namespace), then `untrust --delete` does the same; the store
+// copies come back byte for byte.
+func TestTrustSudoInTmux(t *testing.T) {
+	for _, tool := range []string{"tmux", "sudo"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			testenv.Missing(t, "%s is not installed: the sudo hand-off test needs it", tool)
+		}
+	}
+	ns := newStoreNamespace(t)
+	bin := buildSiteplex(t)
+	base := worldReadableDir(t)
+	os.Chmod(base, 0o777)
+	caroot, home := filepath.Join(base, "ca"), filepath.Join(base, "home")
+	os.Mkdir(home, 0o777)
+	private := t.TempDir()
+	sudoers := filepath.Join(private, "sudoers")
+	rules := "Defaults env_reset\nDefaults !lecture\nroot ALL=(ALL:ALL) ALL\nnobody ALL=(root) NOPASSWD: " + bin + "\n"
+	if err := os.WriteFile(sudoers, []byte(rules), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	// The CA first (as the user), so the test server can use it.
+	if _, _, code := runAsNobody(t, bin, []string{"HOME=" + home, "SITEPLEX_CAROOT=" + caroot}, "trust", "--store", "none"); code != 0 {
+		t.Fatal("trust --store none as uid 65534 failed")
+	}
+	port := httpsTestServer(t, caroot, "gh.localhost")
+	asUser := fmt.Sprintf("setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=%s SITEPLEX_CAROOT=%s XDG_DATA_HOME=", home, caroot)
+	script := filepath.Join(private, "run.sh")
+	exitFile := filepath.Join(private, "exit")
+	body := ns.mounts + fmt.Sprintf(`mount --bind %s /etc/sudoers || exit 93
+%[2]s %[3]s trust --store system; echo $? > %[4]s/trust.rc
+%[2]s curl -sS --resolve gh.localhost:%[5]s:127.0.0.1 https://gh.localhost:%[5]s/ > %[4]s/curl.out 2>&1; echo $? > %[4]s/curl.rc
+%[2]s %[3]s untrust --delete --store system; echo $? > %[4]s/untrust.rc
+`, sudoers, asUser, bin, private, port)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := &tmuxSession{t: t, socket: fmt.Sprintf("siteplex-trust-test-%d", os.Getpid())}
+	if out, err := s.tmux("-f", "/dev/null", "new-session", "-d", "-s", "demo", "-x", "200", "-y", "50",
+		"sh", "-c", fmt.Sprintf("unshare -m sh %s; echo $? > %s; sleep 600", script, exitFile)); err != nil {
+		t.Fatalf("tmux new-session: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _, _ = s.tmux("kill-server") })
+	s.waitExit("the trust script", exitFile)
+	screen := s.screen()
+	rc := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join(private, name+".rc"))
+		return strings.TrimSpace(string(b))
+	}
+	for _, want := range []string{
+		"siteplex: the system trust store needs root; running: sudo " + bin + " trust --store system --caroot " + caroot,
+		"system  installed    /usr/local/share/ca-certificates/siteplex-nobody-",
+		"(through sudo; in /etc/ssl/certs/ca-certificates.crt)",
+		"system  removed      /usr/local/share/ca-certificates/siteplex-nobody-",
+		"running: sudo " + bin + " untrust --store system --caroot " + caroot + " --delete",
+		"local CA: deleted " + caroot,
+	} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("the terminal lacks %q:\n%s", want, screen)
+		}
+	}
+	if n := strings.Count(screen, "local CA: "); n != 2 {
+		t.Errorf("%d reports on the terminal, want one per command:\n%s", n, screen)
+	}
+	if rc("trust") != "0" || rc("untrust") != "0" {
+		t.Fatalf("exit statuses: trust %s, untrust %s; screen:\n%s", rc("trust"), rc("untrust"), screen)
+	}
+	if b, _ := os.ReadFile(filepath.Join(private, "curl.out")); rc("curl") != "0" || !strings.Contains(string(b), "served-over-https host=gh.localhost") {
+		t.Fatalf("curl without --cacert between trust and untrust: exit %s\n%s", rc("curl"), b)
+	}
+	if _, err := os.Stat(caroot); err == nil {
+		t.Fatal("untrust --delete through sudo left the CA")
+	}
+	ns.verifyRestored()
 }
 
 func listingDiff(a, b string) string {
