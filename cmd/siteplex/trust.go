@@ -70,12 +70,17 @@ again changes nothing. 'siteplex untrust' undoes it.`,
 			return trustRun(cmd.Context(), f, opts)
 		},
 	}
+	addTrustFlags(cmd, opts, "where to install the CA: system, nss, all or none")
+	cmd.Flags().StringArrayVar(&opts.Domains, "domain", nil, "a domain (and its subdomains) the CA may sign besides *.localhost, e.g. a site's real domain (repeatable)")
+	return cmd
+}
+
+// addTrustFlags adds the flags trust and untrust share.
+func addTrustFlags(cmd *cobra.Command, opts *trustOptions, storeHelp string) {
 	fl := cmd.Flags()
-	fl.StringVar(&opts.Store, "store", "all", "where to install the CA: system, nss, all or none")
-	fl.StringArrayVar(&opts.Domains, "domain", nil, "a domain (and its subdomains) the CA may sign besides *.localhost, e.g. a site's real domain (repeatable)")
+	fl.StringVar(&opts.Store, "store", "all", storeHelp)
 	fl.StringVar(&opts.CARoot, "caroot", "", "the CA folder (default $SITEPLEX_CAROOT, else $XDG_DATA_HOME/siteplex/ca)")
 	fl.BoolVar(&opts.JSON, "json", false, "print one JSON object (the format is stable)")
-	return cmd
 }
 
 func newCmdUntrust(f *Factory) *cobra.Command {
@@ -96,11 +101,8 @@ certificates) are deleted too, after the stores no longer list it.`,
 			return untrustRun(cmd.Context(), f, opts)
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&opts.Store, "store", "all", "where to remove the CA from: system, nss, all or none")
-	fl.BoolVar(&opts.Delete, "delete", false, "also delete the CA files (its key, certificate and leaf cache)")
-	fl.StringVar(&opts.CARoot, "caroot", "", "the CA folder (default $SITEPLEX_CAROOT, else $XDG_DATA_HOME/siteplex/ca)")
-	fl.BoolVar(&opts.JSON, "json", false, "print one JSON object (the format is stable)")
+	addTrustFlags(cmd, opts, "where to remove the CA from: system, nss, all or none")
+	cmd.Flags().BoolVar(&opts.Delete, "delete", false, "also delete the CA files (its key, certificate and leaf cache)")
 	return cmd
 }
 
@@ -140,8 +142,7 @@ func trustEnv(f *Factory, opts *trustOptions) (tlsca.User, string, error) {
 }
 
 func trustRun(ctx context.Context, f *Factory, opts *trustOptions) error {
-	system, nss, err := trustStores(opts.Store)
-	if err != nil {
+	if _, _, err := trustStores(opts.Store); err != nil {
 		return err
 	}
 	for _, d := range opts.Domains {
@@ -162,30 +163,45 @@ func trustRun(ctx context.Context, f *Factory, opts *trustOptions) error {
 		Name: truststore.NameFor(caroot, u), Fingerprint: ca.Fingerprint(), NotAfter: &ca.Cert.NotAfter,
 		Scope: ca.Scope(), Stores: []truststore.Result{}}
 	target := truststore.Target{Name: rep.Name, CertPEM: ca.CertPEM}
+	handoff := changeStores(ctx, f, opts, u, &rep, target, true)
+	if err := writeTrust(f, opts, &rep); err != nil {
+		return err
+	}
+	return trustOutcome(rep.Stores, handoff)
+}
+
+// changeStores installs (install true) or removes target in the stores
+// --store names, adding the results to rep. It returns the sudo command
+// when the system store is left for the user to run it.
+func changeStores(ctx context.Context, f *Factory, opts *trustOptions, u tlsca.User, rep *trustReport, target truststore.Target, install bool) []string {
+	system, nss, _ := trustStores(opts.Store)
 	if nss {
 		rep.Stores = append(rep.Stores, nssEach(u, func(c *truststore.Certutil, db truststore.NSSDB) truststore.Result {
-			return c.Install(ctx, db, target)
+			if install {
+				return c.Install(ctx, db, target)
+			}
+			return c.Uninstall(ctx, db, target)
 		})...)
 	}
-	var handoff []string
-	if system {
-		r, argv := systemStore(ctx, f, opts, rep.CertFile, target, true)
-		rep.Stores = append(rep.Stores, r)
-		handoff = argv
+	if !system {
+		return nil
 	}
+	r, handoff := systemStore(ctx, f, opts, rep.CertFile, target, install)
+	rep.Stores = append(rep.Stores, r)
+	return handoff
+}
+
+// writeTrust prints rep as JSON or for people.
+func writeTrust(f *Factory, opts *trustOptions, rep *trustReport) error {
 	if opts.JSON {
-		if err := writeJSON(f.IO.Out, rep); err != nil {
-			return err
-		}
-	} else {
-		printTrust(f, &rep)
+		return writeJSON(f.IO.Out, rep)
 	}
-	return trustOutcome(f, rep.Stores, handoff)
+	printTrust(f, rep)
+	return nil
 }
 
 func untrustRun(ctx context.Context, f *Factory, opts *trustOptions) error {
-	system, nss, err := trustStores(opts.Store)
-	if err != nil {
+	if _, _, err := trustStores(opts.Store); err != nil {
 		return err
 	}
 	u, caroot, err := trustEnv(f, opts)
@@ -209,17 +225,7 @@ func untrustRun(ctx context.Context, f *Factory, opts *trustOptions) error {
 			target.CertPEM = b
 		}
 	}
-	if nss {
-		rep.Stores = append(rep.Stores, nssEach(u, func(c *truststore.Certutil, db truststore.NSSDB) truststore.Result {
-			return c.Uninstall(ctx, db, target)
-		})...)
-	}
-	var handoff []string
-	if system {
-		r, argv := systemStore(ctx, f, opts, rep.CertFile, target, false)
-		rep.Stores = append(rep.Stores, r)
-		handoff = argv
-	}
+	handoff := changeStores(ctx, f, opts, u, &rep, target, false)
 	removedEverywhere := true
 	for _, r := range rep.Stores {
 		removedEverywhere = removedEverywhere && r.OK()
@@ -234,22 +240,22 @@ func untrustRun(ctx context.Context, f *Factory, opts *trustOptions) error {
 			rep.CA = "deleted"
 		}
 	}
-	if opts.JSON {
-		if err := writeJSON(f.IO.Out, rep); err != nil {
-			return err
-		}
-	} else {
-		printTrust(f, &rep)
+	if err := writeTrust(f, opts, &rep); err != nil {
+		return err
 	}
 	if opts.Delete && !removedEverywhere && rep.CA == "kept" {
 		fmt.Fprintln(f.IO.Err, "siteplex: the CA files were kept: a store still lists the CA (see above)")
 	}
-	return trustOutcome(f, rep.Stores, handoff)
+	return trustOutcome(rep.Stores, handoff)
 }
 
 // nssEach runs do on every NSS database of u; without certutil, or
 // outside Linux, it says why in one result.
 func nssEach(u tlsca.User, do func(*truststore.Certutil, truststore.NSSDB) truststore.Result) []truststore.Result {
+	if !filepath.IsAbs(u.Home) {
+		return []truststore.Result{{Store: truststore.NSS, Status: truststore.Failed,
+			Detail: fmt.Sprintf("no home folder for %s (HOME=%q): the browsers' databases live there", u.Name, u.Home)}}
+	}
 	dbs := truststore.NSSDatabases(u.Home)
 	if dbs == nil {
 		return []truststore.Result{{Store: truststore.NSS, Status: truststore.Unsupported,
@@ -376,7 +382,7 @@ func printTrust(f *Factory, rep *trustReport) {
 
 // trustOutcome is the exit: 0 when every store is as asked; else 1, with
 // the sudo command to run for a store that needs root, or the reasons.
-func trustOutcome(f *Factory, results []truststore.Result, handoff []string) error {
+func trustOutcome(results []truststore.Result, handoff []string) error {
 	var failed []string
 	for _, r := range results {
 		switch {

@@ -82,7 +82,9 @@ func HTTPSTrust(ctx context.Context, ca *tlsca.CA, u tlsca.User) Check {
 	} else {
 		results = append(results, st.Status(target))
 	}
-	if dbs := truststore.NSSDatabases(u.Home); dbs != nil {
+	if !filepath.IsAbs(u.Home) {
+		results = append(results, truststore.Result{Store: truststore.NSS, Status: truststore.Unsupported, Detail: "no home folder: browsers' databases not checked"})
+	} else if dbs := truststore.NSSDatabases(u.Home); dbs != nil {
 		if c, err := truststore.NewCertutil(u.Owner()); err != nil {
 			results = append(results, truststore.Result{Store: truststore.NSS, Status: truststore.Unsupported, Detail: err.Error()})
 		} else {
