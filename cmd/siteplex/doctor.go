@@ -17,6 +17,7 @@ import (
 
 	"github.com/siteplex/siteplex/internal/doctor"
 	"github.com/siteplex/siteplex/sites"
+	"github.com/siteplex/siteplex/tlsca"
 )
 
 type doctorOptions struct {
@@ -34,8 +35,8 @@ the project folder, siteplex.toml and the env file, the database and its tables
 (and where siteplex found it), what the project's Django says about itself (the
 settings module, the SITE_ID kind, ALLOWED_HOSTS against the routed names, the
 site frameworks, the overlay), Python with Django and manage.py, the proxy's port
-(default 127.0.0.1:80 and [::1]:80), the hosts file, Docker and *.localhost
-resolution.
+(default 127.0.0.1:80 and [::1]:80), the hosts file, Docker, *.localhost
+resolution, and the local HTTPS CA (there, its expiry, which stores trust it).
 
 It changes nothing. Exit status 1 when any check fails (warnings don't count).`,
 		Example: `  $ siteplex doctor
@@ -148,12 +149,25 @@ func machineChecks(ctx context.Context, getenv func(string) string, hostsFile st
 			names = append(names, n)
 		}
 	}
-	return []doctor.Check{
+	checks := []doctor.Check{
 		doctor.ProxyPort(ctx, listen),
 		doctor.HostsFile(hostsFile),
 		doctor.Docker(ctx, getenv("DOCKER_HOST"), dockerNeeded),
 		doctor.Resolution(ctx, net.DefaultResolver, names),
 	}
+	return append(checks, httpsChecks(ctx, getenv)...)
+}
+
+// httpsChecks are the checks of the local CA (docs/https.md): it exists
+// and loads, its expiry, and which stores trust it.
+func httpsChecks(ctx context.Context, getenv func(string) string) []doctor.Check {
+	u, err := tlsca.CurrentUser(getenv)
+	if err != nil && getenv("SITEPLEX_CAROOT") == "" {
+		fail := doctor.Check{Name: doctor.NameHTTPSCA, Status: doctor.Fail, Detail: err.Error(), Fix: "set HOME, or SITEPLEX_CAROOT to the CA folder"}
+		return []doctor.Check{fail, doctor.HTTPSCAExpiry(nil, time.Now()), doctor.HTTPSTrust(ctx, nil, u)}
+	}
+	caCheck, ca := doctor.HTTPSCA(tlsca.Root(getenv, u))
+	return []doctor.Check{caCheck, doctor.HTTPSCAExpiry(ca, time.Now()), doctor.HTTPSTrust(ctx, ca, u)}
 }
 
 // loadForDoctor loads the project like every command does; when that fails

@@ -15,7 +15,8 @@ import (
 )
 
 // doctorNames is the order of the checks in `doctor --json` (a contract).
-var doctorNames = []string{"project", "config", "env_file", "database", "django_settings", "site_id", "allowed_hosts", "frameworks", "overlay", "python", "proxy_port", "hosts_file", "docker", "localhost_resolution"}
+var doctorNames = []string{"project", "config", "env_file", "database", "django_settings", "site_id", "allowed_hosts", "frameworks", "overlay", "python", "proxy_port", "hosts_file", "docker", "localhost_resolution",
+	"https_ca", "https_ca_expiry", "https_trust"}
 
 // deadDockerHost returns a DOCKER_HOST whose socket exists but has no
 // listener.

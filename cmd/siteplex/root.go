@@ -158,6 +158,8 @@ func commands(f *Factory) []*cobra.Command {
 		newCmdUse(f),
 		newCmdDomains(f),
 		newCmdDoctor(f),
+		newCmdTrust(f),
+		newCmdUntrust(f),
 		newCmdDemo(f),
 		newCmdDemoSite(f),
 		newCmdDockerReaper(f),
