@@ -121,10 +121,10 @@ func StartParent(ctx context.Context, spec ParentSpec) (*Parent, error) {
 	}
 	ours := os.NewFile(uintptr(fds[0]), "preload-socket")
 	theirs := os.NewFile(uintptr(fds[1]), "preload-socket-parent")
-	defer theirs.Close()
 	fc, err := net.FileConn(ours)
 	ours.Close()
 	if err != nil {
+		theirs.Close()
 		return nil, &Unavailable{Reason: fmt.Sprintf("preload socket: %v", err), Err: err}
 	}
 	conn := fc.(*net.UnixConn)
@@ -153,11 +153,14 @@ func StartParent(ctx context.Context, spec ParentSpec) (*Parent, error) {
 	}
 	outW, errW, err := p.out.start(spec.Stdout, p.tail)
 	if err != nil {
+		theirs.Close()
 		conn.Close()
 		return nil, &Unavailable{Reason: err.Error(), Err: err}
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	err = cmd.Start()
+	// Only the parent may hold its end: its exit must read as EOF here.
+	theirs.Close()
 	outW.Close()
 	errW.Close()
 	if err != nil {

@@ -1,7 +1,11 @@
 package preload
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,5 +82,106 @@ func TestKillChild(t *testing.T) {
 	again := fork(t, p, 3)
 	if w := getWhoami(t, again.Addr()); fmt.Sprint(w.SiteID) != "3" {
 		t.Errorf("re-forked site answered %v", w.SiteID)
+	}
+}
+
+// kill -9 of the parent: its children die with it (parent-death signal),
+// their Wait says so, Fork fails with ErrParentGone, and a new parent boots.
+func TestKillParent(t *testing.T) {
+	dir := copyFixture(t)
+	p, _ := startParent(t, dir)
+	a, b := fork(t, p, 1), fork(t, p, 2)
+	if err := syscall.Kill(p.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*site{a, b} {
+		code, err := s.Wait()
+		if !errors.Is(err, ErrParentGone) || code != -1 {
+			t.Errorf("site %d Wait = %d, %v; want -1 and ErrParentGone", s.id, code, err)
+		}
+	}
+	if left := waitGone([]int{p.PID(), a.PID(), b.PID()}, 5*time.Second); len(left) > 0 {
+		t.Fatalf("still alive after the parent's kill -9: %v", left)
+	}
+	<-p.Done()
+	if err := p.Err(); !errors.Is(err, ErrParentGone) || !strings.Contains(err.Error(), "signal 9") {
+		t.Errorf("Err = %v, want ErrParentGone naming signal 9", err)
+	}
+	_, err := p.Fork(context.Background(), ChildSpec{SiteID: 1, Port: freePort(t)})
+	if !errors.Is(err, ErrParentGone) {
+		t.Errorf("Fork on a dead parent = %v, want ErrParentGone", err)
+	}
+	p2, _ := startParent(t, dir)
+	if w := getWhoami(t, fork(t, p2, 2).Addr()); fmt.Sprint(w.SiteID) != "2" {
+		t.Errorf("site from the new parent answered %v", w.SiteID)
+	}
+}
+
+// Stop of a child: SIGTERM to its group; runserver dies of it (143).
+func TestStopChild(t *testing.T) {
+	dir := copyFixture(t)
+	p, _ := startParent(t, dir)
+	s := fork(t, p, 1)
+	if err := s.Stop(context.Background(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := s.Wait(); code != 143 || err != nil {
+		t.Errorf("Wait after Stop = %d, %v; want 143, nil", code, err)
+	}
+	if alive(s.PID()) {
+		t.Errorf("child %d alive after Stop", s.PID())
+	}
+	// A child that exits by itself reports its status.
+	d := fork(t, p, 2)
+	_, _, _ = get(d.Addr(), "", "/die/?code=7")
+	if code, err := d.Wait(); code != 7 || err != nil {
+		t.Errorf("Wait after /die/?code=7 = %d, %v", code, err)
+	}
+	if !strings.Contains(d.out.String(), "exiting with 7") {
+		t.Errorf("the child's last words are missing from its stdout:\n%s", d.out)
+	}
+}
+
+// Close stops the children (SIGTERM, reported by the parent) and the parent.
+func TestCloseParent(t *testing.T) {
+	dir := copyFixture(t)
+	p, _ := startParent(t, dir)
+	a, b := fork(t, p, 1), fork(t, p, 2)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*site{a, b} {
+		if code, err := s.Wait(); code != 143 || err != nil {
+			t.Errorf("site %d Wait after Close = %d, %v; want 143, nil", s.id, code, err)
+		}
+	}
+	if left := waitGone([]int{p.PID(), a.PID(), b.PID()}, 0); len(left) > 0 {
+		t.Errorf("alive after Close: %v", left)
+	}
+	if err := p.Err(); !errors.Is(err, ErrParentGone) || !strings.Contains(err.Error(), "stopped") {
+		t.Errorf("Err after Close = %v", err)
+	}
+}
+
+// The child's environment: Env overrides reach os.environ, and every
+// forked process still shows the parent's exec-time environment in
+// /proc/PID/environ, so the parent's SITEPLEX_PROC token finds them all
+// (the pid-file sweep relies on it).
+func TestChildEnvironment(t *testing.T) {
+	dir := copyFixture(t)
+	p, _ := startParent(t, dir)
+	s := fork(t, p, 5, "SITEPLEX_PROC=child-token", "FIXTURE_COLOR=teal")
+	for k, want := range map[string]string{"FIXTURE_COLOR": "teal", "SITE_ID": "5", "SITEPLEX_PROC": "child-token"} {
+		_, b, err := get(s.Addr(), "", "/env/?k="+k)
+		if err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("/env/?k=%s = %s, %v; want %q", k, b, err, want)
+		}
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", s.PID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(env, []byte("SITEPLEX_PROC=test-"+t.Name()+"\x00")) {
+		t.Errorf("/proc/%d/environ lacks the parent's token", s.PID())
 	}
 }
