@@ -132,11 +132,14 @@ func alive(pid int) bool {
 
 // setParentAttr puts the warm parent in its own process group (a Ctrl-C
 // to siteplex's group does not reach it; Stop can kill the group) and has
-// the kernel SIGKILL it when siteplex dies (Pdeathsig fires when the
-// thread that forked it exits; Go ends threads only for goroutines that
-// exit while locked to them, which StartParent never does).
+// the kernel send it SIGTERM when siteplex dies: the parent then SIGKILLs
+// its children's groups, grandchildren included, and exits. (Pdeathsig
+// fires when the thread that forked it exits; Go ends threads only for
+// goroutines that exit while locked to them, which StartParent never
+// does.) Should the parent not die of it, it sees its socket close and
+// stops all the same.
 func setParentAttr(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }
 
 // outputs copies a process's stdout and stderr pipes to their writers.

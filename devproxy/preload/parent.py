@@ -85,6 +85,7 @@ class Warm(object):
         self.wake_r = self.wake_w = -1
         self.stopping = False
         self.libc = None
+        self.pid = os.getpid()
 
     # -- messages -----------------------------------------------------------
 
@@ -336,10 +337,23 @@ class Warm(object):
                 elif fd == self.ctl.fileno():
                     if self.handle_message():
                         return
-        self.shutdown(5.0)
+        # The socket closed without a "close": siteplex is gone.
+        self.shutdown(1.0)
 
     def on_term(self, signum, frame):
-        self.stopping = True
+        """SIGTERM is the parent-death signal siteplex arms: siteplex is
+        gone, nobody is left to report to. Every child's group (what the
+        children started included) gets SIGKILL at once."""
+        import signal
+
+        if os.getpid() != self.pid:  # a child before it reset its handlers
+            os._exit(1)
+        for pid in list(self.children):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        os._exit(0)
 
     def handle_message(self):
         """Handles one datagram; True in a freshly forked child."""
