@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -184,4 +185,49 @@ func TestChildEnvironment(t *testing.T) {
 	if !bytes.Contains(env, []byte("SITEPLEX_PROC=test-"+t.Name()+"\x00")) {
 		t.Errorf("/proc/%d/environ lacks the parent's token", s.PID())
 	}
+}
+
+// A Fork whose ctx ends before the reply returns ctx's error; the child
+// the parent forked anyway is stopped, not leaked.
+func TestForkAbandoned(t *testing.T) {
+	dir := copyFixture(t)
+	p, _ := startParent(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c, err := p.Fork(ctx, ChildSpec{SiteID: 1, Port: freePort(t)})
+	if !errors.Is(err, context.Canceled) || c != nil {
+		t.Fatalf("Fork with a cancelled ctx = %v, %v; want context.Canceled", c, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(p.Children()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(p.Children()); n > 0 {
+		t.Errorf("%d children left after an abandoned fork", n)
+	}
+	// The parent still forks.
+	getWhoami(t, fork(t, p, 2).Addr())
+}
+
+// Without a pidfd, a child orphaned by its parent's death is watched
+// through /proc: Wait returns once it is gone (a zombie counts as gone).
+func TestOrphanWithoutPidfd(t *testing.T) {
+	cmd := exec.Command("/bin/sleep", "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Wait() }()
+	p := &Parent{}
+	p.kids.Add(1)
+	c := &Child{parent: p, pid: cmd.Process.Pid, pidfd: -1, out: &outputs{}, done: make(chan struct{})}
+	go c.orphaned(fmt.Errorf("%w: test", ErrParentGone))
+	code, err := c.Wait()
+	if code != -1 || !errors.Is(err, ErrParentGone) {
+		t.Errorf("Wait = %d, %v; want -1, ErrParentGone", code, err)
+	}
+	if alive(cmd.Process.Pid) {
+		t.Errorf("the orphan %d is alive after Wait", cmd.Process.Pid)
+	}
+	p.kids.Wait()
 }
