@@ -240,3 +240,28 @@ urlpatterns.append(path("site-default/", site_default))
 		t.Errorf("/site-default/ = %s, %v; want site 5 from a SiteID", b, err)
 	}
 }
+
+// A callable SITEPLEX_PRELOAD_CHILD setting runs in each child with its
+// site id, after SITE_ID is set: the place to recompute values the
+// settings derived from SITE_ID at import.
+func TestChildHook(t *testing.T) {
+	dir := copyFixture(t)
+	appendFile(t, dir, "fixtureproj/settings.py", `
+THEME = "theme-%d" % SITE_ID
+
+def SITEPLEX_PRELOAD_CHILD(site_id):
+    from django.conf import settings
+    settings.THEME = "theme-%d" % settings.SITE_ID
+`)
+	appendFile(t, dir, "fixtureproj/urls.py", `
+from django.conf import settings
+from django.http import HttpResponse
+
+urlpatterns.append(path("theme/", lambda request: HttpResponse(settings.THEME)))
+`)
+	p, _ := startParent(t, dir)
+	s := fork(t, p, 3)
+	if _, b, err := get(s.Addr(), "", "/theme/"); err != nil || string(b) != "theme-3" {
+		t.Errorf("/theme/ = %q, %v; want theme-3", b, err)
+	}
+}
