@@ -231,3 +231,14 @@ func TestOrphanWithoutPidfd(t *testing.T) {
 	}
 	p.kids.Wait()
 }
+
+// proc is the supervisor's process interface (PID, Addr, Wait, Stop): a
+// Child must fit it as is.
+type proc interface {
+	PID() int
+	Addr() string
+	Wait() (code int, err error)
+	Stop(ctx context.Context, grace time.Duration) error
+}
+
+var _ proc = (*Child)(nil)
