@@ -17,7 +17,7 @@ import (
 
 	"github.com/siteplex/siteplex/internal/doctor"
 	"github.com/siteplex/siteplex/sites"
-	"github.com/siteplex/siteplex/tlsca"
+	"github.com/siteplex/siteplex/internal/tlsca"
 )
 
 type doctorOptions struct {

@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/siteplex/siteplex/hosts"
-	"github.com/siteplex/siteplex/tlsca"
-	"github.com/siteplex/siteplex/truststore"
+	"github.com/siteplex/siteplex/internal/tlsca"
+	"github.com/siteplex/siteplex/internal/truststore"
 )
 
 // trustOptions are the flags of `siteplex trust` and `siteplex untrust`.

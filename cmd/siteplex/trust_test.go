@@ -27,8 +27,8 @@ import (
 	"time"
 
 	"github.com/siteplex/siteplex/internal/testenv"
-	"github.com/siteplex/siteplex/tlsca"
-	"github.com/siteplex/siteplex/truststore"
+	"github.com/siteplex/siteplex/internal/tlsca"
+	"github.com/siteplex/siteplex/internal/truststore"
 )
 
 func TestTrustUsage(t *testing.T) {

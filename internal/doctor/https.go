@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/siteplex/siteplex/tlsca"
-	"github.com/siteplex/siteplex/truststore"
+	"github.com/siteplex/siteplex/internal/tlsca"
+	"github.com/siteplex/siteplex/internal/truststore"
 )
 
 // Names of the HTTPS checks (docs/https.md), part of the --json contract.

@@ -9,8 +9,8 @@ import (
 
 	"github.com/siteplex/siteplex/internal/doctor"
 	"github.com/siteplex/siteplex/internal/testenv"
-	"github.com/siteplex/siteplex/tlsca"
-	"github.com/siteplex/siteplex/truststore"
+	"github.com/siteplex/siteplex/internal/tlsca"
+	"github.com/siteplex/siteplex/internal/truststore"
 )
 
 func TestHTTPSCA(t *testing.T) {

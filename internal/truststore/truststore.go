@@ -19,7 +19,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/siteplex/siteplex/tlsca"
+	"github.com/siteplex/siteplex/internal/tlsca"
 )
 
 // Stores, as --store and the JSON name them.

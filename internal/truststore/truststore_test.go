@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/siteplex/siteplex/internal/testenv"
-	"github.com/siteplex/siteplex/tlsca"
+	"github.com/siteplex/siteplex/internal/tlsca"
 )
 
 func newCA(t *testing.T, dir string, domains ...string) *tlsca.CA {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/siteplex/siteplex/tlsca"
+	"github.com/siteplex/siteplex/internal/tlsca"
 )
 
 // NSSDB is one NSS certificate database a browser reads.
