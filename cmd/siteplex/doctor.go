@@ -16,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/siteplex/siteplex/internal/doctor"
-	"github.com/siteplex/siteplex/sites"
 	"github.com/siteplex/siteplex/internal/tlsca"
+	"github.com/siteplex/siteplex/sites"
 )
 
 type doctorOptions struct {
