@@ -90,7 +90,7 @@ func wagtailWant(engine string) []sites.Site {
 		return sites.Origin{Source: sites.SourceWagtail, Port: port, Default: def}
 	}
 	want := []sites.Site{
-		{ID: 1, Name: "localhost", Domain: "localhost", Slug: "localhost", Enabled: true, LocalDomain: "localhost.localhost", Origin: w(80, true)},
+		{ID: 1, Name: "localhost", Domain: "localhost", Slug: "localhost", Enabled: true, LocalDomain: "localhost.localhost", Origin: w(80, true), Problems: machineProblem("localhost")},
 		{ID: 2, Name: "Site A", Domain: "a.example", Slug: "a-example", Enabled: true, LocalDomain: "a-example.localhost", Origin: w(80, false)},
 		{ID: 3, Name: "Site B", Domain: "b.example:8000", Slug: "b-example", Enabled: true, LocalDomain: "b-example.localhost", Origin: w(8000, false)},
 		{ID: 4, Name: "X on 80", Domain: "x.example", Slug: "x-example", Enabled: true, LocalDomain: "x-example.localhost", Origin: w(80, false)},
@@ -221,7 +221,7 @@ INSERT INTO %[5]s (domain, is_primary, tenant_id) VALUES
 func tenantsWant() []sites.Site {
 	o := func(schema string) sites.Origin { return sites.Origin{Source: sites.SourceTenants, Schema: schema} }
 	return []sites.Site{
-		{ID: 1, Name: "public", Domain: "localhost", Slug: "localhost", Enabled: true, Aliases: []string{"localhost"},
+		{ID: 1, Name: "public", Domain: "localhost", Slug: "localhost", Enabled: true, Aliases: []string{"localhost"}, Problems: machineProblem("localhost"),
 			LocalDomain: "localhost.localhost", Origin: o("public")},
 		{ID: 2, Name: "acme", Domain: "acme.example", Slug: "acme-example", Enabled: true,
 			Aliases: []string{"acme.example", "acme.localhost", "www2.acme.example"}, LocalDomain: "acme-example.localhost", Origin: o("acme")},
@@ -340,7 +340,7 @@ func pgschemasWant() []sites.Site {
 	return []sites.Site{
 		{ID: -2, Name: "blog", Domain: "blog.localhost", Slug: "blog-localhost", Enabled: true, Aliases: []string{"blog.localhost"},
 			LocalDomain: "blog-localhost.localhost", Origin: o("blog")},
-		{ID: -1, Name: "www", Domain: "localhost", Slug: "localhost", Enabled: true, Aliases: []string{"localhost", "everyone.localhost"},
+		{ID: -1, Name: "www", Domain: "localhost", Slug: "localhost", Enabled: true, Aliases: []string{"localhost", "everyone.localhost"}, Problems: machineProblem("localhost"),
 			LocalDomain: "localhost.localhost", Origin: o("www")},
 		{ID: 1, Name: "tenant1", Domain: "tenant1.localhost", Slug: "tenant1-localhost", Enabled: true,
 			Aliases: []string{"tenant1.localhost", "tenant1.example"}, LocalDomain: "tenant1-localhost.localhost", Origin: o("tenant1")},
@@ -417,4 +417,11 @@ func TestFinalizeSchemaFormatOnPlainSites(t *testing.T) {
 	if list[1].LocalDomain != "b.localhost" || len(list[1].Problems) != 0 {
 		t.Errorf("tenant site: %q %q", list[1].LocalDomain, list[1].Problems)
 	}
+}
+
+// machineProblem is the hosts-only problem of a site whose domain is this
+// machine (localhost or an IP address): listed, routed on its local name,
+// never written to a hosts file.
+func machineProblem(domain string) []string {
+	return []string{"domain " + domain + " is this machine (localhost or an IP address): never written to the hosts file; the site is reached on its local name"}
 }
