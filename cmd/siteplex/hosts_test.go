@@ -111,7 +111,8 @@ func TestHostsApplyRemoveCLI(t *testing.T) {
 
 	// --dry-run prints a diff and writes nothing.
 	code, out, _ := run("apply", "--dry-run")
-	if code != 0 || !strings.Contains(out, "+# siteplex begin acme\r\n") || !strings.HasPrefix(out, "--- a"+hf) || read() != orig {
+	key := hosts.KeyFor("acme", root)
+	if code != 0 || !strings.Contains(out, "+"+hosts.BeginMarker(key)+"\r\n") || !strings.HasPrefix(out, "--- a"+hf) || read() != orig {
 		t.Fatalf("dry run: exit %d\n%s", code, out)
 	}
 	// apply SITE touches only that site.
@@ -121,7 +122,7 @@ func TestHostsApplyRemoveCLI(t *testing.T) {
 	if code, _, _ := run("apply", "de", "--names", "local"); code != 0 {
 		t.Fatal("apply de --names local")
 	}
-	want := orig + "\r\n# siteplex begin acme\r\n127.0.0.1 example.gh\r\n::1 example.gh\r\n127.0.0.1 example.de\r\n::1 example.de\r\n127.0.0.1 de.localhost\r\n::1 de.localhost\r\n# siteplex end acme"
+	want := orig + "\r\n" + hosts.BeginMarker(key) + "\r\n127.0.0.1 example.gh\r\n::1 example.gh\r\n127.0.0.1 example.de\r\n::1 example.de\r\n127.0.0.1 de.localhost\r\n::1 de.localhost\r\n" + hosts.EndMarker(key)
 	if got := read(); got != want {
 		t.Fatalf("after apply:\n%q\nwant\n%q", got, want)
 	}
@@ -212,7 +213,7 @@ func TestHostsValidation(t *testing.T) {
 		t.Fatalf("exit %d, want 1 (stderr %q)", code, stderr)
 	}
 	got, _ := os.ReadFile(hf)
-	doc, err := hosts.Parse(got, "acme")
+	doc, err := hosts.Parse(got, hosts.KeyFor("acme", root))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +305,7 @@ func TestHostsConcurrentProcesses(t *testing.T) {
 		if n := bytes.Count(data, []byte("# siteplex begin acme")); n > 1 {
 			t.Fatalf("%d blocks", n)
 		}
-		doc, err := hosts.Parse(data, "acme")
+		doc, err := hosts.Parse(data, hosts.KeyFor("acme", root))
 		if err != nil {
 			t.Fatalf("file is not well-formed: %v", err)
 		}
@@ -628,7 +629,7 @@ func TestHostsStatusJSONShape(t *testing.T) {
 		slices.Sort(k)
 		return k
 	}
-	want := []string{"block", "hosts_file", "invalid_entries", "line", "names", "other_names", "project", "sites", "system"}
+	want := []string{"block", "foreign_lines", "hosts_file", "interrupted_write", "legacy_marker", "line", "marker", "names", "other_names", "project", "sites", "system"}
 	if got := keys(v); !slices.Equal(got, want) {
 		t.Fatalf("top-level keys %q, want %q", got, want)
 	}
@@ -682,7 +683,7 @@ func TestHostsNamesSelection(t *testing.T) {
 				t.Fatalf("stderr does not name the site and the alias: %s", stderr)
 			}
 			data, _ := os.ReadFile(hf)
-			doc, _ := hosts.Parse(data, "acme")
+			doc, _ := hosts.Parse(data, hosts.KeyFor("acme", root))
 			if !slices.Equal(doc.Names(), tt.want) {
 				t.Fatalf("names %q, want %q", doc.Names(), tt.want)
 			}

@@ -271,4 +271,3 @@ func writeTail(w *os.File, size int64, data []byte) error {
 	}
 	return w.Sync()
 }
-
