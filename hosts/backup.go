@@ -2,8 +2,6 @@ package hosts
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -36,13 +34,9 @@ func BackupFolder(base, path string) string {
 	if base == "" {
 		base, _ = safefile.StateDir()
 	}
-	key := strings.Trim(strings.ReplaceAll(filepath.Clean(path), string(filepath.Separator), "-"), "-")
+	key := "etc-hosts"
 	if filepath.Clean(path) != SystemFile {
-		sum := sha256.Sum256([]byte(path))
-		if len(key) > 80 {
-			key = key[len(key)-80:]
-		}
-		key += "-" + hex.EncodeToString(sum[:4])
+		key = safefile.FolderKey(path)
 	}
 	return filepath.Join(base, "hosts-backups", key)
 }

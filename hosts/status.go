@@ -96,18 +96,22 @@ func Status(ctx context.Context, path string, k Key, names []string) (*Report, e
 	if err != nil {
 		return nil, readErr(file, err)
 	}
+	interrupted := false
+	if base, err := safefile.StateDir(); err == nil {
+		interrupted = safefile.Pending(BackupFolder(base, file))
+	}
 	doc, err := Parse(data, k)
 	if err != nil {
+		if interrupted {
+			return nil, fmt.Errorf("hosts: %s: %w\n(a siteplex write of this file was interrupted: the next `siteplex hosts apply` or `siteplex hosts remove` finishes or undoes it first)", file, err)
+		}
 		return nil, fmt.Errorf("hosts: %s: %w", file, err)
 	}
 	r := &Report{Path: file, Key: k, System: IsSystem(file), Block: doc.HasBlock(), Legacy: doc.Legacy(),
 		Line: doc.BlockLine(), BlockNames: doc.Names(), Names: []NameStatus{}, Extra: []string{},
-		Foreign: doc.Foreign()}
+		Foreign: doc.Foreign(), Interrupted: interrupted}
 	if r.Foreign == nil {
 		r.Foreign = []ForeignLine{}
-	}
-	if base, err := safefile.StateDir(); err == nil {
-		r.Interrupted = safefile.Pending(BackupFolder(base, file))
 	}
 	in := make(map[string]bool, len(r.BlockNames))
 	for _, n := range r.BlockNames {

@@ -110,7 +110,7 @@ func uiRun(ctx context.Context, f *Factory, p *sites.Project, cfg devproxy.Confi
 		Mode:     cfg.Mode,
 		Hosts:    uiHosts(f, p, x),
 		WriteForced: func(ctx context.Context, id int64) error {
-			return writeForcedSiteID(p, id)
+			return writeForcedSiteID(ctx, p, id)
 		},
 		OpenURL:  openURL,
 		Renderer: lipgloss.NewRenderer(f.IO.Out),
@@ -222,13 +222,13 @@ func uiHosts(f *Factory, p *sites.Project, x uiExtras) tui.Hosts {
 
 // writeForcedSiteID writes SITE_ID=id into the project's env file (0
 // removes the line), changing nothing else: the same edit as `siteplex use`.
-func writeForcedSiteID(p *sites.Project, id int64) error {
+func writeForcedSiteID(ctx context.Context, p *sites.Project, id int64) error {
 	var val *string
 	if id != 0 {
 		v := strconv.FormatInt(id, 10)
 		val = &v
 	}
-	if _, err := sites.SaveEnvKey(p.Env.Path, "SITE_ID", val); err != nil {
+	if _, err := sites.SaveEnvKey(ctx, p.Env.Path, "SITE_ID", val); err != nil {
 		return fmt.Errorf("writing SITE_ID to %s: %w", p.Env.Path, err)
 	}
 	return nil

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/siteplex/siteplex/devproxy"
-	"github.com/siteplex/siteplex/internal/testenv"
 )
 
 // useProject writes a project with three declared sites (no database
@@ -456,44 +454,5 @@ func TestUseSwitchesRunningEngineSingleMode(t *testing.T) {
 	// Every host now reaches the one process with the new SITE_ID.
 	if code, b := httpGet(t, sp.addr, "two.localhost", "/whoami"); code != 200 || !strings.Contains(string(b), `"site_id":"3"`) {
 		t.Errorf("two.localhost in single mode: %d %s", code, b)
-	}
-}
-
-func TestUseNoPermission(t *testing.T) {
-	bin := buildSiteplex(t)
-	dir := useProject(t, worldReadableDir(t), "")
-	env := filepath.Join(dir, ".env-local")
-	os.WriteFile(env, []byte("# mine\nSITE_ID=1\n"), 0o644) // root's, not writable by nobody
-	cmd := testenv.AsNobody(context.Background(), t, bin, "use", "two", "--project", dir)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent"}
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("use as nobody: %v, want exit 1\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "forcing SITE_ID=2: writing env file") || !strings.Contains(string(out), "permission denied") {
-		t.Errorf("message: %s", out)
-	}
-	if b, _ := os.ReadFile(env); string(b) != "# mine\nSITE_ID=1\n" {
-		t.Errorf("env file changed: %q", b)
-	}
-	if left, _ := filepath.Glob(filepath.Join(dir, ".*siteplex-*")); len(left) > 0 {
-		t.Errorf("temporary files left: %v", left)
-	}
-}
-
-func TestUseWritableFileInReadOnlyFolder(t *testing.T) {
-	bin := buildSiteplex(t)
-	dir := useProject(t, worldReadableDir(t), "")
-	env := filepath.Join(dir, ".env-local")
-	os.WriteFile(env, []byte("# mine\r\nSITE_ID=1\r\n"), 0o666)
-	os.Chmod(env, 0o666) // the folder is root's; the file is writable by all
-	cmd := testenv.AsNobody(context.Background(), t, bin, "use", "two", "--project", dir)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent"}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("use as nobody: %v\n%s", err, out)
-	}
-	if b, _ := os.ReadFile(env); string(b) != "# mine\r\nSITE_ID=2\r\n" {
-		t.Errorf("env file = %q", b)
 	}
 }

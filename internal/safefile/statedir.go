@@ -1,6 +1,8 @@
 package safefile
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -220,4 +222,17 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
+}
+
+// FolderKey names the backup folder of the file at path (absolute,
+// symlinks resolved) inside a state folder: the path with '-' for '/'
+// (its last 80 characters) and the first 8 hex digits of its SHA-256, so
+// that two files never share a folder: "home-me-acme-.env-local-1a2b3c4d".
+func FolderKey(path string) string {
+	key := strings.Trim(strings.ReplaceAll(filepath.Clean(path), string(filepath.Separator), "-"), "-")
+	sum := sha256.Sum256([]byte(path))
+	if len(key) > 80 {
+		key = key[len(key)-80:]
+	}
+	return key + "-" + hex.EncodeToString(sum[:4])
 }
