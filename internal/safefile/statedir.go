@@ -167,13 +167,21 @@ func saveBackups(dir string, o Options, data []byte) (backup, pristine string, e
 	return filepath.Join(dir, name), pristine, nil
 }
 
-// writeAtomic writes data to dir/name through dir/name.tmp (made with
-// O_EXCL and O_NOFOLLOW, fsynced) and a rename, then fsyncs dir: a killed
-// siteplex never leaves a torn backup.
+// writeAtomic writes data to dir/name with WriteAtomic (mode 0600).
 func writeAtomic(dir, name string, data []byte) error {
-	tmp := filepath.Join(dir, name+".tmp")
-	os.Remove(tmp) // a killed writer's; dir is private
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	return WriteAtomic(filepath.Join(dir, name), data, 0o600)
+}
+
+// WriteAtomic writes data to path through path+".tmp" (made with O_EXCL
+// and O_NOFOLLOW, mode perm, fsynced) and a rename, then fsyncs the
+// folder: a killed writer never leaves a torn file, and once WriteAtomic
+// returns the file survives a crash. A stale path+".tmp" of a killed
+// writer is replaced. For siteplex's own files (backups, journals), not
+// for the user's (use Update).
+func WriteAtomic(path string, data []byte, perm fs.FileMode) error {
+	tmp := path + ".tmp"
+	os.Remove(tmp) // a killed writer's
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
 	if err != nil {
 		return err
 	}
@@ -185,14 +193,18 @@ func writeAtomic(dir, name string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
+		err = os.Rename(tmp, path)
 	}
 	if err != nil {
 		os.Remove(tmp)
 		return err
 	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(path))
 }
+
+// SyncDir fsyncs folder dir, so that a rename or an unlink in it is on
+// disk.
+func SyncDir(dir string) error { return syncDir(dir) }
 
 // removeStaleBackupTemps deletes the temporary files of backups a killed
 // writer left in dir: only names writeAtomic makes.
