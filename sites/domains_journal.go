@@ -580,4 +580,3 @@ func (s *Store) DomainsStatus(ctx context.Context, journal string) (*DomainsStat
 	st.Active = st.Restorable > 0
 	return st, nil
 }
-

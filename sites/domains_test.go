@@ -198,7 +198,9 @@ func checkDomains(t *testing.T, what string, got, before dbState, want map[int64
 }
 
 // journalIn is a fresh journal path for a rewrite.
-func journalIn(t testing.TB) string { return filepath.Join(t.TempDir(), ".siteplex", "domains-journal.json") }
+func journalIn(t testing.TB) string {
+	return filepath.Join(t.TempDir(), ".siteplex", "domains-journal.json")
+}
 
 func rewrite(t testing.TB, st *sites.Store, journal, format string) (*sites.DomainReport, error) {
 	t.Helper()
@@ -479,17 +481,17 @@ func TestChangeDomainsClashRollsBack(t *testing.T) {
 			want: []string{"same.localhost", "site 1 (gh", "site 2 (de"},
 		},
 		{
-			name: "another site's canonical alias (a site left alone)",
-			edit: func(fx *fixture) { fx.Aliases[4].Domain = "de.localhost" },
+			name:   "another site's canonical alias (a site left alone)",
+			edit:   func(fx *fixture) { fx.Aliases[4].Domain = "de.localhost" },
 			format: "{slug}.localhost", typed: true,
 			want: []string{"de.localhost", "site 2 (de", "site 3 (portal.example.com)", "canonical alias"},
 		},
 		{
 			// A concurrent writer, stood in for by a trigger: only the
 			// database's UNIQUE check sees it, after django_site was updated.
-			name:   "clash found by the database",
-			format: "{slug}.localhost",
-			want:   []string{"rolled back", "already in use"},
+			name:    "clash found by the database",
+			format:  "{slug}.localhost",
+			want:    []string{"rolled back", "already in use"},
 			trigger: true,
 		},
 	}

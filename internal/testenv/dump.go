@@ -134,4 +134,3 @@ func pgDump(t testing.TB, u string) string {
 	}
 	return b.String()
 }
-
