@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"github.com/siteplex/siteplex/hosts"
 	"github.com/siteplex/siteplex/internal/testenv"
 	"github.com/siteplex/siteplex/sites"
+	"github.com/siteplex/siteplex/tui"
 )
 
 // The tests in this file check issue 15's promise for the two writers
@@ -511,4 +515,97 @@ func tempBeside(path string) func() bool {
 
 func exists(path string) func() bool {
 	return func() bool { _, err := os.Lstat(path); return err == nil }
+}
+
+// TestNoSecretInAnyOutput plants a password in the database URL — given
+// with --db, in DATABASE_URL in the environment, and in the env file —
+// and runs the commands that read or report the database, as uid 65534
+// (whose `hosts apply` prints the sudo command to run) and as root, with
+// the right password and a wrong one. The password appears in no output
+// and in no command siteplex prints or runs (issue 15: the printed sudo
+// command, and the UI's argv in ps, carried --db postgres://u:PASSWORD@…).
+func TestNoSecretInAnyOutput(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	bin := buildSiteplex(t)
+	const secret = "Sup3r-s3cret-pw"
+	pg.DjangoDB(t, "secretdb", domainsRows)
+	good := pg.CreatePasswordRole(t, "siteplex_secret", secret, "secretdb")
+	pg.Exec(t, "secretdb", `GRANT ALL ON ALL TABLES IN SCHEMA public TO siteplex_secret; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO siteplex_secret`)
+	bad := strings.Replace(good, secret, "wrong-"+secret, 1)
+	if !strings.Contains(good, secret) {
+		t.Fatalf("the URL %s does not carry the password", good)
+	}
+
+	root := worldReadableDir(t)
+	os.WriteFile(filepath.Join(root, "manage.py"), nil, 0o644)
+	os.WriteFile(filepath.Join(root, "siteplex.toml"), []byte("name = \"secretproj\"\n"), 0o644)
+	hf := filepath.Join(worldReadableDir(t), "hosts")
+	state := nobodyState(t)
+
+	var all strings.Builder
+	check := func(what string, out []byte) {
+		t.Helper()
+		all.Write(out)
+		for _, s := range []string{secret, url.QueryEscape(secret)} {
+			if strings.Contains(string(out), s) {
+				t.Errorf("%s printed the password:\n%s", what, out)
+			}
+		}
+	}
+	commands := [][]string{
+		{"sites"}, {"sites", "--json"}, {"hosts", "status"}, {"hosts", "apply", "--dry-run"}, {"hosts", "apply"}, {"hosts", "apply", "gh"},
+		{"hosts", "remove", "gh"}, {"use", "gh"}, {"use"}, {"use", "--clear"}, {"domains", "status"}, {"domains", "rewrite", "--dry-run"},
+		{"domains", "restore"}, {"doctor"},
+	}
+	for _, dbURL := range []string{good, bad} {
+		for _, source := range []string{"--db", "DATABASE_URL", "env file"} {
+			envFile := filepath.Join(root, ".env-local")
+			os.Remove(envFile)
+			env := []string{"PATH=" + os.Getenv("PATH"), "HOME=/nonexistent", "XDG_STATE_HOME=" + state, "SITEPLEX_HOSTS_FILE=" + hf}
+			var args []string
+			switch source {
+			case "--db":
+				args = []string{"--db", dbURL}
+			case "DATABASE_URL":
+				env = append(env, "DATABASE_URL="+dbURL)
+			default:
+				os.WriteFile(envFile, []byte("DEBUG=1\nDATABASE_URL="+dbURL+"\n"), 0o666)
+				os.Chmod(envFile, 0o666)
+			}
+			for _, c := range commands {
+				argv := append(append([]string{"--project", root}, args...), c...)
+				what := fmt.Sprintf("siteplex %s (URL from %s)", strings.Join(c, " "), source)
+				// As nobody first, on root's original hosts file: apply
+				// needs root and prints the command.
+				os.WriteFile(hf, []byte("127.0.0.1 localhost\n"), 0o644)
+				nb := testenv.AsNobody(context.Background(), t, bin, argv...)
+				nb.Env = env
+				out, _ := nb.CombinedOutput()
+				check(what+" as nobody", out)
+				cmd := exec.Command(bin, argv...)
+				cmd.Env = env
+				out, _ = cmd.CombinedOutput()
+				check(what, out)
+			}
+		}
+	}
+	// The sudo command was printed, so the check had something to look at.
+	if !strings.Contains(all.String(), "It needs root; run:") || !strings.Contains(all.String(), "--host www.example.gh") {
+		t.Fatalf("no sudo command was printed:\n%s", all.String())
+	}
+
+	// The UI's hand-off runs `sudo siteplex …`: its argv.
+	f := newFactory(&IOStreams{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard})
+	f.Opts = sites.Options{Project: root, DB: good, HostsFile: hf}
+	p, err := f.Project()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := uiHosts(f, p, uiExtras{}).(*tui.HostsFile)
+	for _, verb := range []string{"apply", "remove"} {
+		argv := h.SudoArgv(verb, []string{"www.example.gh"})
+		if strings.Contains(strings.Join(argv, " "), secret) || !slices.Contains(argv, "www.example.gh") {
+			t.Errorf("the UI's sudo argv: %q", argv)
+		}
+	}
 }
