@@ -293,3 +293,17 @@ func inode(t *testing.T, p string) uint64 {
 	}
 	return st.Sys().(*syscall.Stat_t).Ino
 }
+
+// TestSetEnvKeyRefusesAnEditThatChangesOtherKeys: a value that needs
+// quotes, appended after an unterminated quote, would close it and
+// change how the file reads; the edit is refused.
+func TestSetEnvKeyRefusesAnEditThatChangesOtherKeys(t *testing.T) {
+	_, err := SetEnvKey([]byte("A=\"x\nB=1\n"), "SITE_ID", ptr("a b"))
+	if _, ok := err.(*UnsafeEnvEditError); !ok {
+		t.Fatalf("err = %v, want *UnsafeEnvEditError", err)
+	}
+	// A plain value is fine there: it closes nothing.
+	if ed, err := SetEnvKey([]byte("A=\"x\nB=1\n"), "SITE_ID", ptr("2")); err != nil || string(ed.Content) != "A=\"x\nB=1\nSITE_ID=2\n" {
+		t.Fatalf("plain value: %q, %v", ed.Content, err)
+	}
+}

@@ -94,6 +94,20 @@ func TestUseEditsEnvFile(t *testing.T) {
 			after: "SITE_ID=9\n", stdout: "SITE_ID=9 (in .env-local)", stderr: "no site has id 9"},
 		{name: "--env-file", file: "custom.env", before: "X=1\n", args: []string{"use", "two", "--env-file", "custom.env"},
 			after: "X=1\nSITE_ID=2\n"},
+		// Issue 15: SITE_ID= inside another variable's quoted value was
+		// rewritten by use and deleted by --clear; a BOM was dropped.
+		{name: "SITE_ID= inside a certificate is not touched", file: ".env-local",
+			before: "CERT=\"-----BEGIN CERTIFICATE-----\nSITE_ID=9\n-----END CERTIFICATE-----\"\nSITE_ID=1\n", args: []string{"use", "two"},
+			after: "CERT=\"-----BEGIN CERTIFICATE-----\nSITE_ID=9\n-----END CERTIFICATE-----\"\nSITE_ID=2\n"},
+		{name: "clear leaves SITE_ID= inside a quoted value", file: ".env-local",
+			before: "KEY='a\nSITE_ID=9\n'\nSITE_ID=1\n", args: []string{"use", "--clear"},
+			after: "KEY='a\nSITE_ID=9\n'\n", stdout: "removed SITE_ID"},
+		{name: "clear keeps a BOM", file: ".env-local", before: "\ufeffSITE_ID=1\r\nA=1\r\n", args: []string{"use", "--clear"},
+			after: "\ufeffA=1\r\n"},
+		{name: "export with a tab", file: ".env-local", before: "export\tSITE_ID=1\n", args: []string{"use", "gh"},
+			after: "export\tSITE_ID=3\n"},
+		{name: "a line with an unterminated quote is kept as it is", file: ".env-local",
+			before: "A=\"x\n", args: []string{"use", "gh"}, after: "A=\"x\nSITE_ID=3\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
