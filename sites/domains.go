@@ -204,21 +204,11 @@ func (s *Store) RewriteDomains(ctx context.Context, opts DomainOptions) (*Domain
 	}
 	rep := &DomainReport{Mode: "rewrite", Format: opts.Format.String(), DryRun: opts.DryRun, AliasTable: t.Alias,
 		Changes: []DomainChange{}, Skipped: []SkippedSite{}}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginDomainTx(ctx, d, t.Alias, !opts.DryRun)
 	if err != nil {
-		return nil, s.wrap(err)
+		return nil, err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			_ = tx.Rollback()
-		}
-	}()
-	if !opts.DryRun {
-		if err := d.lock(ctx, tx, t.Alias); err != nil {
-			return nil, s.wrapWrite(err)
-		}
-	}
+	defer tx.Rollback() // a no-op once committed
 	rows, err := s.readDomainRows(ctx, tx, t.Alias)
 	if err != nil {
 		return nil, err
@@ -251,9 +241,24 @@ func (s *Store) RewriteDomains(ctx context.Context, opts DomainOptions) (*Domain
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("committing the domain changes (nothing was changed): %w", s.wrap(err))
 	}
-	committed = true
 	rep.Journal = opts.Journal
 	return rep, nil
+}
+
+// beginDomainTx begins the transaction of a rewrite or restore; with
+// lock, it takes the write locks first (see domainSQL.lock).
+func (s *Store) beginDomainTx(ctx context.Context, d domainSQL, aliasTable, lock bool) (*sql.Tx, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	if lock {
+		if err := d.lock(ctx, tx, aliasTable); err != nil {
+			tx.Rollback()
+			return nil, s.wrapWrite(err)
+		}
+	}
+	return tx, nil
 }
 
 // domainTables checks that the tables `domains` works on exist.

@@ -416,21 +416,11 @@ func (s *Store) RestoreDomains(ctx context.Context, opts RestoreOptions) (*Resto
 	}
 	rep := &RestoreReport{Mode: "restore", DryRun: opts.DryRun, Journal: opts.Journal, Rewrites: len(j.Entries),
 		Restored: []RestoredRow{}, Changed: []ChangedRow{}}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginDomainTx(ctx, d, t.Alias, !opts.DryRun)
 	if err != nil {
-		return nil, s.wrap(err)
+		return nil, err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			_ = tx.Rollback()
-		}
-	}()
-	if !opts.DryRun {
-		if err := d.lock(ctx, tx, t.Alias); err != nil {
-			return nil, s.wrapWrite(err)
-		}
-	}
+	defer tx.Rollback() // a no-op once committed
 	cur, err := s.readCurrent(ctx, tx, t.Alias)
 	if err != nil {
 		return nil, err
@@ -472,7 +462,6 @@ func (s *Store) RestoreDomains(ctx context.Context, opts RestoreOptions) (*Resto
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("committing the restore (nothing was changed): %w", s.wrap(err))
 	}
-	committed = true
 	if seqNow != nil && d.driver != SQLite && t.Alias {
 		// A sequence is not transactional: after the rows are in.
 		if rep.Counter, err = s.resetSeqTx(ctx, d, *seqNow, *seqTo); err != nil {

@@ -156,54 +156,59 @@ func domainsRewriteRun(ctx context.Context, f *Factory, opts *domainsOptions) er
 		}
 	}
 	// Read-only for a dry run: it must not be able to change anything.
-	p, db, st, err := domainsStore(ctx, f, opts, "rewrite", opts.DryRun)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	rep, err := st.RewriteDomains(ctx, sites.DomainOptions{Format: format, DryRun: opts.DryRun,
-		Journal: sites.DomainJournalPath(p.StateDir(), db)})
-	if err != nil {
-		return err
-	}
-	if opts.JSON {
-		return writeJSON(f.IO.Out, rep)
-	}
-	printDomainReport(f.IO.Out, rep, db)
-	return nil
+	return domainsWith(ctx, f, opts, "rewrite", opts.DryRun, func(st *sites.Store, db sites.DB, journal string) error {
+		rep, err := st.RewriteDomains(ctx, sites.DomainOptions{Format: format, DryRun: opts.DryRun, Journal: journal})
+		if err != nil || opts.JSON {
+			return jsonOr(f, rep, err)
+		}
+		printDomainReport(f.IO.Out, rep, db)
+		return nil
+	})
 }
 
 func domainsRestoreRun(ctx context.Context, f *Factory, opts *domainsOptions) error {
-	p, db, st, err := domainsStore(ctx, f, opts, "restore", opts.DryRun)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	rep, err := st.RestoreDomains(ctx, sites.RestoreOptions{Journal: sites.DomainJournalPath(p.StateDir(), db), DryRun: opts.DryRun})
-	if err != nil {
-		return err
-	}
-	if opts.JSON {
-		return writeJSON(f.IO.Out, rep)
-	}
-	printRestoreReport(f.IO.Out, rep, db)
-	return nil
+	return domainsWith(ctx, f, opts, "restore", opts.DryRun, func(st *sites.Store, db sites.DB, journal string) error {
+		rep, err := st.RestoreDomains(ctx, sites.RestoreOptions{Journal: journal, DryRun: opts.DryRun})
+		if err != nil || opts.JSON {
+			return jsonOr(f, rep, err)
+		}
+		printRestoreReport(f.IO.Out, rep, db)
+		return nil
+	})
 }
 
 func domainsStatusRun(ctx context.Context, f *Factory, opts *domainsOptions) error {
-	p, db, st, err := domainsStore(ctx, f, opts, "status", true)
+	return domainsWith(ctx, f, opts, "status", true, func(st *sites.Store, db sites.DB, journal string) error {
+		ds, err := st.DomainsStatus(ctx, journal)
+		if err != nil || opts.JSON {
+			return jsonOr(f, ds, err)
+		}
+		printDomainsStatus(f.IO.Out, ds, db)
+		return nil
+	})
+}
+
+// domainsWith opens the database for the domains subcommand name (see
+// domainsStore) and runs fn with it and the database's journal path.
+func domainsWith(ctx context.Context, f *Factory, opts *domainsOptions, name string, readOnly bool, fn func(st *sites.Store, db sites.DB, journal string) error) error {
+	p, db, st, err := domainsStore(ctx, f, opts, name, readOnly)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	ds, err := st.DomainsStatus(ctx, sites.DomainJournalPath(p.StateDir(), db))
+	return fn(st, db, sites.DomainJournalPath(p.StateDir(), db))
+}
+
+// jsonOr returns err, or prints v as JSON.
+func jsonOr(f *Factory, v any, err error) error {
 	if err != nil {
 		return err
 	}
-	if opts.JSON {
-		return writeJSON(f.IO.Out, ds)
-	}
-	w := f.IO.Out
+	return writeJSON(f.IO.Out, v)
+}
+
+// printDomainsStatus prints `domains status`.
+func printDomainsStatus(w io.Writer, ds *sites.DomainsStatus, db sites.DB) {
 	switch {
 	case ds.Rewrites == 0:
 		fmt.Fprintf(w, "no rewrite in effect in %s (no journal: the domains are as the database had them)\n", db.Display())
@@ -214,7 +219,6 @@ func domainsStatusRun(ctx context.Context, f *Factory, opts *domainsOptions) err
 		fmt.Fprintf(w, "no rewrite in effect in %s: the journal %s holds nothing a restore would change\n", db.Display(), ds.Journal)
 	}
 	printChanged(w, ds.Changed)
-	return nil
 }
 
 // printDomainReport prints old → new per site, the sites left alone, the
