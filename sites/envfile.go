@@ -34,9 +34,9 @@ type EnvFile struct {
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 // ReadEnvFile reads and parses path. A missing file is not an error: it
-// yields an empty EnvFile whose Exists is false. Something that is not a
-// regular file (/dev/null, a pipe) is read as empty, with a warning, and
-// never waited on.
+// yields an empty EnvFile whose Exists is false. A folder is an error;
+// something else that is not a regular file (/dev/null, a pipe) is read
+// as empty, with a warning, and never waited on.
 func ReadEnvFile(path string) (*EnvFile, error) {
 	ef := &EnvFile{Path: path, Values: map[string]string{}}
 	st, err := os.Stat(path)
@@ -46,7 +46,11 @@ func ReadEnvFile(path string) (*EnvFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading env file: %w", err)
 	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("reading env file: %w", &fs.PathError{Op: "read", Path: path, Err: syscall.EISDIR})
+	}
 	if !st.Mode().IsRegular() {
+		ef.exists = true
 		ef.Warnings = append(ef.Warnings, fmt.Sprintf("%s is not a regular file (%v): read as empty, and siteplex will not write it", path, st.Mode().Type()))
 		return ef, nil
 	}
