@@ -331,9 +331,7 @@ func TestDomainsCLIPostgres(t *testing.T) {
 // counter back (PostgreSQL's sequence moved anyway) and removes the
 // journal; a full dump is what it was.
 func TestDomainsKilledBetweenJournalAndCommit(t *testing.T) {
-	if err := exec.Command("strace", "-qq", "-o", "/dev/null", "true").Run(); err != nil {
-		testenv.Missing(t, "strace, which injects the kill (apt-get install strace): %v", err)
-	}
+	needStrace(t)
 	bin := buildSiteplex(t)
 	for _, tc := range []struct {
 		engine, at string

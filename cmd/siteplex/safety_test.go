@@ -256,6 +256,18 @@ tail -c 11 "$DISK/env"`
 	}
 }
 
+// needStrace skips loudly unless strace can trace here: it injects the
+// kills and the delays (fault injection) of these tests.
+func needStrace(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("strace"); err != nil {
+		testenv.Missing(t, "strace (apt-get install strace): it injects the kills and delays")
+	}
+	if err := exec.Command("strace", "-qq", "-o", "/dev/null", "true").Run(); err != nil {
+		testenv.Missing(t, "strace cannot trace here (ptrace not permitted?): %v", err)
+	}
+}
+
 // killAt runs bin with args under strace, killing it with SIGKILL when
 // it enters syscall on path (strace's fault injection), and says whether
 // it was killed.
@@ -285,12 +297,7 @@ func killAt(t *testing.T, syscall, path string, env []string, bin string, args .
 // without begin"; a kill left a 0-byte env file). A second hard link
 // keeps the file's inode and so takes the in-place path.
 func TestKilledInPlaceWrite(t *testing.T) {
-	if _, err := exec.LookPath("strace"); err != nil {
-		testenv.Missing(t, "strace (apt-get install strace): it injects the kills")
-	}
-	if err := exec.Command("strace", "-qq", "-o", "/dev/null", "true").Run(); err != nil {
-		testenv.Missing(t, "strace cannot trace here (ptrace not permitted?): %v", err)
-	}
+	needStrace(t)
 	bin := buildSiteplex(t)
 	steps := []struct {
 		syscall string
@@ -417,9 +424,7 @@ func TestKilledInPlaceWrite(t *testing.T) {
 // editor's version: nothing of the editor's is lost (issue 15), on the
 // rename path and on the in-place path, for both writers.
 func TestConcurrentEditorIsNotOverwritten(t *testing.T) {
-	if _, err := exec.LookPath("strace"); err != nil {
-		testenv.Missing(t, "strace (apt-get install strace): it holds siteplex between read and replace")
-	}
+	needStrace(t)
 	bin := buildSiteplex(t)
 	for _, inPlace := range []bool{false, true} {
 		name := "rename"
