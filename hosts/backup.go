@@ -1,120 +1,106 @@
 package hosts
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
+	"context"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"time"
+
+	"github.com/siteplex/siteplex/internal/safefile"
 )
 
 // DefaultKeep is how many rotating backups are kept.
-const DefaultKeep = 5
+const DefaultKeep = safefile.DefaultKeep
 
-// DefaultBackupDir is the user's state folder for siteplex:
-// $XDG_STATE_HOME/siteplex, else ~/.local/state/siteplex.
-func DefaultBackupDir() string {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "siteplex")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil || home == "" {
-		home = os.TempDir()
-	}
-	return filepath.Join(home, ".local", "state", "siteplex")
-}
+// backupPrefix starts the names of rotating backups.
+const backupPrefix = "hosts."
+
+// StateDir is the user's state folder for siteplex, where backups go:
+// $XDG_STATE_HOME/siteplex, else ~/.local/state/siteplex (the home from
+// HOME, else from the user database). It never falls back to a shared
+// folder: without a home it is an error saying what to set.
+func StateDir() (string, error) { return safefile.StateDir() }
 
 // BackupFolder is the folder holding the backups of the hosts file at path
-// (symlinks resolved) under base ("" = DefaultBackupDir()):
+// (symlinks resolved) under base, a state folder ("" = StateDir(); when
+// that fails, a relative path that does not exist):
 // <base>/hosts-backups/etc-hosts for /etc/hosts, <base>/hosts-backups/
 // <path with - for />-<hash> for others. In it, "pristine" is the file as it
-// was before siteplex first changed it and "hosts.<UTC time>" are the
-// rotating backups, newest last.
+// was before siteplex first changed it, "hosts.<UTC time>" are the
+// rotating backups, newest last, "interrupted.<UTC time>" a copy kept when
+// an interrupted write met a file changed by someone else, and "intent"
+// the in-place write in progress.
 func BackupFolder(base, path string) string {
 	if base == "" {
-		base = DefaultBackupDir()
+		base, _ = safefile.StateDir()
 	}
-	key := strings.Trim(strings.ReplaceAll(filepath.Clean(path), string(filepath.Separator), "-"), "-")
-	if filepath.Clean(path) != "/etc/hosts" {
-		sum := sha256.Sum256([]byte(path))
-		if len(key) > 80 {
-			key = key[len(key)-80:]
-		}
-		key += "-" + hex.EncodeToString(sum[:4])
+	key := "etc-hosts"
+	if filepath.Clean(path) != SystemFile {
+		key = safefile.FolderKey(path)
 	}
 	return filepath.Join(base, "hosts-backups", key)
 }
 
-// Backups lists the rotating backups of path under base, oldest first.
+// Backups lists the rotating backups of path under base ("" =
+// StateDir()), oldest first: only regular files with the names siteplex
+// gives them.
 func Backups(base, path string) ([]string, error) {
-	dir := BackupFolder(base, path)
-	ents, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	file := resolved(path)
+	return safefile.Backups(BackupFolder(base, file), backupPrefix)
+}
+
+// resolved is path with its symlinks resolved when it leads to a file,
+// else path made absolute.
+func resolved(path string) string {
+	if f, err := safefile.Resolve(path); err == nil {
+		return f
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	return abs
+}
+
+// Restore puts a backup of the hosts file at path back: backup is a path
+// in BackupFolder, or one of its names ("pristine", "hosts.<UTC time>",
+// "interrupted.<UTC time>"). It writes like Update (lock, compare before
+// replace, a backup of what it replaces, in place where needed); only
+// o.BackupDir and o.DryRun are used.
+func Restore(ctx context.Context, path, backup string, o Options) (*Result, error) {
+	so, file, err := safeOptions(path, o, true)
+	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "hosts.") && !strings.HasSuffix(e.Name(), ".tmp") {
-			out = append(out, filepath.Join(dir, e.Name()))
-		}
+	if !filepath.IsAbs(backup) && !strings.ContainsRune(backup, filepath.Separator) {
+		backup = filepath.Join(so.Dir, backup)
 	}
-	sort.Strings(out)
-	return out, nil
-}
-
-// backup saves data (the file before the change) as the pristine copy when
-// there is none yet, and as a new rotating backup, keeping o.Keep.
-func (r *Result) backup(o Options, data []byte) error {
-	dir := BackupFolder(o.BackupDir, r.Path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("hosts: backup folder: %w (set XDG_STATE_HOME to a writable folder)", err)
-	}
-	pristine := filepath.Join(dir, "pristine")
-	if _, err := os.Lstat(pristine); errors.Is(err, fs.ErrNotExist) {
-		if err := writeAtomic(pristine, data); err != nil {
-			return fmt.Errorf("hosts: saving the pristine copy: %w", err)
-		}
-		r.Pristine = pristine
-	}
-	stamp := time.Now().UTC().Format("20060102T150405.000000000Z")
-	name := filepath.Join(dir, "hosts."+stamp)
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		name = filepath.Join(dir, fmt.Sprintf("hosts.%s-%d", stamp, i))
-	}
-	if err := writeAtomic(name, data); err != nil {
-		return fmt.Errorf("hosts: saving a backup: %w", err)
-	}
-	r.Backup = name
-	keep := o.Keep
-	if keep <= 0 {
-		keep = DefaultKeep
-	}
-	list, err := Backups(o.BackupDir, r.Path)
+	sr, err := safefile.Restore(ctx, file, backup, so)
 	if err != nil {
-		return nil // the backup is made; pruning can wait
+		return nil, wrapErr(err)
 	}
-	for len(list) > keep {
-		os.Remove(list[0])
-		list = list[1:]
-	}
-	return nil
+	res := &Result{Path: sr.Path}
+	res.fill(sr)
+	return res, nil
 }
 
-// writeAtomic writes data to name through a temporary file and rename, so
-// a killed siteplex never leaves a torn backup.
-func writeAtomic(name string, data []byte) error {
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		os.Remove(tmp)
-		return err
+// safeOptions are the safefile options for the hosts file at path: its
+// backup folder under o.BackupDir (or StateDir()). file is path resolved.
+func safeOptions(path string, o Options, create bool) (safefile.Options, string, error) {
+	file := resolved(path)
+	so := safefile.Options{Prefix: backupPrefix, Keep: o.Keep, Pristine: true, DryRun: o.DryRun}
+	if create {
+		so.CreateMode = 0o644
 	}
-	return os.Rename(tmp, name)
+	base := o.BackupDir
+	if base == "" {
+		var err error
+		if base, err = safefile.StateDir(); err != nil {
+			if !o.DryRun {
+				return so, file, fmt.Errorf("hosts: %w", err)
+			}
+		}
+	}
+	so.Root, so.Dir = base, BackupFolder(base, file)
+	return so, file, nil
 }

@@ -59,7 +59,7 @@ func BenchmarkApply10k(b *testing.B) {
 		}
 		b.StartTimer()
 		c0 := cpuTime()
-		res, err := Apply(ctx, p, "acme", names)
+		res, err := Apply(ctx, p, acme, names)
 		if err != nil || !res.Changed {
 			b.Fatal(err)
 		}
@@ -80,12 +80,12 @@ func BenchmarkApplyNoop10k(b *testing.B) {
 	}
 	names := benchNames()
 	ctx := context.Background()
-	if _, err := Apply(ctx, p, "acme", names); err != nil {
+	if _, err := Apply(ctx, p, acme, names); err != nil {
 		b.Fatal(err)
 	}
 	report, n := cpuMetric(b), 0
 	for b.Loop() {
-		res, err := Apply(ctx, p, "acme", names)
+		res, err := Apply(ctx, p, acme, names)
 		if err != nil || res.Changed {
 			b.Fatal(err)
 		}
@@ -102,7 +102,7 @@ func BenchmarkParseRender10k(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	report, n := cpuMetric(b), 0
 	for b.Loop() {
-		d, err := Parse(data, "acme")
+		d, err := Parse(data, acme)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -3,9 +3,9 @@ package hosts
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
-	"syscall"
+
+	"github.com/siteplex/siteplex/internal/safefile"
 )
 
 // InvalidName is one refused name and why.
@@ -41,12 +41,7 @@ type PermissionError struct {
 }
 
 func (e *PermissionError) Error() string {
-	reason := e.Err
-	var pe *fs.PathError
-	if errors.As(e.Err, &pe) {
-		reason = pe.Err
-	}
-	msg := fmt.Sprintf("cannot write %s: %v", e.Path, reason)
+	msg := (&safefile.PermissionError{Path: e.Path, Err: e.Err}).Error()
 	if e.Command != "" {
 		msg += "\nIt needs root; run:\n  " + e.Command
 	} else {
@@ -61,10 +56,7 @@ func (e *PermissionError) Unwrap() error { return e.Err }
 // solve: EACCES or EPERM (not a read-only file system).
 func IsPermission(err error) bool {
 	var pe *PermissionError
-	if errors.As(err, &pe) {
-		return true
-	}
-	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)
+	return errors.As(err, &pe) || safefile.IsPermission(err)
 }
 
 // NeedsRoot reports whether writing path needs more privileges than this

@@ -45,7 +45,7 @@ var testNames = []string{"example.gh", "gh.localhost", "xn--bcher-kva.example"}
 func TestRenderGolden(t *testing.T) {
 	for _, in := range inputs() {
 		t.Run(in.name, func(t *testing.T) {
-			doc, err := Parse(in.data, "acme")
+			doc, err := Parse(in.data, acme)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +59,7 @@ func TestRenderGolden(t *testing.T) {
 			golden := filepath.Join("testdata", "golden", in.name+".apply.golden")
 			if in.name == "long-line" {
 				// Too big for a golden file: check the shape instead.
-				if !bytes.HasPrefix(out, in.data) || !bytes.HasSuffix(out, []byte("# siteplex end acme\n")) {
+				if !bytes.HasPrefix(out, in.data) || !bytes.HasSuffix(out, []byte("# siteplex end acme 0a1b2c3d\n")) {
 					t.Fatalf("long-line: block not appended after the untouched input")
 				}
 			} else if *updateGolden {
@@ -76,7 +76,7 @@ func TestRenderGolden(t *testing.T) {
 				}
 			}
 			// The block parses back to the names, with the file's line endings.
-			doc2, err := Parse(out, "acme")
+			doc2, err := Parse(out, acme)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +102,7 @@ func TestRenderGolden(t *testing.T) {
 			// Removing names one by one also ends with the input.
 			cur := out
 			for i := range testNames {
-				d, err := Parse(cur, "acme")
+				d, err := Parse(cur, acme)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -123,41 +123,65 @@ func TestParseBlocks(t *testing.T) {
 		in        string
 		names     []string
 		malformed bool
+		line      int      // the line a *MalformedError names (0: any)
 		render    []string // names to render; nil: skip
 		want      string
 	}{
-		{name: "existing block", in: "a\n# siteplex begin acme\n127.0.0.1 x.test\n::1 x.test\n# siteplex end acme\nb\n",
+		{name: "existing block", in: "a\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 x.test\n::1 x.test\n# siteplex end acme 0a1b2c3d\nb\n",
 			names: []string{"x.test"}, render: []string{"x.test", "y.test"},
-			want: "a\n# siteplex begin acme\n127.0.0.1 x.test\n::1 x.test\n127.0.0.1 y.test\n::1 y.test\n# siteplex end acme\nb\n"},
-		{name: "hand-edited block is rewritten", in: "# siteplex begin acme\n127.0.0.1   X.test  y.test # mine\n# note\n# siteplex end acme  \n",
-			names: []string{"x.test", "y.test"}, render: []string{"x.test"},
-			want: "# siteplex begin acme\n127.0.0.1 x.test\n::1 x.test\n# siteplex end acme\n"},
-		{name: "two blocks are merged into the first", in: "# siteplex begin acme\n127.0.0.1 a.test\n# siteplex end acme\nmid\n# siteplex begin acme\n::1 b.test\n# siteplex end acme\n",
+			want: "a\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 x.test\n::1 x.test\n127.0.0.1 y.test\n::1 y.test\n# siteplex end acme 0a1b2c3d\nb\n"},
+		{name: "hand-edited lines are moved out of the block, unchanged", in: "# siteplex begin acme 0a1b2c3d\n127.0.0.1   X.test  y.test # mine\n127.0.0.1 z.test\n# note\n# siteplex end acme 0a1b2c3d  \n",
+			names: []string{"z.test"}, render: []string{"z.test"},
+			want: "127.0.0.1   X.test  y.test # mine\n# note\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 z.test\n::1 z.test\n# siteplex end acme 0a1b2c3d\n"},
+		// Issue 15: a NAS entry inside the block became 127.0.0.1, its comment lost.
+		{name: "a LAN entry inside the block stays as it is", in: "127.0.0.1 localhost\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n192.168.1.50 nas.internal # NAS\n::1 a.test\n# siteplex end acme 0a1b2c3d\n",
+			names: []string{"a.test"}, render: []string{"a.test", "b.test"},
+			want: "127.0.0.1 localhost\n192.168.1.50 nas.internal # NAS\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n::1 a.test\n127.0.0.1 b.test\n::1 b.test\n# siteplex end acme 0a1b2c3d\n"},
+		{name: "moved-out lines stay when the block goes", in: "a\n# siteplex begin acme 0a1b2c3d\n10.0.0.1 nas\n127.0.0.1 a.test\n# siteplex end acme 0a1b2c3d",
+			names: []string{"a.test"}, render: []string{}, want: "a\n10.0.0.1 nas\n"},
+		{name: "two blocks are merged into the first", in: "# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n# siteplex end acme 0a1b2c3d\nmid\n# siteplex begin acme 0a1b2c3d\n::1 b.test\n# siteplex end acme 0a1b2c3d\n",
 			names: []string{"a.test", "b.test"}, render: []string{"a.test", "b.test"},
-			want: "# siteplex begin acme\n127.0.0.1 a.test\n::1 a.test\n127.0.0.1 b.test\n::1 b.test\n# siteplex end acme\nmid\n"},
+			want: "# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n::1 a.test\n127.0.0.1 b.test\n::1 b.test\n# siteplex end acme 0a1b2c3d\nmid\n"},
 		{name: "other project's block is not ours", in: "# siteplex begin acme2\n127.0.0.1 a.test\n# siteplex end acme2\n",
 			names: nil, render: []string{}, want: "# siteplex begin acme2\n127.0.0.1 a.test\n# siteplex end acme2\n"},
-		{name: "emptied block disappears", in: "a\n# siteplex begin acme\n127.0.0.1 a.test\n::1 a.test\n# siteplex end acme\n",
+		{name: "emptied block disappears", in: "a\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n::1 a.test\n# siteplex end acme 0a1b2c3d\n",
 			names: []string{"a.test"}, render: []string{}, want: "a\n"},
-		{name: "block without final newline", in: "a\n# siteplex begin acme\n127.0.0.1 a.test\n# siteplex end acme",
+		{name: "block without final newline", in: "a\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n# siteplex end acme 0a1b2c3d",
 			names: []string{"a.test"}, render: []string{}, want: "a"},
-		{name: "invalid names in the block are dropped", in: "# siteplex begin acme\n127.0.0.1 bad_name ok.test\n# siteplex end acme\n",
-			names: []string{"ok.test"}, render: []string{"ok.test"}, want: "# siteplex begin acme\n127.0.0.1 ok.test\n::1 ok.test\n# siteplex end acme\n"},
-		{name: "begin without end", in: "# siteplex begin acme\n127.0.0.1 a.test\n", malformed: true},
-		{name: "end without begin", in: "x\n# siteplex end acme\n", malformed: true},
-		{name: "nested marker", in: "# siteplex begin acme\n# siteplex begin other\n# siteplex end other\n# siteplex end acme\n", malformed: true},
+		{name: "invalid names in the block are not siteplex's: moved out", in: "# siteplex begin acme 0a1b2c3d\n127.0.0.1 bad_name\n127.0.0.1 ok.test\n# siteplex end acme 0a1b2c3d\n",
+			names: []string{"ok.test"}, render: []string{"ok.test"}, want: "127.0.0.1 bad_name\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 ok.test\n::1 ok.test\n# siteplex end acme 0a1b2c3d\n"},
+		{name: "the old marker without a hash is adopted", in: "a\n# siteplex begin acme\n127.0.0.1 a.test\n::1 a.test\n# siteplex end acme\nb\n",
+			names: []string{"a.test"}, render: []string{"a.test"},
+			want: "a\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n::1 a.test\n# siteplex end acme 0a1b2c3d\nb\n"},
+		{name: "a renamed project takes over the block of its root", in: "# siteplex begin old-name 0a1b2c3d\n127.0.0.1 a.test\n# siteplex end old-name 0a1b2c3d\n",
+			names: []string{"a.test"}, render: []string{"a.test"},
+			want: "# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n::1 a.test\n# siteplex end acme 0a1b2c3d\n"},
+		{name: "a same-named project's block is not ours", in: "# siteplex begin acme ffffffff\n127.0.0.1 a.test\n# siteplex end acme ffffffff\n",
+			names: nil, render: []string{"b.test"},
+			want: "# siteplex begin acme ffffffff\n127.0.0.1 a.test\n# siteplex end acme ffffffff\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 b.test\n::1 b.test\n# siteplex end acme 0a1b2c3d\n"},
+		{name: "with a hashed block, a bare-name block is another project's", in: "# siteplex begin acme\n127.0.0.1 other.test\n# siteplex end acme\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n# siteplex end acme 0a1b2c3d\n",
+			names: []string{"a.test"}, render: []string{},
+			want: "# siteplex begin acme\n127.0.0.1 other.test\n# siteplex end acme\n"},
+		{name: "begin without end", in: "# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n", malformed: true},
+		{name: "end without begin", in: "x\n# siteplex end acme 0a1b2c3d\n", malformed: true},
+		{name: "nested marker", in: "# siteplex begin acme 0a1b2c3d\n# siteplex begin other\n# siteplex end other\n# siteplex end acme 0a1b2c3d\n", malformed: true, line: 2},
+		{name: "nested in another project's block", in: "x\n# siteplex begin other 12345678\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n# siteplex end acme 0a1b2c3d\n# siteplex end other 12345678\n", malformed: true, line: 3},
+		{name: "overlapping another project's block", in: "# siteplex begin other\n# siteplex begin acme 0a1b2c3d\n# siteplex end other\n# siteplex end acme 0a1b2c3d\n", malformed: true, line: 3},
+		{name: "after another project's unended block", in: "# siteplex begin other\n127.0.0.1 o.test\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n# siteplex end acme 0a1b2c3d\n",
+			names: []string{"a.test"}, render: []string{}, want: "# siteplex begin other\n127.0.0.1 o.test\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			doc, err := Parse([]byte(tt.in), "acme")
+			doc, err := Parse([]byte(tt.in), acme)
 			var me *MalformedError
 			if tt.malformed {
 				if !errors.As(err, &me) {
 					t.Fatalf("Parse error = %v, want *MalformedError", err)
 				}
-				if !strings.Contains(err.Error(), "line ") {
-					t.Fatalf("error does not say the line: %v", err)
+				if !strings.Contains(err.Error(), "line ") || tt.line != 0 && me.Line != tt.line {
+					t.Fatalf("error does not say line %d: %v", tt.line, err)
 				}
+				t.Log(err)
 				return
 			}
 			if err != nil {
@@ -181,7 +205,7 @@ func TestParseBlocks(t *testing.T) {
 }
 
 func TestRenderRefusesInvalidNames(t *testing.T) {
-	doc, err := Parse([]byte("127.0.0.1 localhost\n"), "acme")
+	doc, err := Parse([]byte("127.0.0.1 localhost\n"), acme)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,5 +237,29 @@ func invalidNames() []struct{ why, in string } {
 		{"empty", ""},
 		{"underscore", "under_score.test"},
 		{"empty label", "a..test"},
+	}
+}
+
+// acme is the key most tests use: the markers read "acme 0a1b2c3d".
+var acme = Key{Name: "acme", Hash: "0a1b2c3d"}
+
+func TestKeyFor(t *testing.T) {
+	a, b := KeyFor("acme", "/srv/one/acme"), KeyFor("acme", "/srv/two/acme")
+	if a.Name != "acme" || !isHash(a.Hash) || a == b {
+		t.Fatalf("KeyFor: %+v %+v: two roots must give two keys", a, b)
+	}
+	if BeginMarker(a) != "# siteplex begin acme "+a.Hash {
+		t.Fatalf("marker %q", BeginMarker(a))
+	}
+	dir := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	os.Symlink(dir, link)
+	if KeyFor("x", dir) != KeyFor("x", link) {
+		t.Fatal("a symlinked root gives another key")
+	}
+	for _, k := range []Key{{"", "0a1b2c3d"}, {"acme", ""}, {"acme", "0A1B2C3D"}, {"acme", "0a1b2c3"}, {" acme", "0a1b2c3d"}} {
+		if _, err := Parse(nil, k); err == nil {
+			t.Errorf("Parse accepted the key %+v", k)
+		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/siteplex/siteplex/internal/safefile"
 )
 
 // SystemFile is the hosts file the system resolver reads.
@@ -19,8 +21,8 @@ const SystemFile = "/etc/hosts"
 type Report struct {
 	// Path is the hosts file (symlinks resolved).
 	Path string `json:"hosts_file"`
-	// Project names the block.
-	Project string `json:"project"`
+	// Key names the block.
+	Key Key `json:"-"`
 	// System is true when Path is the file the system resolver reads
 	// (/etc/hosts); only then are names resolved.
 	System bool `json:"system"`
@@ -28,15 +30,21 @@ type Report struct {
 	// 1-based line of its begin marker (0 without a block).
 	Block bool `json:"block"`
 	Line  int  `json:"line"`
+	// Legacy is true when the block has an older marker (without the
+	// project's hash, or under an older name); the next write renews it.
+	Legacy bool `json:"legacy_marker"`
 	// BlockNames are all names in the block, in file order.
 	BlockNames []string `json:"block_names"`
 	// Names are the names asked about, in the order asked.
 	Names []NameStatus `json:"names"`
 	// Extra are the names in the block that were not asked about.
 	Extra []string `json:"extra"`
-	// Invalid are entries in the block that are not valid hostnames (hand
-	// edits); the next write drops them.
-	Invalid []string `json:"invalid"`
+	// Foreign are lines inside the block that siteplex did not write (hand
+	// edits); the next write moves them out of the block, unchanged.
+	Foreign []ForeignLine `json:"foreign_lines"`
+	// Interrupted is true when an in-place write of the file was cut short
+	// (siteplex killed); the next apply or remove finishes or undoes it.
+	Interrupted bool `json:"interrupted_write"`
 }
 
 // NameStatus is one name's state.
@@ -47,8 +55,8 @@ type NameStatus struct {
 	Error string `json:"error,omitempty"`
 	// InBlock is true when the project's block lists the name.
 	InBlock bool `json:"in_block"`
-	// Elsewhere are the 1-based lines outside the block that list the name
-	// (the user's own entries, left alone).
+	// Elsewhere are the 1-based lines siteplex did not write that list the
+	// name (the user's own entries, left alone).
 	Elsewhere []int `json:"elsewhere"`
 	// Resolved is how the system resolver answers for the name; nil when
 	// the file is not the system's.
@@ -73,11 +81,10 @@ func IsSystem(path string) bool {
 }
 
 // Status reads the hosts file at path without locking or writing and
-// reports project's block and each of names (normalised with
-// sites.Hostname). When the file is the system's, each valid name is
-// resolved through the system resolver (net.DefaultResolver, 3s per name,
-// until ctx is done).
-func Status(ctx context.Context, path, project string, names []string) (*Report, error) {
+// reports k's block and each of names (normalised with sites.Hostname).
+// When the file is the system's, each valid name is resolved through the
+// system resolver (net.DefaultResolver, 3s per name, until ctx is done).
+func Status(ctx context.Context, path string, k Key, names []string) (*Report, error) {
 	file, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return nil, readErr(path, err)
@@ -89,15 +96,22 @@ func Status(ctx context.Context, path, project string, names []string) (*Report,
 	if err != nil {
 		return nil, readErr(file, err)
 	}
-	doc, err := Parse(data, project)
+	interrupted := false
+	if base, err := safefile.StateDir(); err == nil {
+		interrupted = safefile.Pending(BackupFolder(base, file))
+	}
+	doc, err := Parse(data, k)
 	if err != nil {
+		if interrupted {
+			return nil, fmt.Errorf("hosts: %s: %w\n(a siteplex write of this file was interrupted: the next `siteplex hosts apply` or `siteplex hosts remove` finishes or undoes it first)", file, err)
+		}
 		return nil, fmt.Errorf("hosts: %s: %w", file, err)
 	}
-	r := &Report{Path: file, Project: project, System: IsSystem(file), Block: doc.HasBlock(),
+	r := &Report{Path: file, Key: k, System: IsSystem(file), Block: doc.HasBlock(), Legacy: doc.Legacy(),
 		Line: doc.BlockLine(), BlockNames: doc.Names(), Names: []NameStatus{}, Extra: []string{},
-		Invalid: doc.Invalid()}
-	if r.Invalid == nil {
-		r.Invalid = []string{}
+		Foreign: doc.Foreign(), Interrupted: interrupted}
+	if r.Foreign == nil {
+		r.Foreign = []ForeignLine{}
 	}
 	in := make(map[string]bool, len(r.BlockNames))
 	for _, n := range r.BlockNames {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/siteplex/siteplex/internal/safefile"
 )
 
 // tempHosts writes data to a fresh hosts file and points backups at a
@@ -69,27 +71,27 @@ func TestApplyRemoveRoundTrip(t *testing.T) {
 	}{"1MB", []byte(megabyte())}) {
 		t.Run(in.name, func(t *testing.T) {
 			p := tempHosts(t, string(in.data))
-			res, err := Apply(ctx, p, "acme", []string{"example.gh", "Bücher.example:8000"})
+			res, err := Apply(ctx, p, acme, []string{"example.gh", "Bücher.example:8000"})
 			if err != nil || !res.Changed {
 				t.Fatalf("Apply = %+v, %v", res, err)
 			}
 			if got := read(t, p); !strings.HasPrefix(got, strings.TrimSuffix(string(in.data), "\r")) {
 				t.Fatalf("apply changed bytes before the block")
 			}
-			doc, _ := Parse([]byte(read(t, p)), "acme")
+			doc, _ := Parse([]byte(read(t, p)), acme)
 			if !slices.Equal(doc.Names(), []string{"example.gh", "xn--bcher-kva.example"}) {
 				t.Fatalf("names = %q", doc.Names())
 			}
 			before := id(t, p)
 			time.Sleep(10 * time.Millisecond)
-			res, err = Apply(ctx, p, "acme", []string{"example.gh", "xn--bcher-kva.example"})
+			res, err = Apply(ctx, p, acme, []string{"example.gh", "xn--bcher-kva.example"})
 			if err != nil || res.Changed {
 				t.Fatalf("second Apply = changed %v, %v", res.Changed, err)
 			}
 			if after := id(t, p); after != before {
 				t.Fatalf("second Apply touched the file: %+v → %+v", before, after)
 			}
-			if _, err := RemoveBlock(ctx, p, "acme"); err != nil {
+			if _, err := RemoveBlock(ctx, p, acme); err != nil {
 				t.Fatal(err)
 			}
 			if got := read(t, p); got != string(in.data) {
@@ -97,7 +99,7 @@ func TestApplyRemoveRoundTrip(t *testing.T) {
 			}
 			before = id(t, p)
 			time.Sleep(10 * time.Millisecond)
-			if res, err := RemoveBlock(ctx, p, "acme"); err != nil || res.Changed {
+			if res, err := RemoveBlock(ctx, p, acme); err != nil || res.Changed {
 				t.Fatalf("second remove = %v, %v", res.Changed, err)
 			}
 			if after := id(t, p); after != before {
@@ -126,14 +128,14 @@ func TestSelectiveApplyRemove(t *testing.T) {
 	for i, s := range steps {
 		var err error
 		if s.op == "apply" {
-			_, err = Apply(ctx, p, "acme", s.names)
+			_, err = Apply(ctx, p, acme, s.names)
 		} else {
-			_, err = Remove(ctx, p, "acme", s.names)
+			_, err = Remove(ctx, p, acme, s.names)
 		}
 		if err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		doc, err := Parse([]byte(read(t, p)), "acme")
+		doc, err := Parse([]byte(read(t, p)), acme)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +154,7 @@ func TestInvalidNamesAreRefusedValidOnesApplied(t *testing.T) {
 	for _, n := range invalidNames() {
 		names = append(names, n.in)
 	}
-	res, err := Apply(context.Background(), p, "acme", append(names, "ok.test", "ok2.test:8000"))
+	res, err := Apply(context.Background(), p, acme, append(names, "ok.test", "ok2.test:8000"))
 	var ie *InvalidNameError
 	if !errors.As(err, &ie) || len(ie.Names) != len(names) {
 		t.Fatalf("error = %v, want an *InvalidNameError with %d names", err, len(names))
@@ -160,7 +162,7 @@ func TestInvalidNamesAreRefusedValidOnesApplied(t *testing.T) {
 	if res == nil || !res.Changed {
 		t.Fatal("valid names were not applied")
 	}
-	want := "127.0.0.1 localhost\n# siteplex begin acme\n127.0.0.1 ok.test\n::1 ok.test\n127.0.0.1 ok2.test\n::1 ok2.test\n# siteplex end acme\n"
+	want := "127.0.0.1 localhost\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 ok.test\n::1 ok.test\n127.0.0.1 ok2.test\n::1 ok2.test\n# siteplex end acme 0a1b2c3d\n"
 	if got := read(t, p); got != want {
 		t.Fatalf("file:\n%q\nwant\n%q", got, want)
 	}
@@ -178,7 +180,7 @@ func TestKeepsModeAndOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := id(t, p)
-	if _, err := Apply(context.Background(), p, "acme", []string{"a.test"}); err != nil {
+	if _, err := Apply(context.Background(), p, acme, []string{"a.test"}); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := os.Stat(p)
@@ -202,7 +204,7 @@ func TestBackups(t *testing.T) {
 	var contents []string
 	for i := range 8 {
 		contents = append(contents, read(t, p))
-		if _, err := Apply(ctx, p, "acme", []string{fmt.Sprintf("s%d.test", i)}); err != nil {
+		if _, err := Apply(ctx, p, acme, []string{fmt.Sprintf("s%d.test", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -224,7 +226,7 @@ func TestBackups(t *testing.T) {
 		}
 	}
 	// A no-op makes no backup.
-	if _, err := Apply(ctx, p, "acme", []string{"s1.test"}); err != nil {
+	if _, err := Apply(ctx, p, acme, []string{"s1.test"}); err != nil {
 		t.Fatal(err)
 	}
 	if l, _ := Backups("", p); !slices.Equal(l, list) {
@@ -235,11 +237,11 @@ func TestBackups(t *testing.T) {
 func TestDryRunWritesNothing(t *testing.T) {
 	p := tempHosts(t, "127.0.0.1 localhost\n")
 	before := id(t, p)
-	res, err := Update(context.Background(), p, Edit{Project: "acme", Add: []string{"a.test"}}, Options{DryRun: true})
+	res, err := Update(context.Background(), p, Edit{Project: acme, Add: []string{"a.test"}}, Options{DryRun: true})
 	if err != nil || !res.Changed {
 		t.Fatalf("dry run = %+v, %v", res, err)
 	}
-	want := "--- a" + p + "\n+++ b" + p + "\n@@ -1 +1,5 @@\n 127.0.0.1 localhost\n+# siteplex begin acme\n+127.0.0.1 a.test\n+::1 a.test\n+# siteplex end acme\n"
+	want := "--- a" + p + "\n+++ b" + p + "\n@@ -1 +1,5 @@\n 127.0.0.1 localhost\n+# siteplex begin acme 0a1b2c3d\n+127.0.0.1 a.test\n+::1 a.test\n+# siteplex end acme 0a1b2c3d\n"
 	if d := res.Diff(); d != want {
 		t.Fatalf("diff:\n%s\nwant\n%s", d, want)
 	}
@@ -252,9 +254,9 @@ func TestDryRunWritesNothing(t *testing.T) {
 }
 
 func TestMalformedBlockIsRefused(t *testing.T) {
-	orig := "127.0.0.1 localhost\n# siteplex begin acme\n127.0.0.1 a.test\n"
+	orig := "127.0.0.1 localhost\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n"
 	p := tempHosts(t, orig)
-	_, err := Apply(context.Background(), p, "acme", []string{"b.test"})
+	_, err := Apply(context.Background(), p, acme, []string{"b.test"})
 	var me *MalformedError
 	if !errors.As(err, &me) || me.Line != 2 {
 		t.Fatalf("error = %v, want *MalformedError at line 2", err)
@@ -270,7 +272,7 @@ func TestSymlinkedFileIsEditedWhereItLives(t *testing.T) {
 	if err := os.Symlink(p, link); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Apply(context.Background(), link, "acme", []string{"a.test"}); err != nil {
+	if _, err := Apply(context.Background(), link, acme, []string{"a.test"}); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
@@ -284,7 +286,7 @@ func TestSymlinkedFileIsEditedWhereItLives(t *testing.T) {
 // TestStaleTempFilesAreRemoved: a killed writer's temporary file goes
 // with the next command, whether that one changes the file or not.
 func TestStaleTempFilesAreRemoved(t *testing.T) {
-	block := "127.0.0.1 localhost\n# siteplex begin acme\n127.0.0.1 a.test\n::1 a.test\n# siteplex end acme\n"
+	block := "127.0.0.1 localhost\n# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n::1 a.test\n# siteplex end acme 0a1b2c3d\n"
 	for _, tt := range []struct {
 		name, before string
 		changed      bool
@@ -303,7 +305,7 @@ func TestStaleTempFilesAreRemoved(t *testing.T) {
 				}
 			}
 			before := id(t, p)
-			res, err := Apply(context.Background(), p, "acme", []string{"a.test"})
+			res, err := Apply(context.Background(), p, acme, []string{"a.test"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -324,10 +326,10 @@ func TestStaleTempFilesAreRemoved(t *testing.T) {
 
 func TestStatus(t *testing.T) {
 	p := tempHosts(t, "127.0.0.1 localhost\n192.168.1.9 example.gh www.example.gh # staging\n# 10.0.0.1 example.gh\n")
-	if _, err := Apply(context.Background(), p, "acme", []string{"example.gh", "old.test"}); err != nil {
+	if _, err := Apply(context.Background(), p, acme, []string{"example.gh", "old.test"}); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Status(context.Background(), p, "acme", []string{"Example.GH", "de.localhost", "bad#name"})
+	rep, err := Status(context.Background(), p, acme, []string{"Example.GH", "de.localhost", "bad#name"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,27 +353,27 @@ func TestStatus(t *testing.T) {
 func TestMissingFileIsCreatedOnApply(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "hosts")
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
-	if res, err := Remove(context.Background(), p, "acme", []string{"a.test"}); err != nil || res.Changed {
+	if res, err := Remove(context.Background(), p, acme, []string{"a.test"}); err != nil || res.Changed {
 		t.Fatalf("Remove on a missing file = %v, %v", res, err)
 	}
-	if _, err := Apply(context.Background(), p, "acme", []string{"a.test"}); err != nil {
+	if _, err := Apply(context.Background(), p, acme, []string{"a.test"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := read(t, p); got != "# siteplex begin acme\n127.0.0.1 a.test\n::1 a.test\n# siteplex end acme\n" {
+	if got := read(t, p); got != "# siteplex begin acme 0a1b2c3d\n127.0.0.1 a.test\n::1 a.test\n# siteplex end acme 0a1b2c3d\n" {
 		t.Fatalf("got %q", got)
 	}
 }
 
 func TestLockWaitsForContext(t *testing.T) {
 	p := tempHosts(t, "127.0.0.1 localhost\n")
-	f, err := lock(context.Background(), p)
+	f, err := safefile.Lock(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := Apply(ctx, p, "acme", []string{"a.test"}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := Apply(ctx, p, acme, []string{"a.test"}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Apply while locked = %v, want deadline exceeded", err)
 	}
 	if !bytes.Equal([]byte(read(t, p)), []byte("127.0.0.1 localhost\n")) {
@@ -381,7 +383,7 @@ func TestLockWaitsForContext(t *testing.T) {
 
 func TestDiffOfLargeChangesIsCheap(t *testing.T) {
 	data := []byte(megabyte())
-	doc, err := Parse(data, "acme")
+	doc, err := Parse(data, acme)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,11 +396,147 @@ func TestDiffOfLargeChangesIsCheap(t *testing.T) {
 		t.Fatalf("diff adds %d 127.0.0.1 lines, want 10000", got)
 	}
 	// Removing one site in the middle of a big block is a two-line diff.
-	doc2, _ := Parse(after, "acme")
+	doc2, _ := Parse(after, acme)
 	names := doc2.Names()
 	smaller, _ := doc2.Render(append(names[:5000:5000], names[5001:]...))
 	d = Diff("/etc/hosts", after, smaller)
 	if strings.Count(d, "\n-") != 2 || strings.Count(d, "\n+") != 1 { // "+++ b/etc/hosts" is the one '+'
 		t.Fatalf("diff:\n%s", d)
+	}
+}
+
+// TestForeignLinesAreMovedOut: lines siteplex did not write, found inside
+// its block, come out of it unchanged (issue 15: a NAS entry became
+// 127.0.0.1 and lost its comment), and the result says which.
+func TestForeignLinesAreMovedOut(t *testing.T) {
+	orig := "127.0.0.1 localhost\r\n# siteplex begin acme 0a1b2c3d\r\n127.0.0.1 a.test\r\n::1 a.test\r\n192.168.1.50 nas.internal # NAS\r\n# siteplex end acme 0a1b2c3d\r\n"
+	p := tempHosts(t, orig)
+	res, err := Apply(context.Background(), p, acme, []string{"b.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "127.0.0.1 localhost\r\n192.168.1.50 nas.internal # NAS\r\n# siteplex begin acme 0a1b2c3d\r\n127.0.0.1 a.test\r\n::1 a.test\r\n127.0.0.1 b.test\r\n::1 b.test\r\n# siteplex end acme 0a1b2c3d\r\n"
+	if got := read(t, p); got != want {
+		t.Fatalf("file:\n%q\nwant\n%q", got, want)
+	}
+	if len(res.MovedOut) != 1 || res.MovedOut[0] != (ForeignLine{Line: 5, Text: "192.168.1.50 nas.internal # NAS"}) {
+		t.Fatalf("MovedOut = %+v", res.MovedOut)
+	}
+	rep, err := Status(context.Background(), p, acme, []string{"nas.internal"})
+	if err != nil || len(rep.Foreign) != 0 || !slices.Equal(rep.Names[0].Elsewhere, []int{2}) {
+		t.Fatalf("status after the move: %+v, %v", rep, err)
+	}
+	// Removing the block keeps the moved line where it is.
+	if _, err := RemoveBlock(context.Background(), p, acme); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, p); got != "127.0.0.1 localhost\r\n192.168.1.50 nas.internal # NAS\r\n" {
+		t.Fatalf("after remove: %q", got)
+	}
+}
+
+// TestSameNamedProjects: two projects whose folders have the same name
+// keep one block each; removing in one leaves the other's names alone
+// (issue 15).
+func TestSameNamedProjects(t *testing.T) {
+	ctx := context.Background()
+	p := tempHosts(t, "127.0.0.1 localhost\n")
+	one, two := KeyFor("shop", "/srv/clients/a/shop"), KeyFor("shop", "/srv/clients/b/shop")
+	if _, err := Apply(ctx, p, one, []string{"one.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(ctx, p, two, []string{"two.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RemoveBlock(ctx, p, one); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := Parse([]byte(read(t, p)), two)
+	if err != nil || !slices.Equal(doc.Names(), []string{"two.test"}) {
+		t.Fatalf("the other project's block after remove: %v, %v\n%s", doc.Names(), err, read(t, p))
+	}
+	if strings.Contains(read(t, p), "one.test") {
+		t.Fatal("the first project's names survived its remove")
+	}
+}
+
+// TestOldMarkerIsAdopted: a block written before markers had a hash
+// becomes the project's, and a renamed project takes over the block of its
+// root: nothing is orphaned.
+func TestOldMarkerIsAdopted(t *testing.T) {
+	ctx := context.Background()
+	p := tempHosts(t, "127.0.0.1 localhost\n# siteplex begin acme\n127.0.0.1 a.test\n::1 a.test\n# siteplex end acme\n")
+	res, err := Apply(ctx, p, acme, []string{"a.test"})
+	if err != nil || !res.Changed || !res.Adopted {
+		t.Fatalf("Apply = %+v, %v; want the block adopted", res, err)
+	}
+	renamed := Key{Name: "acme-portal", Hash: acme.Hash}
+	if _, err := Apply(ctx, p, renamed, []string{"b.test"}); err != nil {
+		t.Fatal(err)
+	}
+	want := "127.0.0.1 localhost\n# siteplex begin acme-portal 0a1b2c3d\n127.0.0.1 a.test\n::1 a.test\n127.0.0.1 b.test\n::1 b.test\n# siteplex end acme-portal 0a1b2c3d\n"
+	if got := read(t, p); got != want {
+		t.Fatalf("file:\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestBackupFolderIsPrivate: with HOME unset the backups never go to a
+// shared temp folder, and a symlink planted where the backup folder
+// should be is refused before anything is written (issue 15: root's
+// rotation deleted an unrelated hosts.* file through one).
+func TestBackupFolderIsPrivate(t *testing.T) {
+	p := tempHosts(t, "127.0.0.1 localhost\n")
+	t.Setenv("XDG_STATE_HOME", "")
+	os.Unsetenv("XDG_STATE_HOME")
+	t.Setenv("HOME", "")
+	os.Unsetenv("HOME")
+	if dir, err := StateDir(); err == nil && strings.HasPrefix(dir, os.TempDir()) {
+		t.Fatalf("StateDir without HOME = %s, a shared folder", dir)
+	}
+
+	// A planted symlink: the backup folder points at someone else's files.
+	base := filepath.Join(t.TempDir(), "state")
+	victims := t.TempDir()
+	for i := range 8 {
+		os.WriteFile(filepath.Join(victims, fmt.Sprintf("hosts.2000010%dT000000.000000000Z", i)), []byte("not siteplex's"), 0o644)
+	}
+	os.MkdirAll(filepath.Join(base, "hosts-backups"), 0o700)
+	if err := os.Symlink(victims, BackupFolder(base, p)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		_, err := Update(context.Background(), p, Edit{Project: acme, Add: []string{fmt.Sprintf("s%d.test", i)}}, Options{BackupDir: base})
+		var ue *safefile.UnsafeDirError
+		if !errors.As(err, &ue) {
+			t.Fatalf("apply through a planted symlink: %v, want an *UnsafeDirError", err)
+		}
+	}
+	if got := read(t, p); got != "127.0.0.1 localhost\n" {
+		t.Fatal("the hosts file changed although the backups could not be made")
+	}
+	if ents, _ := os.ReadDir(victims); len(ents) != 8 {
+		t.Fatalf("the planted folder has %d files, want the 8 it had", len(ents))
+	}
+}
+
+func TestRestore(t *testing.T) {
+	ctx := context.Background()
+	orig := "127.0.0.1 localhost\n"
+	p := tempHosts(t, orig)
+	Apply(ctx, p, acme, []string{"a.test"})
+	Apply(ctx, p, acme, []string{"b.test"})
+	list, err := Backups("", p)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("Backups = %v, %v", list, err)
+	}
+	res, err := Restore(ctx, p, filepath.Base(list[1]), Options{})
+	if err != nil || !res.Changed || !strings.Contains(read(t, p), "a.test") || strings.Contains(read(t, p), "b.test") {
+		t.Fatalf("restore of the last backup: %v\n%s", err, read(t, p))
+	}
+	if _, err := Restore(ctx, p, "pristine", Options{}); err != nil || read(t, p) != orig {
+		t.Fatalf("restore pristine: %v", err)
+	}
+	if _, err := Restore(ctx, p, "/etc/passwd", Options{}); err == nil || read(t, p) != orig {
+		t.Fatalf("restoring a file that is not a backup: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -127,22 +128,13 @@ func (p *Project) loadDjango(ctx context.Context, py string, perr error, g djang
 // then [process] env from siteplex.toml.
 func (p *Project) processEnv() []string {
 	env := os.Environ()
-	for _, k := range sortedKeys(p.Env.Values) {
+	for _, k := range slices.Sorted(maps.Keys(p.Env.Values)) {
 		env = append(env, k+"="+p.Env.Values[k])
 	}
-	for _, k := range sortedKeys(p.Config.Process.Env) {
+	for _, k := range slices.Sorted(maps.Keys(p.Config.Process.Env)) {
 		env = append(env, k+"="+p.Config.Process.Env[k])
 	}
 	return env
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // WriteOverlay writes the overlay settings module for the project into

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // MaxDomainLen is the length of django_site.domain and
@@ -14,39 +15,20 @@ import (
 // SQLite silently stores them, so siteplex checks before writing.
 const MaxDomainLen = 100
 
-// DomainMode says where `siteplex domains` takes the new domains from.
-type DomainMode int
-
-const (
-	// RewriteDomains sets django_site.domain to the domain format applied to
-	// the multisite-plus slug (what django-multisite-plus's REWRITE_DOMAINS
-	// does at startup).
-	RewriteDomains DomainMode = iota
-	// RestoreDomains puts django_multisite_plus_site.real_domain back.
-	RestoreDomains
-)
-
-func (m DomainMode) String() string {
-	switch m {
-	case RewriteDomains:
-		return "rewrite"
-	case RestoreDomains:
-		return "restore"
-	}
-	return "domain mode " + strconv.Itoa(int(m))
-}
-
-// DomainOptions configure Store.ChangeDomains.
+// DomainOptions configure Store.RewriteDomains.
 type DomainOptions struct {
-	Mode DomainMode
-	// Format is applied to each slug in RewriteDomains mode.
+	// Format is applied to each multisite-plus slug.
 	Format DomainFormat
+	// Journal is the journal file (see DomainJournalPath) every row the
+	// rewrite changes is recorded in before it commits; required unless
+	// DryRun.
+	Journal string
 	// DryRun computes and checks everything, then writes nothing.
 	DryRun bool
 }
 
-// DomainChange is one multisite-plus site considered by a rewrite or
-// restore. Old == New means the site already had the wanted domain.
+// DomainChange is one multisite-plus site considered by a rewrite. Old ==
+// New means the site already had the wanted domain.
 type DomainChange struct {
 	ID   int64  `json:"id"`
 	Slug string `json:"slug"`
@@ -57,30 +39,34 @@ type DomainChange struct {
 // Changed reports whether the site's domain is (or would be) written.
 func (c DomainChange) Changed() bool { return c.Old != c.New }
 
-// SkippedSite is a site a rewrite or restore left alone, and why.
+// SkippedSite is a site a rewrite left alone, and why. Nothing of it is
+// touched: not its domain, not its aliases.
 type SkippedSite struct {
 	ID     int64  `json:"id"`
 	Domain string `json:"domain"`
 	Reason string `json:"reason"`
 }
 
-// DomainReport says what ChangeDomains did (or, with DryRun, would do).
+// DomainReport says what RewriteDomains did (or, with DryRun, would do).
 type DomainReport struct {
 	Mode   string `json:"mode"`
 	Format string `json:"format,omitempty"`
 	DryRun bool   `json:"dry_run"`
-	// Changes lists every site with a multisite-plus row that got a new
-	// domain or already had it, by id.
+	// Changes lists every site with a multisite-plus row and a slug that
+	// got a new domain or already had it, by id.
 	Changes []DomainChange `json:"changes"`
-	// Skipped lists the sites left alone: no multisite-plus row, an empty
-	// slug (rewrite) or an empty real_domain (restore).
+	// Skipped lists the sites left alone: no multisite-plus row, or an
+	// empty slug.
 	Skipped []SkippedSite `json:"skipped"`
 	// AliasTable is true when multisite_alias exists; the counts below are
-	// canonical aliases re-synced to their site's domain and canonical
-	// aliases created for sites that had none.
+	// canonical aliases of the changed sites re-synced to their domain and
+	// canonical aliases created for those that had none.
 	AliasTable     bool `json:"alias_table"`
 	AliasesUpdated int  `json:"aliases_updated"`
 	AliasesCreated int  `json:"aliases_created"`
+	// Journal is the file the rewrite is recorded in, for `domains
+	// restore` ("" for a dry run or when nothing changed).
+	Journal string `json:"journal,omitempty"`
 }
 
 // ChangedCount is the number of sites whose domain changes.
@@ -101,7 +87,7 @@ type DomainClashError struct {
 	// Site is the site that would get Domain.
 	Site SiteRef
 	// Other is the site that has it (or would get it too), As says how:
-	// "domain", "new domain", "alias" or "own alias".
+	// "domain", "new domain", "alias", "canonical alias" or "own alias".
 	Other SiteRef
 	As    string
 }
@@ -134,6 +120,8 @@ func (e *DomainClashError) Error() string {
 		why = fmt.Sprintf("%s and %s would both get the domain %q", e.Site, e.Other, e.Domain)
 	case "alias":
 		why = fmt.Sprintf("%q for %s is already an alias (multisite_alias) of %s", e.Domain, e.Site, e.Other)
+	case "canonical alias":
+		why = fmt.Sprintf("%q for %s is already the canonical alias (multisite_alias) of %s, which the rewrite leaves alone", e.Domain, e.Site, e.Other)
 	case "own alias":
 		why = fmt.Sprintf("%q for %s is already one of its own non-canonical aliases (multisite_alias), so its canonical alias cannot take that name", e.Domain, e.Site)
 	default:
@@ -145,44 +133,56 @@ func (e *DomainClashError) Error() string {
 // InvalidDomainsError lists new domains that are not valid hostnames or do
 // not fit django_site.domain. Nothing was written.
 type InvalidDomainsError struct {
-	Mode     DomainMode
 	Problems []string
 }
 
 func (e *InvalidDomainsError) Error() string {
-	fix := "fix the slugs in django_multisite_plus_site or choose another --format"
-	if e.Mode == RestoreDomains {
-		fix = "fix real_domain in django_multisite_plus_site"
-	}
-	return fmt.Sprintf("refusing to %s domains, nothing was changed:\n  %s\n%s",
-		e.Mode, strings.Join(e.Problems, "\n  "), fix)
+	return fmt.Sprintf("refusing to rewrite domains, nothing was changed:\n  %s\nfix the slugs in django_multisite_plus_site or choose another --format",
+		strings.Join(e.Problems, "\n  "))
 }
 
 // NoPlusTableError means the database has no django_multisite_plus_site
-// table, so there are no slugs or real domains to work from.
+// table, so there are no slugs to work from.
 type NoPlusTableError struct{ DB string }
 
 func (e *NoPlusTableError) Error() string {
 	return fmt.Sprintf("no django_multisite_plus_site table in %s: `siteplex domains` works on django-multisite-plus sites only; nothing was changed", e.DB)
 }
 
-// domainRow is one django_site row with its multisite-plus columns.
+// domainRow is one django_site row with its multisite-plus columns and
+// aliases.
 type domainRow struct {
-	id              int64
-	domain          string
-	plus            bool
-	slug, real      string
-	canonical       string
-	hasCanonical    bool
-	aliases         []string // non-canonical aliases
-	newDomain       string
-	changes, create bool
+	id         int64
+	domain     string
+	plus       bool
+	slug, real string
+	canonical  *aliasRow   // nil: none
+	aliases    []*aliasRow // non-canonical
+	newDomain  string
+	// considered is true for the sites a rewrite works on (a
+	// multisite-plus row and a slug); every other site is left alone.
+	considered bool
 }
 
-// ChangeDomains rewrites (or restores) django_site.domain for every site
-// with a django_multisite_plus_site row, re-syncs the canonical
-// multisite_alias rows and creates missing ones, all in one transaction
-// (reference: django-multisite.md §5.6). last_updated_at is never touched.
+// aliasRow is one multisite_alias row.
+type aliasRow struct {
+	id, siteID int64
+	domain     string
+	canonical  sql.NullBool
+	redirect   bool
+}
+
+// RewriteDomains sets django_site.domain of every site with a
+// django_multisite_plus_site row and a slug to opts.Format applied to the
+// slug, re-syncs those sites' canonical multisite_alias rows and creates
+// missing ones — all in one transaction (reference: django-multisite.md
+// §5.6). Sites without a multisite-plus row or with an empty slug are not
+// touched at all, aliases included. last_updated_at is never touched.
+//
+// Before the transaction commits, every row it changes or creates is
+// appended to the journal opts.Journal (fsynced, mode 0600), with the
+// alias id counter, so that RestoreDomains can undo exactly this; a
+// rewrite that changes nothing writes no journal entry.
 //
 // New domains are checked before anything is written: an invalid hostname
 // or one longer than 100 characters gives *InvalidDomainsError, a domain
@@ -190,71 +190,97 @@ type domainRow struct {
 // *DomainClashError. Any error rolls the transaction back, so every row is
 // as it was. The Store must have been opened writable (Open(ctx, d, true))
 // unless DryRun is set.
-func (s *Store) ChangeDomains(ctx context.Context, opts DomainOptions) (*DomainReport, error) {
-	t, err := s.Tables(ctx)
+func (s *Store) RewriteDomains(ctx context.Context, opts DomainOptions) (*DomainReport, error) {
+	t, err := s.domainTables(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if !t.Site {
-		return nil, &NoSiteTableError{DB: s.cfg.Display()}
+	d, err := s.domainSQL()
+	if err != nil {
+		return nil, err
 	}
-	if !t.Plus {
-		return nil, &NoPlusTableError{DB: s.cfg.Display()}
+	if !opts.DryRun && opts.Journal == "" {
+		return nil, fmt.Errorf("domains rewrite: no journal file given")
 	}
-	rep := &DomainReport{Mode: opts.Mode.String(), DryRun: opts.DryRun, AliasTable: t.Alias,
+	rep := &DomainReport{Mode: "rewrite", Format: opts.Format.String(), DryRun: opts.DryRun, AliasTable: t.Alias,
 		Changes: []DomainChange{}, Skipped: []SkippedSite{}}
-	if opts.Mode == RewriteDomains {
-		rep.Format = opts.Format.String()
-	}
-
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, s.wrap(err)
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			_ = tx.Rollback()
-		}
-	}()
-	if s.cfg.Driver == SQLite && !opts.DryRun {
-		// Take SQLite's write lock now rather than at the first UPDATE, so
-		// a concurrent writer makes us wait (busy_timeout) instead of
-		// failing half-way with SQLITE_BUSY.
-		if _, err := tx.ExecContext(ctx, `UPDATE django_site SET domain = domain WHERE 0 = 1`); err != nil {
-			return nil, s.wrapWrite(err)
-		}
-	}
-	rows, err := s.readDomainRows(ctx, tx, t.Alias, !opts.DryRun)
+	tx, err := s.beginDomainTx(ctx, d, t.Alias, !opts.DryRun)
 	if err != nil {
 		return nil, err
 	}
-	if err := planDomains(rows, opts, rep); err != nil {
+	defer tx.Rollback() // a no-op once committed
+	rows, err := s.readDomainRows(ctx, tx, t.Alias)
+	if err != nil {
 		return nil, err
 	}
-	if opts.DryRun {
+	plan, err := planRewrite(rows, opts.Format, rep)
+	if err != nil || opts.DryRun {
+		return rep, err
+	}
+	if len(plan.Sites) == 0 && len(plan.Aliases) == 0 {
 		return rep, nil
 	}
-	if err := s.writeDomains(ctx, tx, rows, t.Alias); err != nil {
+	if t.Alias && plan.inserts() > 0 {
+		if plan.SeqBefore, err = d.readSeq(ctx, tx); err != nil {
+			return nil, s.wrap(err)
+		}
+	}
+	if err := s.applyPlan(ctx, tx, d, plan, nil); err != nil {
 		return nil, err
+	}
+	if plan.SeqBefore != nil {
+		if plan.SeqAfter, err = d.readSeq(ctx, tx); err != nil {
+			return nil, s.wrap(err)
+		}
+	}
+	// The journal before the commit: if siteplex dies in between, the
+	// rows are as they were and restore finds nothing to undo.
+	if err := appendJournal(opts.Journal, s.cfg, *plan); err != nil {
+		return nil, fmt.Errorf("recording the rewrite in %s (rolled back, nothing was changed): %w", opts.Journal, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("committing the domain changes (nothing was changed): %w", s.wrap(err))
 	}
-	committed = true
+	rep.Journal = opts.Journal
 	return rep, nil
 }
 
-// readDomainRows reads django_site, the multisite-plus columns and the
-// aliases inside tx. On PostgreSQL the django_site rows are locked when
-// lock is set.
-func (s *Store) readDomainRows(ctx context.Context, tx *sql.Tx, aliasTable, lock bool) ([]*domainRow, error) {
-	q := `SELECT s.id, s.domain, m.site_id, m.slug, m.real_domain
-FROM django_site s LEFT JOIN django_multisite_plus_site m ON m.site_id = s.id ORDER BY s.id`
-	if s.cfg.Driver == Postgres && lock {
-		q += ` FOR UPDATE OF s`
+// beginDomainTx begins the transaction of a rewrite or restore; with
+// lock, it takes the write locks first (see domainSQL.lock).
+func (s *Store) beginDomainTx(ctx context.Context, d domainSQL, aliasTable, lock bool) (*sql.Tx, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, s.wrap(err)
 	}
-	rs, err := tx.QueryContext(ctx, q)
+	if lock {
+		if err := d.lock(ctx, tx, aliasTable); err != nil {
+			tx.Rollback()
+			return nil, s.wrapWrite(err)
+		}
+	}
+	return tx, nil
+}
+
+// domainTables checks that the tables `domains` works on exist.
+func (s *Store) domainTables(ctx context.Context) (Tables, error) {
+	t, err := s.Tables(ctx)
+	if err != nil {
+		return t, err
+	}
+	if !t.Site {
+		return t, &NoSiteTableError{DB: s.cfg.Display()}
+	}
+	if !t.Plus {
+		return t, &NoPlusTableError{DB: s.cfg.Display()}
+	}
+	return t, nil
+}
+
+// readDomainRows reads django_site, the multisite-plus columns and every
+// alias row.
+func (s *Store) readDomainRows(ctx context.Context, q queryer, aliasTable bool) ([]*domainRow, error) {
+	rs, err := q.QueryContext(ctx, `SELECT s.id, s.domain, m.site_id, m.slug, m.real_domain
+FROM django_site s LEFT JOIN django_multisite_plus_site m ON m.site_id = s.id ORDER BY s.id`)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
@@ -279,37 +305,48 @@ FROM django_site s LEFT JOIN django_multisite_plus_site m ON m.site_id = s.id OR
 	if !aliasTable {
 		return list, nil
 	}
-	as, err := tx.QueryContext(ctx, `SELECT site_id, domain, is_canonical FROM multisite_alias ORDER BY site_id, domain`)
+	aliases, err := s.readAliases(ctx, q)
 	if err != nil {
-		return nil, s.wrap(err)
+		return nil, err
 	}
-	defer as.Close()
-	for as.Next() {
-		var id int64
-		var domain string
-		var canon sql.NullBool
-		if err := as.Scan(&id, &domain, &canon); err != nil {
-			return nil, s.wrap(err)
-		}
-		r, ok := byID[id]
+	for _, a := range aliases {
+		r, ok := byID[a.siteID]
 		if !ok {
 			continue
 		}
-		if canon.Valid && canon.Bool {
-			r.canonical, r.hasCanonical = domain, true
+		if a.canonical.Valid && a.canonical.Bool && r.canonical == nil {
+			r.canonical = a
 		} else {
-			r.aliases = append(r.aliases, domain)
+			r.aliases = append(r.aliases, a)
 		}
-	}
-	if err := as.Err(); err != nil {
-		return nil, s.wrap(err)
 	}
 	return list, nil
 }
 
-// planDomains decides each row's new domain, checks validity and clashes,
-// and fills rep. It does no I/O.
-func planDomains(rows []*domainRow, opts DomainOptions, rep *DomainReport) error {
+// readAliases reads every multisite_alias row, by id.
+func (s *Store) readAliases(ctx context.Context, q queryer) ([]*aliasRow, error) {
+	as, err := q.QueryContext(ctx, `SELECT id, site_id, domain, is_canonical, redirect_to_canonical FROM multisite_alias ORDER BY id`)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer as.Close()
+	var out []*aliasRow
+	for as.Next() {
+		a := &aliasRow{}
+		if err := as.Scan(&a.id, &a.siteID, &a.domain, &a.canonical, &a.redirect); err != nil {
+			return nil, s.wrap(err)
+		}
+		out = append(out, a)
+	}
+	if err := as.Err(); err != nil {
+		return nil, s.wrap(err)
+	}
+	return out, nil
+}
+
+// planRewrite decides each row's new domain, checks validity and clashes,
+// fills rep and returns the rows to write. It does no I/O.
+func planRewrite(rows []*domainRow, format DomainFormat, rep *DomainReport) (*journalEntry, error) {
 	var problems []string
 	for _, r := range rows {
 		r.newDomain = r.domain
@@ -317,17 +354,11 @@ func planDomains(rows []*domainRow, opts DomainOptions, rep *DomainReport) error
 		case !r.plus:
 			rep.Skipped = append(rep.Skipped, SkippedSite{ID: r.id, Domain: r.domain, Reason: "no django-multisite-plus row"})
 			continue
-		case opts.Mode == RewriteDomains && r.slug == "":
+		case r.slug == "":
 			rep.Skipped = append(rep.Skipped, SkippedSite{ID: r.id, Domain: r.domain, Reason: "empty slug"})
 			continue
-		case opts.Mode == RestoreDomains && r.real == "":
-			rep.Skipped = append(rep.Skipped, SkippedSite{ID: r.id, Domain: r.domain, Reason: "empty real_domain"})
-			continue
 		}
-		nd := r.real
-		if opts.Mode == RewriteDomains {
-			nd = opts.Format.Apply(r.slug, r.id)
-		}
+		nd := format.Apply(r.slug, r.id)
 		ref := SiteRef{ID: r.id, Slug: r.slug, Domain: r.domain}
 		if _, err := Hostname(nd); err != nil {
 			problems = append(problems, fmt.Sprintf("%s: new domain: %v", ref, err))
@@ -337,35 +368,43 @@ func planDomains(rows []*domainRow, opts DomainOptions, rep *DomainReport) error
 			problems = append(problems, fmt.Sprintf("%s: new domain %q is %d characters; django_site.domain holds at most %d", ref, nd, len(nd), MaxDomainLen))
 			continue
 		}
-		r.newDomain = nd
+		r.newDomain, r.considered = nd, true
 		rep.Changes = append(rep.Changes, DomainChange{ID: r.id, Slug: r.slug, Old: r.domain, New: nd})
 	}
 	if len(problems) > 0 {
-		return &InvalidDomainsError{Mode: opts.Mode, Problems: problems}
+		return nil, &InvalidDomainsError{Problems: problems}
 	}
-	if err := checkClashes(rows); err != nil {
-		return err
+	if err := checkClashes(rows, rep.AliasTable); err != nil {
+		return nil, err
 	}
+	plan := &journalEntry{Time: time.Now().UTC().Format(time.RFC3339Nano), Format: format.String()}
 	for _, r := range rows {
-		r.changes = r.newDomain != r.domain
-		if !rep.AliasTable || r.newDomain == "" {
+		if !r.considered {
+			continue
+		}
+		if r.newDomain != r.domain {
+			plan.Sites = append(plan.Sites, journalSite{ID: r.id, Before: r.domain, After: r.newDomain})
+		}
+		if !rep.AliasTable {
 			continue
 		}
 		switch {
-		case !r.hasCanonical:
-			r.create = true
+		case r.canonical == nil:
+			plan.Aliases = append(plan.Aliases, journalAlias{Op: opInsert, SiteID: r.id, After: r.newDomain, Canonical: true, Redirect: true})
 			rep.AliasesCreated++
-		case r.canonical != r.newDomain:
+		case r.canonical.domain != r.newDomain:
+			plan.Aliases = append(plan.Aliases, journalAlias{Op: opUpdate, ID: r.canonical.id, SiteID: r.id, Before: r.canonical.domain, After: r.newDomain})
 			rep.AliasesUpdated++
 		}
 	}
-	return nil
+	return plan, nil
 }
 
-// checkClashes finds a changed site whose new domain (compared like
-// Django does, case-insensitively) is another site's final domain, or any
-// site's non-canonical alias.
-func checkClashes(rows []*domainRow) error {
+// checkClashes finds a considered site whose new domain (compared like
+// Django does, case-insensitively) is another site's final domain, or an
+// alias that stays: any site's non-canonical alias, or the canonical alias
+// of a site the rewrite leaves alone.
+func checkClashes(rows []*domainRow, aliasTable bool) error {
 	ref := func(r *domainRow) SiteRef { return SiteRef{ID: r.id, Slug: r.slug, Domain: r.domain} }
 	final := map[string]*domainRow{}
 	// Changed sites first, so a clash is reported from their side.
@@ -396,87 +435,89 @@ func checkClashes(rows []*domainRow) error {
 		}
 		return &DomainClashError{Domain: site.newDomain, Site: ref(site), Other: ref(other), As: as}
 	}
+	if !aliasTable {
+		return nil
+	}
+	// The aliases that stay as they are, and whose they are.
+	type stay struct {
+		owner *domainRow
+		as    string
+	}
+	stays := map[string]stay{}
 	for _, owner := range rows {
 		for _, a := range owner.aliases {
-			r, ok := final[strings.ToLower(a)]
-			if !ok || r.newDomain == r.domain {
-				continue
-			}
-			as := "alias"
-			if r == owner {
-				as = "own alias"
-			}
-			return &DomainClashError{Domain: r.newDomain, Site: ref(r), Other: ref(owner), As: as}
+			stays[strings.ToLower(a.domain)] = stay{owner, "alias"}
 		}
+		if owner.canonical != nil && !owner.considered {
+			stays[strings.ToLower(owner.canonical.domain)] = stay{owner, "canonical alias"}
+		}
+	}
+	for _, r := range rows {
+		if !r.considered || r.newDomain == r.domain && r.canonical != nil && r.canonical.domain == r.newDomain {
+			continue // its domain and canonical alias stay as they are
+		}
+		st, ok := stays[strings.ToLower(r.newDomain)]
+		if !ok {
+			continue
+		}
+		as := st.as
+		if st.owner == r {
+			as = "own alias"
+		}
+		return &DomainClashError{Domain: r.newDomain, Site: ref(r), Other: ref(st.owner), As: as}
 	}
 	return nil
 }
 
-// writeDomains runs the UPDATEs and INSERTs of reference §5.6 in tx. Changed
-// sites first get a placeholder domain so that two sites can swap domains
-// without tripping the UNIQUE constraints, which PostgreSQL and SQLite
-// check row by row.
-func (s *Store) writeDomains(ctx context.Context, tx *sql.Tx, rows []*domainRow, aliasTable bool) error {
-	exec := func(what, q string, args ...any) error {
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return fmt.Errorf("%s (rolled back, nothing was changed): %w", what, s.wrapWrite(err))
-		}
-		return nil
+// applyPlan writes the rows of e in tx: alias rows to delete first, then
+// every changed domain gets a placeholder ('siteplex-swap-<id>.invalid',
+// which cannot be a real domain) and then its new value — so that rows may
+// swap domains without tripping the UNIQUE constraints, which are checked
+// row by row — and last the alias rows to create (their ids are filled
+// in). deletes are alias ids to delete (restore).
+func (s *Store) applyPlan(ctx context.Context, tx *sql.Tx, d domainSQL, e *journalEntry, deletes []int64) error {
+	fail := func(what string, err error) error {
+		return fmt.Errorf("%s (rolled back, nothing was changed): %w", what, s.wrapWrite(err))
 	}
-	var changed []*domainRow
-	for _, r := range rows {
-		if r.changes {
-			changed = append(changed, r)
-		}
+	if err := d.deleteAliases(ctx, tx, deletes); err != nil {
+		return fail("deleting aliases", err)
 	}
-	// In chunks, to stay far below both engines' limits on parameters.
-	const chunk = 400
-	for lo := 0; lo < len(changed); lo += chunk {
-		part := changed[lo:min(lo+chunk, len(changed))]
-		ids, pairIDs := make([]string, len(part)), make([]string, len(part))
-		idArgs, pairArgs := make([]any, len(part)), make([]any, 0, 2*len(part))
-		var cases strings.Builder
-		for i, r := range part {
-			ids[i], idArgs[i] = "$"+strconv.Itoa(i+1), r.id
-			pairIDs[i] = "$" + strconv.Itoa(2*i+1)
-			fmt.Fprintf(&cases, " WHEN $%d THEN $%d", 2*i+1, 2*i+2)
-			pairArgs = append(pairArgs, r.id, r.newDomain)
-		}
-		in := strings.Join(ids, ", ")
-		// Placeholders first ('siteplex-swap-<id>.invalid' cannot be a
-		// real domain), then the new domains.
-		if err := exec("updating django_site", `UPDATE django_site SET domain = 'siteplex-swap-' || id || '.invalid' WHERE id IN (`+in+`)`, idArgs...); err != nil {
-			return err
-		}
-		if err := exec("updating django_site", `UPDATE django_site SET domain = CASE id`+cases.String()+` END WHERE id IN (`+strings.Join(pairIDs, ", ")+`)`, pairArgs...); err != nil {
-			return err
+	var sites, sitesTmp, aliases, aliasesTmp []idDomain
+	for _, r := range e.Sites {
+		sites = append(sites, idDomain{r.ID, r.After})
+		sitesTmp = append(sitesTmp, idDomain{r.ID, fmt.Sprintf("siteplex-swap-%d.invalid", r.ID)})
+	}
+	for _, a := range e.Aliases {
+		if a.Op == opUpdate {
+			aliases = append(aliases, idDomain{a.ID, a.After})
+			aliasesTmp = append(aliasesTmp, idDomain{a.ID, fmt.Sprintf("siteplex-swap-%d.invalid", a.ID)})
 		}
 	}
-	if !aliasTable {
-		return nil
+	for _, step := range []struct {
+		what, table string
+		rows        []idDomain
+	}{
+		{"updating django_site", "django_site", sitesTmp},
+		{"updating multisite_alias", "multisite_alias", aliasesTmp},
+		{"updating django_site", "django_site", sites},
+		{"re-syncing canonical aliases", "multisite_alias", aliases},
+	} {
+		if err := d.setDomains(ctx, tx, step.table, step.rows); err != nil {
+			return fail(step.what, err)
+		}
 	}
-	// Alias.canonical.sync_many: canonical aliases follow their site. The
-	// ones that change get a placeholder first, so that aliases may swap
-	// names (a stale canonical alias may hold another site's new domain).
-	if err := exec("re-syncing canonical aliases", `UPDATE multisite_alias
-SET domain = 'siteplex-swap-' || site_id || '.invalid'
-WHERE is_canonical = TRUE
-  AND domain <> (SELECT s.domain FROM django_site s WHERE s.id = multisite_alias.site_id)
-  AND (SELECT s.domain FROM django_site s WHERE s.id = multisite_alias.site_id) <> ''`); err != nil {
-		return err
+	for i := range e.Aliases {
+		a := &e.Aliases[i]
+		if a.Op != opInsert {
+			continue
+		}
+		id, err := d.insertAlias(ctx, tx, aliasValues{SiteID: a.SiteID, Domain: a.After, Canonical: a.Canonical, Redirect: a.Redirect})
+		if err != nil {
+			return fail("creating canonical aliases", err)
+		}
+		a.ID = id
 	}
-	if err := exec("re-syncing canonical aliases", `UPDATE multisite_alias
-SET domain = (SELECT s.domain FROM django_site s WHERE s.id = multisite_alias.site_id)
-WHERE is_canonical = TRUE
-  AND domain <> (SELECT s.domain FROM django_site s WHERE s.id = multisite_alias.site_id)
-  AND (SELECT s.domain FROM django_site s WHERE s.id = multisite_alias.site_id) <> ''`); err != nil {
-		return err
-	}
-	// Alias.canonical.sync_missing: every site gets a canonical alias.
-	return exec("creating canonical aliases", `INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical)
-SELECT s.domain, s.id, TRUE, TRUE FROM django_site s
-WHERE s.domain <> '' AND NOT EXISTS
-  (SELECT 1 FROM multisite_alias a WHERE a.site_id = s.id AND a.is_canonical = TRUE)`)
+	return nil
 }
 
 // wrapWrite explains a failed write; a UNIQUE violation means a clash the

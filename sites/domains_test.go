@@ -197,59 +197,208 @@ func checkDomains(t *testing.T, what string, got, before dbState, want map[int64
 	}
 }
 
-func TestChangeDomainsRoundTrip(t *testing.T) {
+// journalIn is a fresh journal path for a rewrite.
+func journalIn(t testing.TB) string {
+	return filepath.Join(t.TempDir(), ".siteplex", "domains-journal.json")
+}
+
+func rewrite(t testing.TB, st *sites.Store, journal, format string) (*sites.DomainReport, error) {
+	t.Helper()
+	return st.RewriteDomains(context.Background(), sites.DomainOptions{Format: mustFormat(t, format), Journal: journal})
+}
+
+func restore(t testing.TB, st *sites.Store, journal string) (*sites.RestoreReport, error) {
+	t.Helper()
+	return st.RestoreDomains(context.Background(), sites.RestoreOptions{Journal: journal})
+}
+
+// issueFixture holds every case issue 15 found where rewrite then
+// restore was not a round trip:
+//
+//	1 gh  domain example.gh, real_domain www.example.gh (came back as www.…)
+//	2 de  no canonical alias (one is created, and must go again)
+//	3     no multisite-plus row and no canonical alias: left alone, and
+//	      must not get an alias
+//	4 us  already rewritten, canonical alias out of sync
+//	5 lg  empty real_domain (kept its rewritten domain)
+//	6 fr  stage.example.fr:8000 (came back as real_domain www.example.fr)
+//	7 it  a canonical alias that is not its domain (was replaced)
+func issueFixture() fixture {
+	plus := func(slug, real string) *fxPlus { return &fxPlus{Slug: slug, RealDomain: real, Enabled: true} }
+	return fixture{Alias: true, Plus: true,
+		Sites: []fxSite{
+			{ID: 1, Domain: "example.gh", Name: "Ghana", Plus: plus("gh", "www.example.gh")},
+			{ID: 2, Domain: "www.example.de", Name: "Germany", Plus: plus("de", "www.example.de")},
+			{ID: 3, Domain: "portal.example.com", Name: "Portal"},
+			{ID: 4, Domain: "us.localhost", Name: "USA", Plus: plus("us", "www.example.us")},
+			{ID: 5, Domain: "legacy.example", Name: "Legacy", Plus: plus("lg", "")},
+			{ID: 6, Domain: "stage.example.fr:8000", Name: "France", Plus: plus("fr", "www.example.fr")},
+			{ID: 7, Domain: "www.example.it", Name: "Italy", Plus: plus("it", "www.example.it")},
+		},
+		Aliases: []fxAlias{
+			{SiteID: 1, Domain: "example.gh", Canonical: true},
+			{SiteID: 1, Domain: "gh.example-stage.eu"},
+			{SiteID: 2, Domain: "example.de"},
+			{SiteID: 4, Domain: "www.example.us", Canonical: true},
+			{SiteID: 6, Domain: "stage.example.fr", Canonical: true},
+			{SiteID: 7, Domain: "canon.example.it", Canonical: true},
+		},
+	}
+}
+
+// TestDomainsRoundTripFullDump: rewrite then restore gives back every
+// byte of a full dump of the database — every table, every row, the id
+// counters — on SQLite (a Django-made file) and PostgreSQL (issue 15).
+func TestDomainsRoundTripFullDump(t *testing.T) {
 	forDomainEngine(t, func(t *testing.T, e engine) {
-		ctx := context.Background()
-		u := e.build(t, domainsFixture())
+		u := e.build(t, issueFixture())
 		st := openWritable(t, u)
 		db := st.SQL()
-		before := readState(t, db)
+		before := fullDump(t, e, u, db)
+		journal := journalIn(t)
 
-		rep, err := st.ChangeDomains(ctx, sites.DomainOptions{Mode: sites.RewriteDomains, Format: mustFormat(t, "{slug}.localhost")})
+		rep, err := rewrite(t, st, journal, "{slug}.localhost")
 		if err != nil {
 			t.Fatalf("rewrite: %v", err)
 		}
-		wantDomains := map[int64]string{1: "gh.localhost", 2: "de.localhost", 3: "portal.example.com", 4: "us.localhost", 5: "xx.localhost"}
-		checkDomains(t, "rewrite", readState(t, db), before, wantDomains)
-		if rep.ChangedCount() != 3 || rep.AliasesCreated != 2 || rep.AliasesUpdated != 2 {
-			t.Errorf("report: changed %d, aliases created %d updated %d; want 3, 2, 2: %+v",
-				rep.ChangedCount(), rep.AliasesCreated, rep.AliasesUpdated, rep)
-		}
-		if len(rep.Skipped) != 1 || rep.Skipped[0].ID != 3 || !strings.Contains(rep.Skipped[0].Reason, "multisite-plus") {
-			t.Errorf("skipped = %+v, want site 3 (no multisite-plus row)", rep.Skipped)
-		}
-
-		// The public reader sees the same thing.
-		list, err := st.Sites(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range list {
-			if s.Domain != wantDomains[s.ID] {
-				t.Errorf("Sites(): site %d domain %q, want %q", s.ID, s.Domain, wantDomains[s.ID])
+		after := readState(t, db)
+		want := map[int64]string{1: "gh.localhost", 2: "de.localhost", 3: "portal.example.com", 4: "us.localhost",
+			5: "lg.localhost", 6: "fr.localhost", 7: "it.localhost"}
+		for id, w := range want {
+			if after.domains[id] != w {
+				t.Errorf("after rewrite, site %d domain = %q, want %q", id, after.domains[id], w)
+			}
+			if id != 3 && after.canonical[id] != w {
+				t.Errorf("after rewrite, site %d canonical alias = %q, want %q", id, after.canonical[id], w)
 			}
 		}
-
-		// Rewriting again changes nothing.
-		again, err := st.ChangeDomains(ctx, sites.DomainOptions{Mode: sites.RewriteDomains, Format: mustFormat(t, "{slug}.localhost")})
-		if err != nil {
-			t.Fatalf("second rewrite: %v", err)
+		// Left alone means left alone: no alias for site 3.
+		if c, ok := after.canonical[3]; ok {
+			t.Errorf("site 3 (left alone) got a canonical alias %q", c)
 		}
-		if again.ChangedCount() != 0 || again.AliasesCreated != 0 || again.AliasesUpdated != 0 {
-			t.Errorf("second rewrite changed something: %+v", again)
+		if len(rep.Skipped) != 1 || rep.Skipped[0].ID != 3 || rep.AliasesCreated != 2 || rep.AliasesUpdated != 4 {
+			t.Errorf("report: skipped %+v, created %d, updated %d; want site 3, 2, 4", rep.Skipped, rep.AliasesCreated, rep.AliasesUpdated)
+		}
+		if fi, err := os.Stat(journal); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("journal: %v (want mode 0600)", err)
 		}
 
-		rep, err = st.ChangeDomains(ctx, sites.DomainOptions{Mode: sites.RestoreDomains})
+		res, err := restore(t, st, journal)
 		if err != nil {
 			t.Fatalf("restore: %v", err)
 		}
-		checkDomains(t, "restore", readState(t, db), before, map[int64]string{1: "www.example.gh", 2: "www.example.de", 3: "portal.example.com", 4: "www.example.us", 5: "xx.localhost"})
-		var skipped []string
-		for _, s := range rep.Skipped {
-			skipped = append(skipped, fmt.Sprintf("%d %s", s.ID, s.Reason))
+		if len(res.Changed) != 0 || res.Counter != "" {
+			t.Errorf("restore report: changed %+v, counter %q", res.Changed, res.Counter)
 		}
-		if got := strings.Join(skipped, ","); got != "3 no django-multisite-plus row,5 empty real_domain" {
-			t.Errorf("restore skipped %q", got)
+		if got := fullDump(t, e, u, db); got != before {
+			t.Fatalf("rewrite→restore is not byte-exact on a full dump:\n%s", diffLines(before, got))
+		}
+		if _, err := os.Stat(journal); !os.IsNotExist(err) {
+			t.Errorf("the journal is still there after a complete restore: %v", err)
+		}
+	})
+}
+
+// TestDomainsTwoRewrites: a second rewrite with another format, then one
+// restore, gives back the database as before the first.
+func TestDomainsTwoRewrites(t *testing.T) {
+	forDomainEngine(t, func(t *testing.T, e engine) {
+		u := e.build(t, issueFixture())
+		st := openWritable(t, u)
+		before := fullDump(t, e, u, st.SQL())
+		journal := journalIn(t)
+		for _, f := range []string{"{slug}.localhost", "{}.example.test", "{}.example.test"} {
+			if _, err := rewrite(t, st, journal, f); err != nil {
+				t.Fatalf("rewrite %s: %v", f, err)
+			}
+		}
+		if _, err := restore(t, st, journal); err != nil {
+			t.Fatal(err)
+		}
+		if got := fullDump(t, e, u, st.SQL()); got != before {
+			t.Fatalf("two rewrites and a restore:\n%s", diffLines(before, got))
+		}
+	})
+}
+
+// TestDomainsRestoreAfterManualEdit: a row changed by hand after the
+// rewrite is reported and kept; everything else is restored; the journal
+// keeps the changed row.
+func TestDomainsRestoreAfterManualEdit(t *testing.T) {
+	forDomainEngine(t, func(t *testing.T, e engine) {
+		u := e.build(t, issueFixture())
+		st := openWritable(t, u)
+		db := st.SQL()
+		orig := readState(t, db)
+		journal := journalIn(t)
+		if _, err := rewrite(t, st, journal, "{slug}.localhost"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`UPDATE django_site SET domain = 'my-own.example' WHERE id = 6`); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := st.DomainsStatus(context.Background(), journal)
+		if err != nil || !ds.Active || len(ds.Changed) != 1 {
+			t.Fatalf("status: %+v, %v", ds, err)
+		}
+		res, err := restore(t, st, journal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Changed) != 1 || res.Changed[0].ID != 6 || res.Changed[0].Now != "my-own.example" || res.Changed[0].Wrote != "fr.localhost" {
+			t.Fatalf("changed since = %+v", res.Changed)
+		}
+		got := readState(t, db)
+		for id, d := range orig.domains {
+			want := d
+			if id == 6 {
+				want = "my-own.example"
+			}
+			if got.domains[id] != want {
+				t.Errorf("site %d = %q, want %q", id, got.domains[id], want)
+			}
+		}
+		// Its canonical alias was not changed by hand: it is restored.
+		if got.canonical[6] != "stage.example.fr" {
+			t.Errorf("site 6 canonical alias = %q", got.canonical[6])
+		}
+		ds, err = st.DomainsStatus(context.Background(), journal)
+		if err != nil || ds.Active || ds.Rewrites != 1 || len(ds.Changed) != 1 {
+			t.Fatalf("status after the restore: %+v, %v", ds, err)
+		}
+		// Putting the value back by hand lets a second restore finish.
+		if _, err := db.Exec(`UPDATE django_site SET domain = 'fr.localhost' WHERE id = 6`); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := restore(t, st, journal); err != nil || len(res.Restored) != 1 || len(res.Changed) != 0 {
+			t.Fatalf("second restore: %+v, %v", res, err)
+		}
+		if d := readState(t, db).domains[6]; d != "stage.example.fr:8000" {
+			t.Fatalf("site 6 = %q", d)
+		}
+		if _, err := os.Stat(journal); !os.IsNotExist(err) {
+			t.Error("the journal stays after everything was restored")
+		}
+	})
+}
+
+// TestDomainsRestoreWithoutJournal refuses, explains and changes nothing
+// (issue 15: it overwrote every domain that differed from real_domain).
+func TestDomainsRestoreWithoutJournal(t *testing.T) {
+	forDomainEngine(t, func(t *testing.T, e engine) {
+		st := openWritable(t, e.build(t, issueFixture()))
+		before := readState(t, st.SQL())
+		_, err := restore(t, st, journalIn(t))
+		var nj *sites.NoJournalError
+		if !errors.As(err, &nj) || !strings.Contains(err.Error(), "nothing was changed") {
+			t.Fatalf("err = %v, want a *NoJournalError", err)
+		}
+		if after := readState(t, st.SQL()); after.String() != before.String() {
+			t.Fatal("rows changed")
+		}
+		ds, err := st.DomainsStatus(context.Background(), journalIn(t))
+		if err != nil || ds.Active || ds.Rewrites != 0 {
+			t.Fatalf("status without a journal: %+v, %v", ds, err)
 		}
 	})
 }
@@ -266,8 +415,8 @@ func TestChangeDomainsSwap(t *testing.T) {
 			Aliases: []fxAlias{{SiteID: 1, Domain: "b.example", Canonical: true}, {SiteID: 2, Domain: "a.example", Canonical: true}},
 		}
 		st := openWritable(t, e.build(t, fx))
-		if _, err := st.ChangeDomains(context.Background(), sites.DomainOptions{Mode: sites.RestoreDomains}); err != nil {
-			t.Fatalf("restore: %v", err)
+		if _, err := rewrite(t, st, journalIn(t), "{slug}.example"); err != nil {
+			t.Fatalf("rewrite: %v", err)
 		}
 		got := readState(t, st.SQL())
 		if got.domains[1] != "a.example" || got.domains[2] != "b.example" || got.canonical[1] != "a.example" || got.canonical[2] != "b.example" {
@@ -277,18 +426,21 @@ func TestChangeDomainsSwap(t *testing.T) {
 }
 
 // A stale canonical alias of a site without a multisite-plus row holds the
-// domain another site is given: the re-sync moves both.
+// domain another site is given. That site is left alone, its alias too:
+// the rewrite is refused, naming both.
 func TestChangeDomainsStaleCanonicalAlias(t *testing.T) {
 	forDomainEngine(t, func(t *testing.T, e engine) {
 		fx := domainsFixture()
 		fx.Aliases[4].Domain = "gh.localhost" // site 3's canonical alias
 		st := openWritable(t, e.build(t, fx))
-		if _, err := st.ChangeDomains(context.Background(), sites.DomainOptions{Mode: sites.RewriteDomains, Format: mustFormat(t, "{slug}.localhost")}); err != nil {
-			t.Fatalf("rewrite: %v", err)
+		before := readState(t, st.SQL())
+		_, err := rewrite(t, st, journalIn(t), "{slug}.localhost")
+		var ce *sites.DomainClashError
+		if !errors.As(err, &ce) || ce.As != "canonical alias" || ce.Other.ID != 3 || ce.Site.ID != 1 {
+			t.Fatalf("err = %v, want a clash with site 3's canonical alias", err)
 		}
-		got := readState(t, st.SQL())
-		if got.canonical[1] != "gh.localhost" || got.canonical[3] != "portal.example.com" {
-			t.Errorf("canonical aliases: %v", got.canonical)
+		if after := readState(t, st.SQL()); after.String() != before.String() {
+			t.Errorf("rows changed")
 		}
 	})
 }
@@ -302,6 +454,8 @@ func TestChangeDomainsClashRollsBack(t *testing.T) {
 		want []string
 		// typed is false for a clash only the database sees.
 		typed bool
+		// trigger makes creating an alias fail with a UNIQUE violation.
+		trigger bool
 	}{
 		{
 			name:   "another site's domain",
@@ -327,16 +481,18 @@ func TestChangeDomainsClashRollsBack(t *testing.T) {
 			want: []string{"same.localhost", "site 1 (gh", "site 2 (de"},
 		},
 		{
-			// Site 3 (no multisite-plus row) has a stale canonical alias whose
-			// re-sync collides with an alias of site 1: only the database's
-			// UNIQUE constraint sees it, after django_site was updated.
-			name: "clash found by the database",
-			edit: func(fx *fixture) {
-				fx.Aliases[4].Domain = "old-portal.example.com"
-				fx.Aliases = append(fx.Aliases, fxAlias{SiteID: 1, Domain: "portal.example.com"})
-			},
-			format: "{slug}.localhost",
-			want:   []string{"rolled back", "already in use"},
+			name:   "another site's canonical alias (a site left alone)",
+			edit:   func(fx *fixture) { fx.Aliases[4].Domain = "de.localhost" },
+			format: "{slug}.localhost", typed: true,
+			want: []string{"de.localhost", "site 2 (de", "site 3 (portal.example.com)", "canonical alias"},
+		},
+		{
+			// A concurrent writer, stood in for by a trigger: only the
+			// database's UNIQUE check sees it, after django_site was updated.
+			name:    "clash found by the database",
+			format:  "{slug}.localhost",
+			want:    []string{"rolled back", "already in use"},
+			trigger: true,
 		},
 	}
 	forDomainEngine(t, func(t *testing.T, e engine) {
@@ -347,10 +503,17 @@ func TestChangeDomainsClashRollsBack(t *testing.T) {
 					tt.edit(&fx)
 				}
 				st := openWritable(t, e.build(t, fx))
+				if tt.trigger {
+					addFailingTrigger(t, e, st.SQL())
+				}
 				before := readState(t, st.SQL())
-				_, err := st.ChangeDomains(context.Background(), sites.DomainOptions{Mode: sites.RewriteDomains, Format: mustFormat(t, tt.format)})
+				journal := journalIn(t)
+				_, err := rewrite(t, st, journal, tt.format)
 				if err == nil {
 					t.Fatal("rewrite succeeded, want a clash")
+				}
+				if _, serr := os.Stat(journal); !os.IsNotExist(serr) {
+					t.Errorf("a failed rewrite left a journal: %v", serr)
 				}
 				t.Logf("error: %v", err)
 				var ce *sites.DomainClashError
@@ -374,20 +537,22 @@ func TestChangeDomainsDryRunWritesNothing(t *testing.T) {
 	forDomainEngine(t, func(t *testing.T, e engine) {
 		st := openWritable(t, e.build(t, domainsFixture()))
 		before := readState(t, st.SQL())
-		for _, opts := range []sites.DomainOptions{
-			{Mode: sites.RewriteDomains, Format: mustFormat(t, "{}.test"), DryRun: true},
-			{Mode: sites.RestoreDomains, DryRun: true},
-		} {
-			rep, err := st.ChangeDomains(context.Background(), opts)
-			if err != nil {
-				t.Fatalf("%s: %v", opts.Mode, err)
-			}
-			if !rep.DryRun {
-				t.Errorf("%s: report not marked dry run", opts.Mode)
-			}
-			if opts.Mode == sites.RewriteDomains && (rep.ChangedCount() != 4 || rep.Changes[0].New != "gh.test") {
-				t.Errorf("dry-run rewrite report: %+v", rep.Changes)
-			}
+		rep, err := st.RewriteDomains(context.Background(), sites.DomainOptions{Format: mustFormat(t, "{}.test"), DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.DryRun || rep.ChangedCount() != 4 || rep.Changes[0].New != "gh.test" {
+			t.Errorf("dry-run rewrite report: %+v", rep)
+		}
+		// A dry-run restore after a real rewrite changes nothing either.
+		journal := journalIn(t)
+		if _, err := rewrite(t, st, journal, "{slug}.localhost"); err != nil {
+			t.Fatal(err)
+		}
+		before = readState(t, st.SQL())
+		res, err := st.RestoreDomains(context.Background(), sites.RestoreOptions{Journal: journal, DryRun: true})
+		if err != nil || !res.DryRun || len(res.Restored) == 0 {
+			t.Fatalf("dry-run restore: %+v, %v", res, err)
 		}
 		if after := readState(t, st.SQL()); after.String() != before.String() {
 			t.Errorf("dry run changed rows:\nbefore %s\nafter  %s", before, after)
@@ -410,7 +575,7 @@ func TestChangeDomainsRefusesInvalid(t *testing.T) {
 				fx.Sites[0].Plus.Slug = tt.slug
 				st := openWritable(t, e.build(t, fx))
 				before := readState(t, st.SQL())
-				_, err := st.ChangeDomains(context.Background(), sites.DomainOptions{Mode: sites.RewriteDomains, Format: mustFormat(t, tt.format)})
+				_, err := rewrite(t, st, journalIn(t), tt.format)
 				var ie *sites.InvalidDomainsError
 				if !errors.As(err, &ie) {
 					t.Fatalf("err = %v, want *InvalidDomainsError", err)
@@ -430,7 +595,7 @@ func TestChangeDomainsTables(t *testing.T) {
 	forDomainEngine(t, func(t *testing.T, e engine) {
 		t.Run("no multisite-plus table", func(t *testing.T) {
 			st := openWritable(t, e.build(t, fixture{Sites: []fxSite{{ID: 1, Domain: "example.com", Name: "x"}}}))
-			_, err := st.ChangeDomains(context.Background(), sites.DomainOptions{Mode: sites.RestoreDomains})
+			_, err := rewrite(t, st, journalIn(t), "{slug}.localhost")
 			var ne *sites.NoPlusTableError
 			if !errors.As(err, &ne) {
 				t.Fatalf("err = %v, want *NoPlusTableError", err)
@@ -440,8 +605,12 @@ func TestChangeDomainsTables(t *testing.T) {
 			fx := domainsFixture()
 			fx.Alias, fx.Aliases = false, nil
 			st := openWritable(t, e.build(t, fx))
-			rep, err := st.ChangeDomains(context.Background(), sites.DomainOptions{Mode: sites.RewriteDomains, Format: mustFormat(t, "{slug}.localhost")})
+			journal := journalIn(t)
+			rep, err := rewrite(t, st, journal, "{slug}.localhost")
 			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := restore(t, st, journal); err != nil {
 				t.Fatal(err)
 			}
 			if rep.AliasTable || rep.AliasesCreated != 0 || rep.ChangedCount() != 3 {
@@ -451,7 +620,8 @@ func TestChangeDomainsTables(t *testing.T) {
 	})
 }
 
-// BenchmarkChangeDomains measures one rewrite plus one restore of 1,000
+// BenchmarkChangeDomains measures one rewrite plus one restore (with the
+// journal written, fsynced, read back and removed) of 1,000
 // multisite-plus sites with canonical and live aliases (two transactions,
 // every row changed each time).
 func BenchmarkChangeDomains(b *testing.B) {
@@ -471,12 +641,13 @@ func BenchmarkChangeDomains(b *testing.B) {
 			st := openWritable(b, e.build(b, fx))
 			ctx := context.Background()
 			df := mustFormat(b, "{slug}.localhost")
+			journal := journalIn(b)
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := st.ChangeDomains(ctx, sites.DomainOptions{Mode: sites.RewriteDomains, Format: df}); err != nil {
+				if _, err := st.RewriteDomains(ctx, sites.DomainOptions{Format: df, Journal: journal}); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := st.ChangeDomains(ctx, sites.DomainOptions{Mode: sites.RestoreDomains}); err != nil {
+				if _, err := st.RestoreDomains(ctx, sites.RestoreOptions{Journal: journal}); err != nil {
 					b.Fatal(err)
 				}
 			}

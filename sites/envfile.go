@@ -2,51 +2,85 @@ package sites
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/siteplex/siteplex/internal/safefile"
 )
 
-// EnvFile is a parsed dotenv file (.env-local, .env). Values keep their
-// unquoted text; the original bytes are kept so edits change only the
-// lines they own.
+// EnvFile is a parsed dotenv file (.env-local, .env), read by the rules
+// of python-dotenv (see parseEnv). Values hold every key with a value;
+// the original bytes are kept so edits change only the lines they own.
 type EnvFile struct {
 	Path   string
 	Values map[string]string
-	// Warnings name lines that were skipped as unparseable.
+	// Warnings name lines that were skipped as unparseable, or a path that
+	// is not a regular file.
 	Warnings []string
 	raw      []byte
 	exists   bool
 }
 
+// utf8BOM is the byte order mark an env file may start with; it is kept
+// and never taken for part of the first key.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
 // ReadEnvFile reads and parses path. A missing file is not an error: it
-// yields an empty EnvFile whose Exists is false.
+// yields an empty EnvFile whose Exists is false. A folder is an error;
+// something else that is not a regular file (/dev/null, a pipe) is read
+// as empty, with a warning, and never waited on.
 func ReadEnvFile(path string) (*EnvFile, error) {
 	ef := &EnvFile{Path: path, Values: map[string]string{}}
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return ef, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading env file: %w", err)
 	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("reading env file: %w", &fs.PathError{Op: "read", Path: path, Err: syscall.EISDIR})
+	}
+	if !st.Mode().IsRegular() {
+		ef.exists = true
+		ef.Warnings = append(ef.Warnings, fmt.Sprintf("%s is not a regular file (%v): read as empty, and siteplex will not write it", path, st.Mode().Type()))
+		return ef, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading env file: %w", err)
+	}
 	ef.raw, ef.exists = b, true
-	for i, line := range splitLines(b) {
-		k, v, ok, skip := parseEnvLine(string(trimEOL(line)))
-		if skip {
-			continue
+	body := bytes.TrimPrefix(b, utf8BOM)
+	for _, bd := range parseEnv(body) {
+		switch {
+		case bd.err:
+			ef.Warnings = append(ef.Warnings, fmt.Sprintf("%s:%d: skipped a line that is not KEY=VALUE", path, lineOf(body, bd.lineStart)))
+		case bd.hasKey && bd.hasValue:
+			ef.Values[bd.key] = bd.value
 		}
-		if !ok {
-			ef.Warnings = append(ef.Warnings, fmt.Sprintf("%s:%d: skipped a line that is not KEY=VALUE", path, i+1))
-			continue
-		}
-		ef.Values[k] = v
 	}
 	return ef, nil
+}
+
+// lineOf is the 1-based line number of offset i, counting line breaks as
+// python-dotenv does ("\r\n", "\n" or "\r").
+func lineOf(d []byte, i int) int {
+	n := 1
+	for j := 0; j < i && j < len(d); j++ {
+		if d[j] == '\n' || d[j] == '\r' && (j+1 >= len(d) || d[j+1] != '\n') {
+			n++
+		}
+	}
+	return n
 }
 
 // Exists reports whether the file was there when read.
@@ -55,314 +89,313 @@ func (ef *EnvFile) Exists() bool { return ef.exists }
 // Raw returns the bytes as read.
 func (ef *EnvFile) Raw() []byte { return ef.raw }
 
-// splitLines splits b after each '\n', keeping line endings.
-func splitLines(b []byte) [][]byte {
-	var out [][]byte
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			out = append(out, b)
-			break
-		}
-		out = append(out, b[:i+1])
-		b = b[i+1:]
-	}
-	return out
-}
-
-func trimEOL(line []byte) []byte {
-	line = bytes.TrimSuffix(line, []byte("\n"))
-	return bytes.TrimSuffix(line, []byte("\r"))
-}
-
-// parseEnvLine parses one dotenv line. skip is true for blank lines and
-// comments; ok is false for a line that is neither and not KEY=VALUE.
-func parseEnvLine(line string) (key, val string, ok, skip bool) {
-	t := strings.TrimSpace(line)
-	if t == "" || strings.HasPrefix(t, "#") {
-		return "", "", false, true
-	}
-	t = strings.TrimPrefix(t, "\ufeff")
-	if rest, found := strings.CutPrefix(t, "export "); found {
-		t = strings.TrimSpace(rest)
-	}
-	eq := strings.IndexByte(t, '=')
-	if eq <= 0 {
-		return "", "", false, false
-	}
-	key = strings.TrimSpace(t[:eq])
-	if !validEnvKey(key) {
-		return "", "", false, false
-	}
-	val = strings.TrimSpace(t[eq+1:])
-	if len(val) >= 2 && (val[0] == '"' || val[0] == '\'') {
-		// A quoted value may be followed by a comment: KEY="v" # note.
-		if end := closingQuote(val); end > 0 {
-			rest := strings.TrimSpace(val[end+1:])
-			if rest == "" || strings.HasPrefix(rest, "#") {
-				val = val[:end+1]
-			}
-		}
-	}
-	switch {
-	case len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"':
-		if u, err := strconv.Unquote(val); err == nil {
-			val = u
-		} else {
-			val = val[1 : len(val)-1]
-		}
-	case len(val) >= 2 && val[0] == '\'' && val[len(val)-1] == '\'':
-		val = val[1 : len(val)-1]
-	default:
-		if i := strings.Index(val, " #"); i >= 0 {
-			val = strings.TrimSpace(val[:i])
-		}
-	}
-	return key, val, true, false
-}
-
-// closingQuote returns the index of the quote that closes the one at
-// val[0] (a backslash escapes inside double quotes), or -1.
-func closingQuote(val string) int {
-	q := val[0]
-	for i := 1; i < len(val); i++ {
-		switch {
-		case q == '"' && val[i] == '\\':
-			i++
-		case val[i] == q:
-			return i
-		}
-	}
-	return -1
-}
-
-func validEnvKey(k string) bool {
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return k != ""
-}
-
-// EnvEdit is the result of SetEnvKey: the new file content and what changed.
+// EnvEdit is the result of SetEnvKey and SaveEnvKey: the new content and
+// what changed.
 type EnvEdit struct {
 	Content []byte
 	// Removed counts duplicate KEY lines that were dropped (when setting)
 	// or every KEY line dropped (when removing).
 	Removed int
 	Changed bool
+	// Set by SaveEnvKey: the file written (symlinks resolved), whether it
+	// was rewritten in place, the backup of the previous content, and how
+	// an interrupted write left by a killed siteplex was finished ("" when
+	// there was none).
+	Path      string
+	InPlace   bool
+	Backup    string
+	Recovered string
 }
 
-// SetEnvKey returns raw with KEY set to value: the first `KEY=` or
-// `export KEY=` line gets the new value in place — its indentation,
-// `export `, spacing, quote style, trailing comment and line ending are
-// kept — later duplicates are removed, and every other byte is kept. When
-// no line exists one is appended in the file's line-ending style (and, like
-// the file, without a final newline if it had none). A value of nil removes
-// every KEY line.
-func SetEnvKey(raw []byte, key string, value *string) EnvEdit {
-	lines := splitLines(raw)
-	eol := "\n"
-	for _, l := range lines {
-		if bytes.HasSuffix(l, []byte("\r\n")) {
-			eol = "\r\n"
-			break
-		}
-		if bytes.HasSuffix(l, []byte("\n")) {
-			break
-		}
+// UnsafeEnvEditError means the edit would change how another line of
+// the file is read (an unterminated quote that the new line would close,
+// say). Nothing was written.
+type UnsafeEnvEditError struct {
+	Key    string
+	Reason string
+}
+
+func (e *UnsafeEnvEditError) Error() string {
+	return fmt.Sprintf("cannot change %s safely: %s; fix the file by hand (nothing was written)", e.Key, e.Reason)
+}
+
+// SetEnvKey returns raw with KEY set to value, as python-dotenv reads
+// the file: the first binding of KEY (`KEY=`, `export KEY=`, `'KEY'=`,
+// even one spread over lines by quotes) gets the new value in place — its
+// indentation, `export`, spacing, quote style, trailing comment and line
+// ending are kept — later bindings of KEY are removed, and every other
+// byte is kept, a UTF-8 BOM included. `KEY=` inside another variable's
+// quoted value is not a binding and is never touched. When no binding
+// exists one is appended in the file's line-ending style (and, like the
+// file, without a final newline if it had none). A value of nil removes
+// every KEY binding. The result is parsed again and must read like the
+// input for every other key (else *UnsafeEnvEditError).
+func SetEnvKey(raw []byte, key string, value *string) (EnvEdit, error) {
+	bomLen := 0
+	if bytes.HasPrefix(raw, utf8BOM) {
+		bomLen = len(utf8BOM)
 	}
+	body := raw[bomLen:]
+	bindings := parseEnv(body)
 	var out bytes.Buffer
 	out.Grow(len(raw) + len(key) + 16)
-	done := false
+	out.Write(raw[:bomLen])
 	ed := EnvEdit{}
-	for i, line := range lines {
-		body := trimEOL(line)
-		ending := line[len(body):]
-		k, _, ok, _ := parseEnvLine(string(body))
-		if !ok || k != key {
-			out.Write(line)
+	done := false
+	prev := 0
+	for _, b := range bindings {
+		if b.err || !b.hasKey || b.key != key {
 			continue
 		}
-		if done || value == nil {
-			ed.Removed++
-			ed.Changed = true
-			// Dropping the last line of a file without a final newline:
-			// keep it without one.
-			if i == len(lines)-1 && len(ending) == 0 {
-				trimmed := trimEOL(out.Bytes())
-				out.Truncate(len(trimmed))
+		if !done && value != nil {
+			done = true
+			if b.hasValue {
+				out.Write(body[prev:b.valStart])
+				out.WriteString(quoteEnvValue(*value, b.quote))
+				prev = b.valEnd
+			} else {
+				out.Write(body[prev:b.keyEnd])
+				out.WriteString("=" + quoteEnvValue(*value, 0))
+				prev = b.keyEnd
 			}
 			continue
 		}
-		done = true
-		newLine := replaceEnvValue(string(body), *value)
-		if newLine != string(body) {
-			ed.Changed = true
-		}
-		out.WriteString(newLine)
-		out.Write(ending)
+		ed.Removed++
+		from, to := lineSpan(body, b)
+		out.Write(body[prev:from])
+		prev = to
 	}
+	out.Write(body[prev:])
 	if !done && value != nil {
-		line := key + "=" + quoteEnvValue(*value, 0)
-		switch {
-		case len(raw) == 0:
-			out.WriteString(line + eol)
-		case bytes.HasSuffix(raw, []byte("\n")):
-			out.WriteString(line + eol)
-		default:
-			out.WriteString(eol + line)
-		}
-		ed.Changed = true
+		appendEnvLine(&out, body, key+"="+quoteEnvValue(*value, 0))
 	}
 	ed.Content = out.Bytes()
-	return ed
-}
-
-// replaceEnvValue puts value into a KEY=VALUE line, keeping everything
-// around the value: what precedes it (BOM, indentation, `export `, the key,
-// spaces around `=`), its quotes and a trailing ` # comment`.
-func replaceEnvValue(body, value string) string {
-	eq := strings.IndexByte(body, '=')
-	prefix, rest := body[:eq+1], body[eq+1:]
-	val := strings.TrimLeft(rest, " \t")
-	prefix += rest[:len(rest)-len(val)]
-	suffix := ""
-	var q byte
-	if len(val) > 0 && (val[0] == '"' || val[0] == '\'') {
-		if end := closingQuote(val); end > 0 {
-			q, suffix = val[0], val[end+1:]
-		}
-	}
-	if q == 0 {
-		if i := strings.Index(val, " #"); i >= 0 {
-			val = val[:i]
-		}
-		trimmed := strings.TrimRight(val, " \t")
-		suffix = body[len(prefix)+len(trimmed):]
-	}
-	return prefix + quoteEnvValue(value, q) + suffix
-}
-
-// quoteEnvValue renders value for an env file: in the quote style q (0 =
-// unquoted), falling back to double quotes where the value needs them.
-func quoteEnvValue(value string, q byte) string {
-	needs := strings.ContainsAny(value, " \t#\"'\\\n\r$`") || value != strings.TrimSpace(value)
-	switch {
-	case q == '\'' && !strings.ContainsAny(value, "'\n\r"):
-		return "'" + value + "'"
-	case q == '"' || needs:
-		return strconv.Quote(value)
-	}
-	return value
-}
-
-// SaveEnvKey sets KEY to value (nil removes it) in the env file at path
-// with SetEnvKey and writes the file only when it changes: a temporary
-// file in the same folder, synced, then renamed over the old one, keeping
-// its mode and owner (a symlink is followed; where rename cannot replace
-// the file, as with a file bind-mounted into a container, it is rewritten
-// in place). A missing file is created (mode 0644) when a value is set.
-func SaveEnvKey(path, key string, value *string) (EnvEdit, error) {
-	target := path
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		target = real
-	} else if dest, lerr := os.Readlink(path); lerr == nil {
-		// A dangling symlink: create its target, keep the link.
-		if !filepath.IsAbs(dest) {
-			dest = filepath.Join(filepath.Dir(path), dest)
-		}
-		target = dest
-	}
-	raw, err := os.ReadFile(target)
-	exists := err == nil
-	if err != nil && !os.IsNotExist(err) {
-		return EnvEdit{}, fmt.Errorf("reading env file: %w", err)
-	}
-	ed := SetEnvKey(raw, key, value)
-	if !ed.Changed {
-		return ed, nil
-	}
-	mode := os.FileMode(0o644)
-	uid, gid := -1, -1
-	if exists {
-		if st, err := os.Stat(target); err == nil {
-			mode = st.Mode().Perm()
-			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-				uid, gid = int(sys.Uid), int(sys.Gid)
-			}
-		}
-	}
-	if err := writeFileAtomic(target, ed.Content, mode, uid, gid); err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return EnvEdit{}, fmt.Errorf("writing env file %s: permission denied: siteplex writes a new copy next to it and renames it over, so the folder %s must be writable by you, or at least the file itself (run it as their owner)", target, filepath.Dir(target))
-		}
-		return EnvEdit{}, fmt.Errorf("writing env file %s: %w", target, err)
+	ed.Changed = !bytes.Equal(ed.Content, raw)
+	if err := checkEnvEdit(body, ed.Content[bomLen:], key, value); err != nil {
+		return EnvEdit{}, err
 	}
 	return ed, nil
 }
 
-// rewriteInPlace overwrites an existing file's content.
-func rewriteInPlace(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		return err
+// lineSpan is the part of body that removing binding b takes out: from
+// the start of its key's line to its end, line break included; at the end
+// of a file without a final newline, the line break before it too, so the
+// file keeps having no final newline.
+func lineSpan(body []byte, b envBinding) (int, int) {
+	from, to := b.lineStart, b.end
+	if to == len(body) && (to == 0 || body[to-1] != '\n' && body[to-1] != '\r') && from > 0 {
+		switch {
+		case from >= 2 && body[from-2] == '\r' && body[from-1] == '\n':
+			from -= 2
+		case body[from-1] == '\n' || body[from-1] == '\r':
+			from--
+		}
 	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return from, to
 }
 
-// writeFileAtomic replaces path with data through a temporary file and a
-// rename; uid/gid of -1 leave the owner alone.
-func writeFileAtomic(path string, data []byte, mode os.FileMode, uid, gid int) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+strings.TrimPrefix(filepath.Base(path), ".")+".siteplex-*")
-	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			// The folder is not writable but the file may be: rewrite it
-			// in place (not atomic, but what an editor would do).
-			if werr := rewriteInPlace(path, data); werr == nil {
-				return nil
+// appendEnvLine appends line to out (which holds body) in body's
+// line-ending style.
+func appendEnvLine(out *bytes.Buffer, body []byte, line string) {
+	eol := "\n"
+	if i := bytes.IndexAny(body, "\r\n"); i >= 0 {
+		switch {
+		case body[i] == '\n':
+		case i+1 < len(body) && body[i+1] == '\n':
+			eol = "\r\n"
+		default:
+			eol = "\r"
+		}
+	}
+	switch {
+	case len(body) == 0, body[len(body)-1] == '\n', body[len(body)-1] == '\r':
+		out.WriteString(line + eol)
+	default:
+		out.WriteString(eol + line)
+	}
+}
+
+// checkEnvEdit parses before and after and checks that every binding but
+// key's reads the same, and that key reads as value (nil: absent).
+func checkEnvEdit(before, after []byte, key string, value *string) error {
+	type kv struct {
+		key, value string
+		hasValue   bool
+	}
+	others := func(d []byte) (list []kv, got []string) {
+		for _, b := range parseEnv(d) {
+			switch {
+			case b.err:
+				list = append(list, kv{key: "\x00error"})
+			case !b.hasKey:
+			case b.key == key:
+				if b.hasValue {
+					got = append(got, b.value)
+				} else {
+					got = append(got, "\x00none")
+				}
+			default:
+				list = append(list, kv{b.key, b.value, b.hasValue})
 			}
 		}
-		return err
+		return list, got
 	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
+	a, _ := others(before)
+	b, got := others(after)
+	if len(a) != len(b) {
+		return &UnsafeEnvEditError{key, "the file would then read differently (an unterminated quote in it?)"}
 	}
-	if err == nil {
-		err = tmp.Chmod(mode)
-	}
-	if err == nil && uid >= 0 && os.Geteuid() == 0 {
-		err = tmp.Chown(uid, gid)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EXDEV) {
-			// A bind-mounted file cannot be replaced: rewrite it in place.
-			return rewriteInPlace(path, data)
+	for i := range a {
+		if a[i] != b[i] {
+			return &UnsafeEnvEditError{key, fmt.Sprintf("%s would then read differently (an unterminated quote before it?)", b[i].key)}
 		}
-		return err
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	switch {
+	case value == nil && len(got) > 0:
+		return &UnsafeEnvEditError{key, "it would still be set"}
+	case value != nil && (len(got) != 1 || got[0] != *value):
+		return &UnsafeEnvEditError{key, "it would not read back as " + strconv.Quote(*value)}
 	}
 	return nil
+}
+
+// quoteEnvValue renders value for an env file in the quote style q (0 =
+// unquoted), falling back to double quotes where python-dotenv would not
+// read the value back unchanged.
+func quoteEnvValue(value string, q byte) string {
+	plain := true
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_./:@%+,=-", c) >= 0) {
+			plain = false
+			break
+		}
+	}
+	switch {
+	case q == '\'' && !strings.ContainsAny(value, `'\`):
+		return "'" + value + "'"
+	case q == 0 && plain:
+		return value
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`)
+	return `"` + r.Replace(value) + `"`
+}
+
+// EnvPermissionError means this user may not write the env file (or
+// create it in its folder). Nothing was written and no permission was
+// changed; the message says how to get the change made.
+type EnvPermissionError struct {
+	Path string
+	// Create is true when the file does not exist and its folder is not
+	// writable.
+	Create bool
+	// Owner names the file's owner ("root", "uid 1000"); Mode is its mode.
+	Owner string
+	Mode  fs.FileMode
+	Err   error
+}
+
+func (e *EnvPermissionError) Error() string {
+	if e.Create {
+		return fmt.Sprintf("cannot create env file %s: permission denied (its folder %s is not writable by you); nothing was written. Create the file as the folder's owner (sudo install -m 0644 -o %s /dev/null %s), or point --env-file at a file you may write",
+			e.Path, filepath.Dir(e.Path), currentUser(), e.Path)
+	}
+	if e.Owner == currentUser() {
+		return fmt.Sprintf("cannot write env file %s: permission denied (it is yours but read-only, mode %04o); nothing was written, and siteplex never changes permissions. Make it writable: chmod u+w %s",
+			e.Path, e.Mode.Perm(), e.Path)
+	}
+	return fmt.Sprintf("cannot write env file %s: permission denied (it belongs to %s, mode %04o); nothing was written, and siteplex never changes permissions. Run the same command as %s, or make the file yours: sudo chown %s %s",
+		e.Path, e.Owner, e.Mode.Perm(), e.Owner, currentUser(), e.Path)
+}
+
+func (e *EnvPermissionError) Unwrap() error { return e.Err }
+
+// currentUser names this process's user for a chown command.
+func currentUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return strconv.Itoa(os.Geteuid())
+}
+
+// ownerName names the owner of fi ("root", "uid 1000").
+func ownerName(fi fs.FileInfo) string {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "another user"
+	}
+	if u, err := user.LookupId(strconv.FormatUint(uint64(st.Uid), 10)); err == nil {
+		return u.Username
+	}
+	return "uid " + strconv.FormatUint(uint64(st.Uid), 10)
+}
+
+// envBackupPrefix starts the names of an env file's rotating backups.
+const envBackupPrefix = "env."
+
+// EnvBackupFolder is the folder, under the state folder base (see
+// safefile.StateDir), holding the backups of the env file at path
+// (absolute, symlinks resolved): <base>/env-backups/<path key>.
+func EnvBackupFolder(base, path string) string {
+	return filepath.Join(base, "env-backups", safefile.FolderKey(path))
+}
+
+// SaveEnvKey sets KEY to value (nil removes it) in the env file at path
+// with SetEnvKey, through the shared safe writer (internal/safefile; the
+// rules are in docs/use.md): the file is locked and re-read under the
+// lock; nothing is written when nothing changes; a symlink is followed to
+// a regular file (a dangling one, a device such as /dev/null or a folder
+// is refused); it must be writable by this user before anything is written
+// (else an *EnvPermissionError); the previous content is backed up
+// (a pristine copy and 5 rotating backups in EnvBackupFolder); a
+// temporary file with the file's mode, owner and extended attributes
+// replaces it after checking it is still what was read, or, where a
+// rename cannot keep the file as it is (a bind mount, a folder you may
+// not write, hard links), it is rewritten in place with the space
+// reserved and the old content kept in an intent file until the new
+// bytes are synced. A missing file is created (mode 0644) when a value is
+// set.
+func SaveEnvKey(ctx context.Context, path, key string, value *string) (EnvEdit, error) {
+	var ed EnvEdit
+	file := path
+	if f, err := safefile.Resolve(path); err == nil {
+		file = f
+	} else if abs, aerr := filepath.Abs(path); aerr == nil {
+		file = abs
+	}
+	base, err := safefile.StateDir()
+	if err != nil {
+		return ed, fmt.Errorf("writing env file %s: %w", file, err)
+	}
+	so := safefile.Options{Root: base, Dir: EnvBackupFolder(base, file), Prefix: envBackupPrefix,
+		Pristine: true, CreateMode: 0o644}
+	res, err := safefile.Update(ctx, path, so, func(old []byte) ([]byte, error) {
+		e, err := SetEnvKey(old, key, value)
+		if err != nil {
+			return nil, fmt.Errorf("env file %s: %w", file, err)
+		}
+		ed = e
+		return e.Content, nil
+	})
+	if res != nil {
+		ed.Path, ed.Changed, ed.InPlace, ed.Backup, ed.Recovered = res.Path, res.Changed, res.InPlace, res.Backup, res.Recovered
+	}
+	var pe *safefile.PermissionError
+	if errors.As(err, &pe) {
+		epe := &EnvPermissionError{Path: pe.Path, Err: pe.Err}
+		if fi, serr := os.Stat(pe.Path); serr == nil {
+			epe.Owner, epe.Mode = ownerName(fi), fi.Mode()
+		} else {
+			epe.Create = true
+		}
+		return ed, epe
+	}
+	if err != nil {
+		var ue *UnsafeEnvEditError
+		if errors.As(err, &ue) {
+			return ed, err
+		}
+		return ed, fmt.Errorf("writing env file: %w", err)
+	}
+	return ed, nil
 }

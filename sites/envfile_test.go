@@ -1,6 +1,7 @@
 package sites
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,10 +96,51 @@ func TestSetEnvKey(t *testing.T) {
 		{"value needing quotes",
 			"", ptr("a b#c"),
 			"SITE_ID=\"a b#c\"\n", 0, true},
+		// Issue 15: SITE_ID= inside another variable's multi-line value
+		// (a certificate) is part of that value, not a binding.
+		{"SITE_ID= inside a double-quoted multi-line value",
+			"CERT=\"-----BEGIN-----\nSITE_ID=9\n-----END-----\"\nSITE_ID=1\n", ptr("2"),
+			"CERT=\"-----BEGIN-----\nSITE_ID=9\n-----END-----\"\nSITE_ID=2\n", 0, true},
+		{"SITE_ID= inside a single-quoted multi-line value, clear",
+			"KEY='line one\nSITE_ID=9\n'\n", nil,
+			"KEY='line one\nSITE_ID=9\n'\n", 0, false},
+		{"SITE_ID= after an escaped quote, still inside the value",
+			"A=\"say \\\"hi\nSITE_ID=9\n\"\n", ptr("3"),
+			"A=\"say \\\"hi\nSITE_ID=9\n\"\nSITE_ID=3\n", 0, true},
+		{"export with a tab",
+			"export\tSITE_ID=1\n", ptr("5"),
+			"export\tSITE_ID=5\n", 0, true},
+		{"quoted key",
+			"'SITE_ID'=1\n", ptr("5"),
+			"'SITE_ID'=5\n", 0, true},
+		{"key without a value",
+			"SITE_ID # set later\n", ptr("5"),
+			"SITE_ID=5 # set later\n", 0, true},
+		{"a multi-line SITE_ID value is replaced whole",
+			"SITE_ID=\"1\n2\"\nA=1\n", ptr("3"),
+			"SITE_ID=\"3\"\nA=1\n", 0, true},
+		{"BOM kept when clearing",
+			"\ufeffSITE_ID=1\nA=1\n", nil,
+			"\ufeffA=1\n", 1, true},
+		{"BOM kept when the only line goes",
+			"\ufeffSITE_ID=1", nil,
+			"\ufeff", 1, true},
+		{"lone CR line endings",
+			"A=1\rSITE_ID=1\rB=2\r", ptr("2"),
+			"A=1\rSITE_ID=2\rB=2\r", 0, true},
+		{"lone CR append",
+			"A=1\r", ptr("2"),
+			"A=1\rSITE_ID=2\r", 0, true},
+		{"indented line with blank lines before, clear",
+			"A=1\n\n   SITE_ID=1   # x\nB=2\n", nil,
+			"A=1\n\nB=2\n", 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ed := SetEnvKey([]byte(tt.raw), "SITE_ID", tt.value)
+			ed, err := SetEnvKey([]byte(tt.raw), "SITE_ID", tt.value)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if string(ed.Content) != tt.want {
 				t.Errorf("content:\n got %q\nwant %q", ed.Content, tt.want)
 			}
@@ -127,12 +169,14 @@ func TestSetEnvKey(t *testing.T) {
 }
 
 func TestSaveEnvKey(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
 	t.Run("keeps mode, writes nothing when unchanged", func(t *testing.T) {
 		p := filepath.Join(t.TempDir(), ".env-local")
 		if err := os.WriteFile(p, []byte("A=1\r\nSITE_ID=1"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		ed, err := SaveEnvKey(p, "SITE_ID", ptr("2"))
+		ed, err := SaveEnvKey(ctx, p, "SITE_ID", ptr("2"))
 		if err != nil || !ed.Changed {
 			t.Fatalf("SaveEnvKey: %v changed=%v", err, ed.Changed)
 		}
@@ -146,7 +190,7 @@ func TestSaveEnvKey(t *testing.T) {
 		}
 		before := st.ModTime()
 		ino := inode(t, p)
-		ed, err = SaveEnvKey(p, "SITE_ID", ptr("2"))
+		ed, err = SaveEnvKey(ctx, p, "SITE_ID", ptr("2"))
 		if err != nil || ed.Changed {
 			t.Fatalf("second SaveEnvKey: %v changed=%v", err, ed.Changed)
 		}
@@ -161,7 +205,7 @@ func TestSaveEnvKey(t *testing.T) {
 	})
 	t.Run("missing file is created", func(t *testing.T) {
 		p := filepath.Join(t.TempDir(), ".env-local")
-		if _, err := SaveEnvKey(p, "SITE_ID", ptr("3")); err != nil {
+		if _, err := SaveEnvKey(ctx, p, "SITE_ID", ptr("3")); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(p)
@@ -175,7 +219,7 @@ func TestSaveEnvKey(t *testing.T) {
 	})
 	t.Run("removing from a missing file creates nothing", func(t *testing.T) {
 		p := filepath.Join(t.TempDir(), ".env-local")
-		ed, err := SaveEnvKey(p, "SITE_ID", nil)
+		ed, err := SaveEnvKey(ctx, p, "SITE_ID", nil)
 		if err != nil || ed.Changed {
 			t.Fatalf("%v changed=%v", err, ed.Changed)
 		}
@@ -193,7 +237,7 @@ func TestSaveEnvKey(t *testing.T) {
 		if err := os.Symlink("shared.env", link); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := SaveEnvKey(link, "SITE_ID", ptr("2")); err != nil {
+		if _, err := SaveEnvKey(ctx, link, "SITE_ID", ptr("2")); err != nil {
 			t.Fatal(err)
 		}
 		if fi, _ := os.Lstat(link); fi.Mode()&os.ModeSymlink == 0 {
@@ -204,20 +248,22 @@ func TestSaveEnvKey(t *testing.T) {
 			t.Errorf("target = %q", b)
 		}
 	})
-	t.Run("dangling symlink: its target is created", func(t *testing.T) {
+	t.Run("dangling symlink chain: refused, no link replaced", func(t *testing.T) {
 		dir := t.TempDir()
 		link := filepath.Join(dir, ".env-local")
-		if err := os.Symlink("shared.env", link); err != nil {
-			t.Fatal(err)
+		os.Symlink("middle", link)
+		os.Symlink("shared.env", filepath.Join(dir, "middle"))
+		_, err := SaveEnvKey(ctx, link, "SITE_ID", ptr("4"))
+		if err == nil || !strings.Contains(err.Error(), "does not exist") {
+			t.Fatalf("err = %v, want a refusal", err)
 		}
-		if _, err := SaveEnvKey(link, "SITE_ID", ptr("4")); err != nil {
-			t.Fatal(err)
+		for _, l := range []string{link, filepath.Join(dir, "middle")} {
+			if fi, _ := os.Lstat(l); fi == nil || fi.Mode()&os.ModeSymlink == 0 {
+				t.Errorf("%s was replaced by a file", l)
+			}
 		}
-		if fi, _ := os.Lstat(link); fi.Mode()&os.ModeSymlink == 0 {
-			t.Error("the symlink was replaced by a file")
-		}
-		if b, _ := os.ReadFile(filepath.Join(dir, "shared.env")); string(b) != "SITE_ID=4\n" {
-			t.Errorf("target = %q", b)
+		if _, err := os.Lstat(filepath.Join(dir, "shared.env")); !os.IsNotExist(err) {
+			t.Error("the link's target was created")
 		}
 	})
 	t.Run("read-only folder: error, file intact", func(t *testing.T) {
@@ -229,7 +275,7 @@ func TestSaveEnvKey(t *testing.T) {
 		os.WriteFile(p, []byte("SITE_ID=1\n"), 0o644)
 		os.Chmod(dir, 0o555)
 		defer os.Chmod(dir, 0o755)
-		if _, err := SaveEnvKey(p, "SITE_ID", ptr("2")); err == nil || !strings.Contains(err.Error(), "env file") {
+		if _, err := SaveEnvKey(ctx, p, "SITE_ID", ptr("2")); err == nil || !strings.Contains(err.Error(), "env file") {
 			t.Fatalf("err = %v", err)
 		}
 		b, _ := os.ReadFile(p)
@@ -246,4 +292,18 @@ func inode(t *testing.T, p string) uint64 {
 		t.Fatal(err)
 	}
 	return st.Sys().(*syscall.Stat_t).Ino
+}
+
+// TestSetEnvKeyRefusesAnEditThatChangesOtherKeys: a value that needs
+// quotes, appended after an unterminated quote, would close it and
+// change how the file reads; the edit is refused.
+func TestSetEnvKeyRefusesAnEditThatChangesOtherKeys(t *testing.T) {
+	_, err := SetEnvKey([]byte("A=\"x\nB=1\n"), "SITE_ID", ptr("a b"))
+	if _, ok := err.(*UnsafeEnvEditError); !ok {
+		t.Fatalf("err = %v, want *UnsafeEnvEditError", err)
+	}
+	// A plain value is fine there: it closes nothing.
+	if ed, err := SetEnvKey([]byte("A=\"x\nB=1\n"), "SITE_ID", ptr("2")); err != nil || string(ed.Content) != "A=\"x\nB=1\nSITE_ID=2\n" {
+		t.Fatalf("plain value: %q, %v", ed.Content, err)
+	}
 }

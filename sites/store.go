@@ -84,6 +84,10 @@ func openSQLite(ctx context.Context, d DB, writable bool) (*Store, error) {
 	s := &Store{db: db, cfg: d}
 	if _, err := s.Tables(ctx); err != nil {
 		db.Close()
+		if j, hot := HotJournal(d); hot && !writable {
+			// Never suggest deleting it (see hotjournal.go).
+			return nil, &HotJournalError{Path: d.Path, Journal: j, Err: err}
+		}
 		return nil, err
 	}
 	return s, nil

@@ -21,6 +21,7 @@ import (
 // a user does in the first minute.
 func TestFlow(t *testing.T) {
 	dir := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
 	envPath := filepath.Join(dir, ".env-local")
 	if err := os.WriteFile(envPath, []byte("# local settings\nDEBUG=1\nSITE_ID=2\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -33,7 +34,7 @@ func TestFlow(t *testing.T) {
 		Renderer: asciiRenderer(), NoTick: true,
 		WriteForced: func(ctx context.Context, id int64) error {
 			v := strconv.FormatInt(id, 10)
-			_, err := sites.SaveEnvKey(envPath, "SITE_ID", &v)
+			_, err := sites.SaveEnvKey(ctx, envPath, "SITE_ID", &v)
 			return err
 		},
 	})

@@ -12,17 +12,21 @@ import (
 
 // HostsFile is the Hosts of a real hosts file, through package hosts.
 type HostsFile struct {
-	// File is the hosts file; Project names the block.
-	File, Project string
+	// File is the hosts file.
+	File string
+	// Project names the block (hosts.KeyFor).
+	Project hosts.Key
 	// BackupDir is where backups of the file go ("" = the hosts package's
 	// default, the user's state folder).
 	BackupDir string
 	// Names lists the names of a site to write (nil: its domain).
 	Names func(s *sites.Site) []string
-	// SudoArgv returns the command that makes the same change as root
-	// (verb is "apply" or "remove"; slugs nil means every site or the
-	// whole block). nil: hosts.SudoArgv("hosts", verb, slugs...).
-	SudoArgv func(verb string, slugs []string) []string
+	// SudoArgv returns the command that makes the same change as root:
+	// verb is "apply" or "remove", names the host names to add or take out
+	// (nil with "remove": the whole block). The names themselves are
+	// passed, so the root command needs no database and no password ever
+	// reaches its argv. nil: hosts.SudoArgv("hosts", verb, "--host", name, …).
+	SudoArgv func(verb string, names []string) []string
 }
 
 // Path is the hosts file's path.
@@ -109,7 +113,7 @@ func (h *HostsFile) Apply(ctx context.Context, list []sites.Site, slugs []string
 		return errors.New("no site to write (sites with problems are never written)")
 	}
 	_, err := hosts.Update(ctx, h.File, hosts.Edit{Project: h.Project, Add: names}, hosts.Options{BackupDir: h.BackupDir})
-	return h.wrap(err, "apply", slugs)
+	return h.wrap(err, "apply", names)
 }
 
 // Remove takes the sites' names out of the block; nil slugs removes it.
@@ -125,21 +129,42 @@ func (h *HostsFile) Remove(ctx context.Context, list []sites.Site, slugs []strin
 		names = append(names, s.Aliases...)
 	}
 	_, err := hosts.Update(ctx, h.File, hosts.Edit{Project: h.Project, Remove: names}, hosts.Options{BackupDir: h.BackupDir})
-	return h.wrap(err, "remove", slugs)
+	return h.wrap(err, "remove", validNames(names))
+}
+
+// validNames are the valid, normalised names among names, without
+// duplicates, for the root command's argv.
+func validNames(names []string) []string {
+	out := []string{}
+	seen := map[string]bool{}
+	for _, n := range names {
+		if h, err := hosts.Hostname(n); err == nil && !seen[h] {
+			seen[h] = true
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // wrap turns the hosts package's permission error into the UI's, with the
-// command to run as root.
-func (h *HostsFile) wrap(err error, verb string, slugs []string) error {
+// command to run as root (names: see SudoArgv).
+func (h *HostsFile) wrap(err error, verb string, names []string) error {
 	var pe *hosts.PermissionError
 	if !errors.As(err, &pe) {
 		return err
 	}
+	if names != nil {
+		names = validNames(names)
+	}
 	var argv []string
 	if h.SudoArgv != nil {
-		argv = h.SudoArgv(verb, slugs)
+		argv = h.SudoArgv(verb, names)
 	} else {
-		argv = hosts.SudoArgv(append([]string{"hosts", verb}, slugs...)...)
+		args := []string{"hosts", verb}
+		for _, n := range names {
+			args = append(args, "--host", n)
+		}
+		argv = hosts.SudoArgv(args...)
 	}
 	return &PermissionError{Command: argv, Err: err}
 }

@@ -23,7 +23,7 @@ func TestHostsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	list := demoSites()
-	h := &HostsFile{File: path, Project: "demo", BackupDir: t.TempDir(), Names: func(s *sites.Site) []string {
+	h := &HostsFile{File: path, Project: hosts.KeyFor("demo", "/srv/demo"), BackupDir: t.TempDir(), Names: func(s *sites.Site) []string {
 		return []string{s.Domain, s.LocalDomain}
 	}}
 	state := func() map[int64]HostsState {
@@ -71,13 +71,19 @@ func TestHostsFile(t *testing.T) {
 // TestHostsFilePermission checks that the hosts package's permission
 // error becomes the UI's, carrying the sudo command.
 func TestHostsFilePermission(t *testing.T) {
-	h := &HostsFile{File: "/x", Project: "demo", SudoArgv: func(verb string, slugs []string) []string {
-		return append([]string{"sudo", "siteplex", "hosts", verb}, slugs...)
+	h := &HostsFile{File: "/x", Project: hosts.KeyFor("demo", "/srv/demo"), SudoArgv: func(verb string, names []string) []string {
+		return append([]string{"sudo", "siteplex", "hosts", verb}, names...)
 	}}
-	err := h.wrap(&hosts.PermissionError{Path: "/x", Err: os.ErrPermission}, "apply", []string{"gh"})
+	err := h.wrap(&hosts.PermissionError{Path: "/x", Err: os.ErrPermission}, "apply", []string{"Example.GH:8000", "example.gh", "bad#name"})
 	var pe *PermissionError
-	if !errors.As(err, &pe) || strings.Join(pe.Command, " ") != "sudo siteplex hosts apply gh" {
+	if !errors.As(err, &pe) || strings.Join(pe.Command, " ") != "sudo siteplex hosts apply example.gh" {
 		t.Fatalf("got %#v", err)
+	}
+	// The default command passes the names themselves.
+	h.SudoArgv = nil
+	err = h.wrap(&hosts.PermissionError{Path: "/x", Err: os.ErrPermission}, "remove", []string{"a.test"})
+	if !errors.As(err, &pe) || strings.Join(pe.Command[2:], " ") != "hosts remove --host a.test" {
+		t.Fatalf("got %q", pe.Command)
 	}
 	if err := h.wrap(errors.New("other"), "apply", nil); errors.As(err, &pe) && err.Error() != "other" {
 		t.Fatalf("other errors must pass through: %v", err)

@@ -4,11 +4,13 @@ import (
 	"database/sql"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/siteplex/siteplex/internal/testenv"
+	"github.com/siteplex/siteplex/sites"
 )
 
 // cliRun is one siteplex invocation's outcome.
@@ -108,7 +110,7 @@ func TestDomainsCLIRoundTrip(t *testing.T) {
 		t.Fatalf("rewrite --dry-run: exit %d\n%s%s", dry.code, dry.out, dry.err)
 	}
 	for _, want := range []string{"rewrite (format {slug}.localhost), dry run", "www.example.gh → gh.localhost", "www.example.de → de.localhost",
-		"left alone:", "portal.example.com  no django-multisite-plus row", "would change 2 sites; canonical aliases: 1 re-synced, 1 created", "Nothing was changed"} {
+		"left alone (domain and aliases untouched):", "portal.example.com  no django-multisite-plus row", "would change 2 sites; canonical aliases: 1 re-synced, 1 created", "Nothing was changed"} {
 		if !strings.Contains(dry.out, want) {
 			t.Errorf("dry-run output lacks %q:\n%s", want, dry.out)
 		}
@@ -118,7 +120,7 @@ func TestDomainsCLIRoundTrip(t *testing.T) {
 	}
 
 	rw := runSiteplexCLI(t, nil, "--project", root, "domains", "rewrite")
-	if rw.code != 0 || !strings.Contains(rw.out, "changed 2 sites; canonical aliases: 1 re-synced, 1 created") {
+	if rw.code != 0 || !strings.Contains(rw.out, "changed 2 sites; canonical aliases: 1 re-synced, 1 created") || !strings.Contains(rw.out, "domains restore` undoes it exactly") {
 		t.Fatalf("rewrite: exit %d\n%s%s", rw.code, rw.out, rw.err)
 	}
 	want := `1 www.example.gh
@@ -137,15 +139,26 @@ func TestDomainsCLIRoundTrip(t *testing.T) {
 		t.Errorf("after rewrite:\n%s\nwant\n%s", got, rewritten)
 	}
 
+	st := runSiteplexCLI(t, nil, "--project", root, "domains", "status")
+	if st.code != 0 || !strings.Contains(st.out, "a rewrite is in effect") || !strings.Contains(st.out, "puts back 4 rows") {
+		t.Fatalf("status: exit %d\n%s%s", st.code, st.out, st.err)
+	}
 	rs := runSiteplexCLI(t, nil, "--project", root, "domains", "restore")
-	if rs.code != 0 || !strings.Contains(rs.out, "gh.localhost → www.example.gh") {
+	if rs.code != 0 || !strings.Contains(rs.out, "gh.localhost → www.example.gh") || !strings.Contains(rs.out, "created by the rewrite, deleted") {
 		t.Fatalf("restore: exit %d\n%s%s", rs.code, rs.out, rs.err)
 	}
-	// Every domain is its real_domain again; site 2 keeps the canonical
-	// alias the rewrite created (django-multisite's sync_missing).
-	restored := strings.Replace(want, "2 example.de NULL\n", "2 example.de NULL\n2 www.example.de 1\n", 1)
-	if got := dumpDomains(t, root); got != restored {
-		t.Errorf("after restore:\n%s\nwant\n%s", got, restored)
+	// Exactly as before the rewrite: the alias the rewrite created is gone.
+	if got := dumpDomains(t, root); got != original || original != want {
+		t.Errorf("after restore:\n%s\nwant\n%s", got, original)
+	}
+	st = runSiteplexCLI(t, nil, "--project", root, "domains", "status")
+	if st.code != 0 || !strings.Contains(st.out, "no rewrite in effect") {
+		t.Fatalf("status after restore: exit %d\n%s%s", st.code, st.out, st.err)
+	}
+	// A second restore has nothing to undo: it refuses and explains.
+	rs = runSiteplexCLI(t, nil, "--project", root, "domains", "restore")
+	if rs.code != 1 || !strings.Contains(rs.err, "no rewrite of") || !strings.Contains(rs.err, "nothing was changed") {
+		t.Fatalf("restore without a journal: exit %d\n%s%s", rs.code, rs.out, rs.err)
 	}
 }
 
@@ -303,9 +316,140 @@ func TestDomainsCLIPostgres(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("restore: exit %d\n%s%s", r.code, r.out, r.err)
 	}
-	// Back to the live domains; site 2 keeps the canonical alias it got.
-	want := strings.Replace(original, "2 example.de NULL\n", "2 example.de NULL\n2 www.example.de true\n", 1)
-	if got := state(); got != want {
-		t.Errorf("after restore:\n%s\nwant\n%s", got, want)
+	// Exactly as before: the alias the rewrite created is gone.
+	if got := state(); got != original {
+		t.Errorf("after restore:\n%s\nwant\n%s", got, original)
 	}
+}
+
+// TestDomainsKilledBetweenJournalAndCommit: siteplex is killed (SIGKILL,
+// through strace's fault injection) when the journal is on disk and the
+// transaction has not committed. Nothing was changed; on SQLite the
+// killed transaction left a hot journal, which read-only commands refuse
+// to work around (never suggesting to delete it) and --rollback-journal
+// rolls back; restore then finds nothing to undo, puts the alias id
+// counter back (PostgreSQL's sequence moved anyway) and removes the
+// journal; a full dump is what it was.
+func TestDomainsKilledBetweenJournalAndCommit(t *testing.T) {
+	needStrace(t)
+	bin := buildSiteplex(t)
+	for _, tc := range []struct {
+		engine, at string
+	}{
+		{"sqlite", "journal"}, {"postgres", "journal"},
+		// Killed inside SQLite's commit, once its own journal is synced:
+		// the hot journal case.
+		{"sqlite", "commit"},
+	} {
+		engine := tc.engine
+		name := engine + " killed between journal and commit"
+		if tc.at == "commit" {
+			name = engine + " killed inside the commit"
+		}
+		t.Run(name, func(t *testing.T) {
+			var root, u string
+			var db *sql.DB
+			var args []string
+			if engine == "sqlite" {
+				root = domainsProject(t)
+				u = "sqlite:///" + filepath.Join(root, "db.sqlite3")
+			} else {
+				pg := testenv.StartPostgres(t)
+				u = pg.DjangoDB(t, "domains_killed", domainsRows)
+				db = pg.Open(t, "domains_killed")
+				defer db.Close()
+				root = t.TempDir()
+				os.WriteFile(filepath.Join(root, "manage.py"), nil, 0o644)
+				args = []string{"--db", u}
+			}
+			dump := func() string {
+				if db == nil {
+					db = openSQLite(t, filepath.Join(root, "db.sqlite3"))
+				}
+				return testenv.FullDump(t, engine == "postgres", u, db)
+			}
+			run := func(a ...string) cliRun {
+				c := exec.Command(bin, append(append([]string{"--project", root}, args...), a...)...)
+				var out, errb strings.Builder
+				c.Stdout, c.Stderr = &out, &errb
+				err := c.Run()
+				code := 0
+				if ee, ok := err.(*exec.ExitError); ok {
+					code = ee.ExitCode()
+				}
+				return cliRun{out: out.String(), err: errb.String(), code: code}
+			}
+			var before string
+			if engine == "postgres" {
+				before = dump()
+			} else {
+				// Copy the file: a read here must not touch the real one.
+				before = sqliteDumpOfCopy(t, filepath.Join(root, "db.sqlite3"))
+			}
+			state := filepath.Join(root, ".siteplex")
+			os.MkdirAll(state, 0o755)
+			// The journal's last step is the fsync of .siteplex/: kill there;
+			// or at SQLite's first write to the database file, in the commit.
+			syscall, path := "fsync", state
+			if tc.at == "commit" {
+				syscall, path = "pwrite64", filepath.Join(root, "db.sqlite3")
+			}
+			c := exec.Command("strace", append(append([]string{"-f", "-qq", "-o", "/dev/null", "-e", "trace=" + syscall, "-e", "inject=" + syscall + ":signal=SIGKILL", "-P", path,
+				bin, "--project", root}, args...), "domains", "rewrite")...)
+			out, err := c.CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != -1 && ee.ExitCode() != 137 {
+				t.Fatalf("siteplex was not killed: %v\n%s", err, out)
+			}
+			if m, _ := filepath.Glob(filepath.Join(state, "domains-journal-*.json")); len(m) != 1 {
+				t.Fatalf("no journal after the kill: %v", m)
+			}
+			if engine == "sqlite" {
+				if _, hot := sites.HotJournal(sites.DB{Driver: sites.SQLite, Path: filepath.Join(root, "db.sqlite3")}); hot {
+					r := run("sites")
+					if r.code != 1 || !strings.Contains(r.err, "unfinished transaction") || !strings.Contains(r.err, "Do not delete") ||
+						!strings.Contains(r.err, "--rollback-journal") {
+						t.Fatalf("sites with a hot journal: exit %d\n%s", r.code, r.err)
+					}
+					if r := run("domains", "restore"); r.code != 1 || !strings.Contains(r.err, "domains restore --rollback-journal") {
+						t.Fatalf("restore without consent: exit %d\n%s", r.code, r.err)
+					}
+					if r := run("domains", "status", "--rollback-journal"); r.code != 0 || !strings.Contains(r.err, "rolled back an unfinished transaction") {
+						t.Fatalf("status --rollback-journal: exit %d\n%s%s", r.code, r.out, r.err)
+					}
+				} else if tc.at == "commit" {
+					t.Fatal("a kill inside the commit left no hot journal")
+				}
+			}
+			r := run("domains", "status")
+			if r.code != 0 || !strings.Contains(r.out, "no rewrite in effect") {
+				t.Fatalf("status after the kill: exit %d\n%s%s", r.code, r.out, r.err)
+			}
+			r = run("domains", "restore")
+			if r.code != 0 || !strings.Contains(r.out, "nothing to undo") {
+				t.Fatalf("restore after the kill: exit %d\n%s%s", r.code, r.out, r.err)
+			}
+			if m, _ := filepath.Glob(filepath.Join(state, "domains-journal-*.json")); len(m) != 0 {
+				t.Fatalf("the journal is still there: %v", m)
+			}
+			if got := dump(); got != before {
+				t.Fatalf("the database is not what it was:\n--- before\n%s\n--- after\n%s", before, got)
+			}
+		})
+	}
+}
+
+// sqliteDumpOfCopy is testenv.FullDump of a copy of the SQLite file at
+// path (the copy, not the file, is opened).
+func sqliteDumpOfCopy(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), filepath.Base(path))
+	if err := os.WriteFile(cp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := testenv.FullDump(t, false, "sqlite:///"+cp, openSQLite(t, cp))
+	return strings.ReplaceAll(got, cp, path)
 }

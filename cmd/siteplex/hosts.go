@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -22,6 +24,11 @@ type hostsOptions struct {
 	// Names is --names: domain, local, aliases or all ("" = config, else
 	// domain).
 	Names string
+	// Hosts are --host NAME: host names to apply or remove as given,
+	// without reading the sites (what the sudo hand-off runs).
+	Hosts []string
+	// List is `hosts restore --list`.
+	List bool
 }
 
 // Name kinds, as --names and the status JSON spell them.
@@ -84,9 +91,13 @@ that is loopback.`,
 		Long: `Add the names of the given sites (id, slug or domain) to the project's block,
 keeping the rest of the block; without SITE, every site. A site with problems
 (see 'siteplex sites') or an invalid name is never written: it is reported on
-stderr, the valid ones are still applied, and the exit status is 1.`,
+stderr, the valid ones are still applied, and the exit status is 1.
+
+--host NAME (repeatable) adds NAME itself, without reading the sites: this is
+what the sudo command siteplex prints runs, so that root needs no database.`,
 		Example: `  $ siteplex hosts apply
-  $ siteplex hosts apply gh 3 example.de --names local`,
+  $ siteplex hosts apply gh 3 example.de --names local
+  $ sudo siteplex hosts apply --host example.gh --host gh.localhost`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return hostsApplyRun(cmd, f, opts, args)
 		},
@@ -100,14 +111,42 @@ belongs to no site any more. Without SITE the whole block is removed. An
 emptied block disappears.`,
 		Example: `  $ siteplex hosts remove gh
   $ siteplex hosts remove old.example.com
+  $ siteplex hosts remove --host example.gh
   $ siteplex hosts remove`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return hostsRemoveRun(cmd, f, opts, args)
 		},
 	}
-	cmd.AddCommand(status, apply, remove)
+	for _, c := range []*cobra.Command{apply, remove} {
+		c.Flags().StringArrayVar(&opts.Hosts, "host", nil, "a host name to add or take out as given, without reading the sites (repeatable)")
+	}
+	restore := &cobra.Command{
+		Use:   "restore [BACKUP]",
+		Short: "Put a backup of the hosts file back (--list shows them)",
+		Long: `Every change siteplex makes to the hosts file first saves a backup: the file as
+it was before siteplex first changed it ("pristine") and the last 5 versions
+before each change ("hosts.<UTC time>"), in the state folder of the user who
+made the change (changes made with sudo: root's).
+
+'restore' without BACKUP puts back the newest backup, undoing the last change;
+BACKUP is a name --list shows ("pristine", "hosts.<UTC time>") or its path.
+The restore itself is written like every change: locked, compared before it
+replaces the file, with a backup of what it replaces.`,
+		Example: `  $ siteplex hosts restore --list
+  $ siteplex hosts restore --dry-run
+  $ sudo siteplex hosts restore pristine`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return hostsRestoreRun(cmd, f, opts, args)
+		},
+	}
+	restore.Flags().BoolVar(&opts.List, "list", false, "list the backups and change nothing")
+	cmd.AddCommand(status, apply, remove, restore)
 	return cmd
 }
+
+// hostsKey is the key of the project's block.
+func hostsKey(p *sites.Project) hosts.Key { return hosts.KeyFor(p.Name, p.Root) }
 
 // hostsNamesMode returns the effective --names value: the flag, else config
 // `names`, else "domain". A bad value is a usage error (exit 2).
@@ -205,6 +244,16 @@ func hostsSiteLabel(s *sites.Site) string {
 
 func hostsApplyRun(cmd *cobra.Command, f *Factory, opts *hostsOptions, args []string) error {
 	ctx := cmd.Context()
+	if len(opts.Hosts) > 0 {
+		if len(args) > 0 {
+			return sites.Usagef("hosts apply: give SITEs or --host names, not both")
+		}
+		p, err := f.Project()
+		if err != nil {
+			return err
+		}
+		return hostsWrite(cmd, f, opts, p, nil, args, hosts.Edit{Project: hostsKey(p), Add: opts.Hosts}, opts.Hosts)
+	}
 	p, list, db, err := f.Sites(ctx)
 	if err != nil {
 		return err
@@ -250,14 +299,32 @@ func hostsApplyRun(cmd *cobra.Command, f *Factory, opts *hostsOptions, args []st
 		}
 		return nil
 	}
-	res, err := hosts.Update(ctx, p.HostsFile, hosts.Edit{Project: p.Name, Add: names}, hosts.Options{DryRun: opts.DryRun})
-	if err != nil {
-		return hostsError(cmd, p, db, args, err)
+	if err := hostsWrite(cmd, f, opts, p, db, args, hosts.Edit{Project: hostsKey(p), Add: names}, names); err != nil {
+		return err
 	}
-	hostsReportChange(f.IO, opts, p, res)
 	if refused {
 		return silentExit(1)
 	}
+	return nil
+}
+
+// hostsWrite makes the edit and reports it; names are the host names the
+// edit adds or takes out, for the sudo command (nil: the whole block).
+func hostsWrite(cmd *cobra.Command, f *Factory, opts *hostsOptions, p *sites.Project, db *sites.DB, args []string, edit hosts.Edit, names []string) error {
+	res, err := hosts.Update(cmd.Context(), p.HostsFile, edit, hosts.Options{DryRun: opts.DryRun})
+	if res != nil && res.Recovered != "" {
+		fmt.Fprintf(f.IO.Err, "siteplex: %s\n", res.Recovered)
+	}
+	var ie *hosts.InvalidNameError
+	if errors.As(err, &ie) && res != nil {
+		// Some --host names were refused, the rest applied.
+		hostsReportChange(f.IO, opts, p, res)
+		return &exitError{code: 1, err: ie}
+	}
+	if err != nil {
+		return hostsError(cmd, p, db, args, names, err)
+	}
+	hostsReportChange(f.IO, opts, p, res)
 	return nil
 }
 
@@ -269,15 +336,22 @@ func hostsRemoveRun(cmd *cobra.Command, f *Factory, opts *hostsOptions, args []s
 		edit hosts.Edit
 		err  error
 	)
+	if len(opts.Hosts) > 0 && len(args) > 0 {
+		return sites.Usagef("hosts remove: give SITEs or --host names, not both")
+	}
 	if len(args) == 0 {
-		// The whole block: no database needed (it may be down).
+		// The whole block, or names as given: no database needed (it may
+		// be down).
 		if p, err = f.Project(); err != nil {
 			return err
 		}
 		if _, err := hostsNamesMode(opts, p); err != nil {
 			return err
 		}
-		edit = hosts.Edit{Project: p.Name, RemoveAll: true}
+		edit = hosts.Edit{Project: hostsKey(p), RemoveAll: true}
+		if len(opts.Hosts) > 0 {
+			edit = hosts.Edit{Project: hostsKey(p), Remove: opts.Hosts}
+		}
 	} else {
 		var list []sites.Site
 		if p, list, db, err = f.Sites(ctx); err != nil {
@@ -290,7 +364,7 @@ func hostsRemoveRun(cmd *cobra.Command, f *Factory, opts *hostsOptions, args []s
 		if opts.Names == "" {
 			mode = "all" // remove every name the site may have had written
 		}
-		edit = hosts.Edit{Project: p.Name}
+		edit = hosts.Edit{Project: hostsKey(p)}
 		var inBlock map[string]bool
 		for _, a := range args {
 			if s, ok := sites.Find(list, a); ok {
@@ -303,9 +377,9 @@ func hostsRemoveRun(cmd *cobra.Command, f *Factory, opts *hostsOptions, args []s
 			}
 			// A name in the block that no site has any more.
 			if inBlock == nil {
-				rep, err := hosts.Status(ctx, p.HostsFile, p.Name, nil)
+				rep, err := hosts.Status(ctx, p.HostsFile, hostsKey(p), nil)
 				if err != nil {
-					return hostsError(cmd, p, db, args, err)
+					return hostsError(cmd, p, db, args, nil, err)
 				}
 				inBlock = map[string]bool{}
 				for _, n := range rep.BlockNames {
@@ -319,12 +393,11 @@ func hostsRemoveRun(cmd *cobra.Command, f *Factory, opts *hostsOptions, args []s
 			return sites.UnknownSiteError(list, a)
 		}
 	}
-	res, err := hosts.Update(ctx, p.HostsFile, edit, hosts.Options{DryRun: opts.DryRun})
-	if err != nil {
-		return hostsError(cmd, p, db, args, err)
+	var names []string
+	if !edit.RemoveAll {
+		names = edit.Remove
 	}
-	hostsReportChange(f.IO, opts, p, res)
-	return nil
+	return hostsWrite(cmd, f, opts, p, db, args, edit, names)
 }
 
 // hostsReportChange prints the diff (--dry-run) or a one-line summary.
@@ -341,6 +414,13 @@ func hostsReportChange(io *IOStreams, opts *hostsOptions, p *sites.Project, res 
 		fmt.Fprintf(io.Out, "%s: up to date (block %q: %d names); nothing written\n", p.HostsFile, p.Name, len(res.Names))
 		return
 	}
+	hostsWarnMoved(io.Err, res.Path, res.MovedOut)
+	if res.Adopted {
+		fmt.Fprintf(io.Err, "siteplex: the block had an older marker (before blocks carried the project's hash, or under an older name); it now reads %q\n", hosts.BeginMarker(hostsKey(p)))
+	}
+	if res.Retried > 0 {
+		fmt.Fprintf(io.Err, "siteplex: %s changed while siteplex was writing it; re-read it and applied the change to the new content (%d time(s))\n", res.Path, res.Retried)
+	}
 	var parts []string
 	if len(res.Added) > 0 {
 		parts = append(parts, fmt.Sprintf("added %d (%s)", len(res.Added), hostsAbbrev(res.Added)))
@@ -348,12 +428,15 @@ func hostsReportChange(io *IOStreams, opts *hostsOptions, p *sites.Project, res 
 	if len(res.Removed) > 0 {
 		parts = append(parts, fmt.Sprintf("removed %d (%s)", len(res.Removed), hostsAbbrev(res.Removed)))
 	}
-	if len(parts) == 0 {
-		parts = append(parts, "rewrote the block")
-	}
 	how := ""
 	if res.InPlace {
 		how = ", rewritten in place"
+	}
+	if len(parts) == 0 && len(res.MovedOut) > 0 {
+		parts = append(parts, fmt.Sprintf("moved %d line(s) out of the block", len(res.MovedOut)))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "rewrote the block")
 	}
 	fmt.Fprintf(io.Out, "%s: %s; block %q now has %d names%s\n", p.HostsFile, strings.Join(parts, ", "), p.Name, len(res.Names), how)
 	if res.Pristine != "" {
@@ -368,45 +451,92 @@ func hostsAbbrev(names []string) string {
 	return strings.Join(names[:5], ", ") + fmt.Sprintf(", … %d more", len(names)-5)
 }
 
+// hostsWarnMoved says which lines siteplex did not write it moved out of
+// its block.
+func hostsWarnMoved(w io.Writer, file string, moved []hosts.ForeignLine) {
+	if len(moved) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "siteplex: warning: %d line(s) inside siteplex's block in %s were not written by siteplex; moved them out of the block, unchanged:\n", len(moved), file)
+	for _, l := range moved {
+		fmt.Fprintf(w, "  line %d: %s\n", l.Line, clean(l.Text))
+	}
+}
+
 // hostsError adds the sudo command to a *hosts.PermissionError; other
 // errors pass through. An *InvalidNameError means some names were refused
 // (printed) while the rest were applied.
-func hostsError(cmd *cobra.Command, p *sites.Project, db *sites.DB, args []string, err error) error {
+func hostsError(cmd *cobra.Command, p *sites.Project, db *sites.DB, args, names []string, err error) error {
 	var pe *hosts.PermissionError
 	if errors.As(err, &pe) {
-		pe.Command = hostsSudoCommand(cmd, p, db, args)
+		pe.Command = hostsSudoCommand(cmd, p, db, args, names)
 		return &exitError{code: 1, err: pe}
 	}
 	return err
 }
 
-// hostsSudoCommand is the command line to run the same hosts command as root:
-// the user's flags, plus what sudo's reset environment would lose
-// (SITEPLEX_HOSTS_FILE, a DATABASE_URL from the environment).
-func hostsSudoCommand(cmd *cobra.Command, p *sites.Project, db *sites.DB, args []string) string {
+// hostsSudoCommand is the command line to run the same hosts command as
+// root: the user's flags, plus what sudo's reset environment would lose
+// (SITEPLEX_HOSTS_FILE, a database URL from the environment). It never
+// carries a secret: when the database URL that root would need has a
+// password (or comes from --db with one), the command passes the host
+// names themselves (--host, names; nil names: the whole block) and
+// --project, so root does not open the database at all.
+func hostsSudoCommand(cmd *cobra.Command, p *sites.Project, db *sites.DB, args, names []string) string {
+	var dbURL string
+	secret := false
+	changed := func(name string) bool { fl := cmd.Flags().Lookup(name); return fl != nil && fl.Changed }
+	if changed("db") {
+		dbURL = cmd.Flags().Lookup("db").Value.String()
+	} else if db != nil {
+		for _, k := range []string{"SITEPLEX_DATABASE_URL", "DATABASE_URL"} {
+			if db.Source == k {
+				dbURL = p.Getenv(k)
+			}
+		}
+	}
+	if dbURL != "" && sites.RedactURL(dbURL) != dbURL {
+		secret = true
+	}
 	argv := []string{"hosts", cmd.Name()}
-	argv = append(argv, args...)
+	if secret && len(args) > 0 {
+		// The names instead of the SITEs: root need not read the sites.
+		for _, n := range names {
+			argv = append(argv, "--host", n)
+		}
+	} else {
+		argv = append(argv, args...)
+	}
 	cmd.Flags().Visit(func(fl *pflag.Flag) {
 		switch {
-		case fl.Name == "dry-run":
+		case fl.Name == "dry-run", fl.Name == "db":
+		case secret && len(args) > 0 && fl.Name == "names":
 		case fl.Value.Type() == "bool":
 			if fl.Value.String() == "true" {
 				argv = append(argv, "--"+fl.Name)
+			}
+		case fl.Value.Type() == "stringArray":
+			for _, v := range strings.Split(strings.Trim(fl.Value.String(), "[]"), ",") {
+				argv = append(argv, "--"+fl.Name, v)
 			}
 		default:
 			argv = append(argv, "--"+fl.Name, fl.Value.String())
 		}
 	})
-	changed := func(name string) bool { fl := cmd.Flags().Lookup(name); return fl != nil && fl.Changed }
 	if !changed("hosts-file") && p.Config.HostsFile == "" && p.HostsFile != hosts.SystemFile {
 		argv = append(argv, "--hosts-file", p.HostsFile)
 	}
-	if !changed("db") && db != nil {
-		for _, k := range []string{"SITEPLEX_DATABASE_URL", "DATABASE_URL"} {
-			if db.Source == k {
-				argv = append(argv, "--db", p.Getenv(k))
-			}
+	if secret && len(args) == 0 && len(names) > 0 && !changed("host") && cmd.Name() == "apply" {
+		// `apply` of every site: the names it computed.
+		for _, n := range names {
+			argv = append(argv, "--host", n)
 		}
+	}
+	if !changed("project") && (secret || dbURL != "") {
+		argv = append(argv, "--project", p.Root)
+	}
+	if dbURL != "" && !secret && !changed("db") {
+		argv = append(argv, "--db", dbURL)
 	}
 	return hosts.Quote(hosts.SudoArgv(argv...))
 }
@@ -422,7 +552,16 @@ type hostsStatus struct {
 	Names string            `json:"names"`
 	Sites []hostsSiteStatus `json:"sites"`
 	Other []string          `json:"other_names"`
-	Bad   []string          `json:"invalid_entries"`
+	// Marker is the block's begin marker; LegacyMarker is true when the
+	// block still has an older one (the next write renews it).
+	Marker       string `json:"marker"`
+	LegacyMarker bool   `json:"legacy_marker"`
+	// Foreign are lines in the block siteplex did not write; the next
+	// write moves them out of the block, unchanged.
+	Foreign []hosts.ForeignLine `json:"foreign_lines"`
+	// Interrupted is true when an in-place write was cut short; the next
+	// apply or remove finishes or undoes it.
+	Interrupted bool `json:"interrupted_write"`
 }
 
 type hostsSiteStatus struct {
@@ -460,12 +599,13 @@ func hostsStatusRun(ctx context.Context, f *Factory, opts *hostsOptions) error {
 			ask = append(ask, n.raw)
 		}
 	}
-	rep, err := hosts.Status(ctx, p.HostsFile, p.Name, ask)
+	rep, err := hosts.Status(ctx, p.HostsFile, hostsKey(p), ask)
 	if err != nil {
 		return err
 	}
 	out := hostsStatus{HostsFile: rep.Path, Project: p.Name, System: rep.System, Block: rep.Block,
-		Line: rep.Line, Names: mode, Sites: []hostsSiteStatus{}, Other: rep.Extra, Bad: rep.Invalid}
+		Line: rep.Line, Names: mode, Sites: []hostsSiteStatus{}, Other: rep.Extra, Marker: hosts.BeginMarker(hostsKey(p)),
+		LegacyMarker: rep.Legacy, Foreign: rep.Foreign, Interrupted: rep.Interrupted}
 	k := 0
 	for i := range list {
 		s := &list[i]
@@ -556,11 +696,128 @@ func printHostsStatus(w io.Writer, st *hostsStatus) error {
 	if len(st.Other) > 0 {
 		fmt.Fprintf(w, "in the block but no site's: %s (siteplex hosts remove NAME)\n", strings.Join(st.Other, ", "))
 	}
-	if len(st.Bad) > 0 {
-		fmt.Fprintf(w, "invalid entries in the block (dropped at the next write): %s\n", clean(strings.Join(st.Bad, ", ")))
+	for _, l := range st.Foreign {
+		fmt.Fprintf(w, "line %d is in the block but siteplex did not write it (the next apply or remove moves it out, unchanged): %s\n", l.Line, clean(l.Text))
+	}
+	if st.LegacyMarker {
+		fmt.Fprintf(w, "the block has an older marker; the next apply or remove renews it to %q\n", st.Marker)
+	}
+	if st.Interrupted {
+		fmt.Fprintf(w, "warning: a siteplex write of %s was interrupted; the next apply or remove finishes or undoes it\n", st.HostsFile)
 	}
 	if len(st.Sites) == 0 {
 		fmt.Fprintln(w, "no sites")
 	}
 	return nil
+}
+
+// hostsRestoreRun is `siteplex hosts restore [BACKUP] [--list]`.
+func hostsRestoreRun(cmd *cobra.Command, f *Factory, opts *hostsOptions, args []string) error {
+	p, err := f.Project()
+	if err != nil {
+		return err
+	}
+	base, err := hosts.StateDir()
+	if err != nil {
+		return err
+	}
+	file := p.HostsFile
+	dir := hosts.BackupFolder(base, hostsResolved(file))
+	list, err := hosts.Backups(base, file)
+	if err != nil {
+		return fmt.Errorf("listing the backups in %s: %w", dir, err)
+	}
+	if opts.List && len(args) > 0 {
+		return sites.Usagef("hosts restore: give BACKUP or --list, not both")
+	}
+	pristine := filepath.Join(dir, "pristine")
+	havePristine := false
+	if fi, err := os.Lstat(pristine); err == nil && fi.Mode().IsRegular() {
+		havePristine = true
+	}
+	kept, _ := filepath.Glob(filepath.Join(dir, "interrupted.*"))
+	if opts.List {
+		if len(list) == 0 && !havePristine && len(kept) == 0 {
+			fmt.Fprintf(f.IO.Out, "no backups of %s in %s\n", file, dir)
+			if os.Geteuid() != 0 {
+				fmt.Fprintf(f.IO.Out, "changes made with sudo keep their backups in root's state folder: sudo %s hosts restore --list\n", hosts.Executable())
+			}
+			return nil
+		}
+		fmt.Fprintf(f.IO.Out, "backups of %s in %s (newest last):\n", file, dir)
+		tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
+		show := func(path, what string) {
+			fi, err := os.Lstat(path)
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(tw, "  %s\t%d bytes\t%s\n", filepath.Base(path), fi.Size(), what)
+		}
+		if havePristine {
+			show(pristine, "before siteplex first changed it")
+		}
+		for _, k := range kept {
+			show(k, "kept after an interrupted write met another program's change")
+		}
+		for i, b := range list {
+			what := ""
+			if i == len(list)-1 {
+				what = "before the last change (restored by `siteplex hosts restore`)"
+			}
+			show(b, what)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(f.IO.Out, "restore one with: siteplex hosts restore NAME (--dry-run shows the diff)")
+		return nil
+	}
+	backup := ""
+	switch {
+	case len(args) == 1:
+		backup = args[0]
+	case len(list) > 0:
+		backup = list[len(list)-1]
+	default:
+		return fmt.Errorf("no backups of %s in %s: nothing to restore (changes made with sudo keep theirs in root's state folder: sudo %s hosts restore --list)", file, dir, hosts.Executable())
+	}
+	res, err := hosts.Restore(cmd.Context(), file, backup, hosts.Options{DryRun: opts.DryRun})
+	if res != nil && res.Recovered != "" {
+		fmt.Fprintf(f.IO.Err, "siteplex: %s\n", res.Recovered)
+	}
+	if err != nil {
+		var pe *hosts.PermissionError
+		if errors.As(err, &pe) {
+			argv := []string{"hosts", "restore", filepath.Base(backup)}
+			if p.HostsFile != hosts.SystemFile {
+				argv = append(argv, "--hosts-file", p.HostsFile)
+			}
+			pe.Command = hosts.Quote(hosts.SudoArgv(argv...)) + "\n(the backups of changes made with sudo are root's: list them with sudo " + hosts.Executable() + " hosts restore --list)"
+			return &exitError{code: 1, err: pe}
+		}
+		return err
+	}
+	switch {
+	case opts.DryRun && res.Changed:
+		fmt.Fprint(f.IO.Out, res.Diff())
+	case !res.Changed:
+		fmt.Fprintf(f.IO.Out, "%s is already the same as %s; nothing written\n", file, filepath.Base(backup))
+	default:
+		how := ""
+		if res.InPlace {
+			how = ", rewritten in place"
+		}
+		fmt.Fprintf(f.IO.Out, "%s: restored %s%s; what it replaced is saved as %s\n", file, filepath.Base(backup), how, filepath.Base(res.Backup))
+	}
+	return nil
+}
+
+// hostsResolved is path with symlinks resolved, when it can be.
+func hostsResolved(path string) string {
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		if abs, err := filepath.Abs(r); err == nil {
+			return abs
+		}
+	}
+	return path
 }

@@ -111,7 +111,8 @@ func TestHostsApplyRemoveCLI(t *testing.T) {
 
 	// --dry-run prints a diff and writes nothing.
 	code, out, _ := run("apply", "--dry-run")
-	if code != 0 || !strings.Contains(out, "+# siteplex begin acme\r\n") || !strings.HasPrefix(out, "--- a"+hf) || read() != orig {
+	key := hosts.KeyFor("acme", root)
+	if code != 0 || !strings.Contains(out, "+"+hosts.BeginMarker(key)+"\r\n") || !strings.HasPrefix(out, "--- a"+hf) || read() != orig {
 		t.Fatalf("dry run: exit %d\n%s", code, out)
 	}
 	// apply SITE touches only that site.
@@ -121,7 +122,7 @@ func TestHostsApplyRemoveCLI(t *testing.T) {
 	if code, _, _ := run("apply", "de", "--names", "local"); code != 0 {
 		t.Fatal("apply de --names local")
 	}
-	want := orig + "\r\n# siteplex begin acme\r\n127.0.0.1 example.gh\r\n::1 example.gh\r\n127.0.0.1 example.de\r\n::1 example.de\r\n127.0.0.1 de.localhost\r\n::1 de.localhost\r\n# siteplex end acme"
+	want := orig + "\r\n" + hosts.BeginMarker(key) + "\r\n127.0.0.1 example.gh\r\n::1 example.gh\r\n127.0.0.1 example.de\r\n::1 example.de\r\n127.0.0.1 de.localhost\r\n::1 de.localhost\r\n" + hosts.EndMarker(key)
 	if got := read(); got != want {
 		t.Fatalf("after apply:\n%q\nwant\n%q", got, want)
 	}
@@ -212,7 +213,7 @@ func TestHostsValidation(t *testing.T) {
 		t.Fatalf("exit %d, want 1 (stderr %q)", code, stderr)
 	}
 	got, _ := os.ReadFile(hf)
-	doc, err := hosts.Parse(got, "acme")
+	doc, err := hosts.Parse(got, hosts.KeyFor("acme", root))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +305,7 @@ func TestHostsConcurrentProcesses(t *testing.T) {
 		if n := bytes.Count(data, []byte("# siteplex begin acme")); n > 1 {
 			t.Fatalf("%d blocks", n)
 		}
-		doc, err := hosts.Parse(data, "acme")
+		doc, err := hosts.Parse(data, hosts.KeyFor("acme", root))
 		if err != nil {
 			t.Fatalf("file is not well-formed: %v", err)
 		}
@@ -628,7 +629,7 @@ func TestHostsStatusJSONShape(t *testing.T) {
 		slices.Sort(k)
 		return k
 	}
-	want := []string{"block", "hosts_file", "invalid_entries", "line", "names", "other_names", "project", "sites", "system"}
+	want := []string{"block", "foreign_lines", "hosts_file", "interrupted_write", "legacy_marker", "line", "marker", "names", "other_names", "project", "sites", "system"}
 	if got := keys(v); !slices.Equal(got, want) {
 		t.Fatalf("top-level keys %q, want %q", got, want)
 	}
@@ -682,7 +683,7 @@ func TestHostsNamesSelection(t *testing.T) {
 				t.Fatalf("stderr does not name the site and the alias: %s", stderr)
 			}
 			data, _ := os.ReadFile(hf)
-			doc, _ := hosts.Parse(data, "acme")
+			doc, _ := hosts.Parse(data, hosts.KeyFor("acme", root))
 			if !slices.Equal(doc.Names(), tt.want) {
 				t.Fatalf("names %q, want %q", doc.Names(), tt.want)
 			}
@@ -694,5 +695,95 @@ func TestHostsNamesSelection(t *testing.T) {
 				t.Fatalf("after remove: %q", data)
 			}
 		})
+	}
+}
+
+// TestHostsSameNamedProjects: two projects whose folders have the same
+// name keep a block each; `hosts remove` in one leaves the other's names
+// (issue 15: they shared one block).
+func TestHostsSameNamedProjects(t *testing.T) {
+	a, hf := hostsProject(t, "127.0.0.1 localhost\n", map[string]string{"one": "one.example"})
+	b, _ := hostsProject(t, "", map[string]string{"two": "two.example"})
+	for _, root := range []string{a, b} {
+		if code, _, errs := runHosts(t, "hosts", "apply", "--project", root, "--hosts-file", hf); code != 0 {
+			t.Fatal(errs)
+		}
+	}
+	if code, _, errs := runHosts(t, "hosts", "remove", "--project", a, "--hosts-file", hf); code != 0 {
+		t.Fatal(errs)
+	}
+	got, _ := os.ReadFile(hf)
+	doc, err := hosts.Parse(got, hosts.KeyFor("acme", b))
+	if err != nil || !slices.Equal(doc.Names(), []string{"two.example"}) || bytes.Contains(got, []byte("one.example")) {
+		t.Fatalf("after removing the first project's block:\n%s", got)
+	}
+}
+
+// TestHostsForeignLinesInBlockCLI: a line the user put inside siteplex's
+// block comes out of it unchanged, with a warning naming it (issue 15: it
+// was rewritten to 127.0.0.1 and lost its comment); a block nested in
+// another project's is refused, naming the lines.
+func TestHostsForeignLinesInBlockCLI(t *testing.T) {
+	root, hf := hostsProject(t, "", map[string]string{"gh": "example.gh"})
+	k := hosts.KeyFor("acme", root)
+	orig := "127.0.0.1 localhost\n" + hosts.BeginMarker(k) + "\n127.0.0.1 example.gh\n192.168.1.50 nas.internal # NAS\n::1 example.gh\n" + hosts.EndMarker(k) + "\n"
+	os.WriteFile(hf, []byte(orig), 0o644)
+	code, out, errs := runHosts(t, "hosts", "status", "--project", root, "--hosts-file", hf)
+	if code != 0 || !strings.Contains(out, "line 4 is in the block but siteplex did not write it") {
+		t.Fatalf("status: %d\n%s%s", code, out, errs)
+	}
+	code, _, errs = runHosts(t, "hosts", "apply", "--project", root, "--hosts-file", hf)
+	if code != 0 || !strings.Contains(errs, "line 4: 192.168.1.50 nas.internal # NAS") {
+		t.Fatalf("apply: %d\n%s", code, errs)
+	}
+	want := "127.0.0.1 localhost\n192.168.1.50 nas.internal # NAS\n" + hosts.BeginMarker(k) + "\n127.0.0.1 example.gh\n::1 example.gh\n" + hosts.EndMarker(k) + "\n"
+	if got, _ := os.ReadFile(hf); string(got) != want {
+		t.Fatalf("file:\n%q\nwant\n%q", got, want)
+	}
+
+	nested := "# siteplex begin other 12345678\n" + hosts.BeginMarker(k) + "\n127.0.0.1 example.gh\n" + hosts.EndMarker(k) + "\n# siteplex end other 12345678\n"
+	os.WriteFile(hf, []byte(nested), 0o644)
+	code, _, errs = runHosts(t, "hosts", "apply", "--project", root, "--hosts-file", hf)
+	if code != 1 || !strings.Contains(errs, "line 2") || !strings.Contains(errs, "nested or overlapping blocks are refused") {
+		t.Fatalf("nested block: %d\n%s", code, errs)
+	}
+	if got, _ := os.ReadFile(hf); string(got) != nested {
+		t.Fatal("a nested block was edited")
+	}
+}
+
+// TestHostsRestoreCLI: `hosts restore --list` shows the backups, `hosts
+// restore` undoes the last change, `hosts restore pristine` gives back the
+// file as it was before siteplex first touched it.
+func TestHostsRestoreCLI(t *testing.T) {
+	orig := "127.0.0.1 localhost\n"
+	root, hf := hostsProject(t, orig, map[string]string{"gh": "example.gh", "de": "example.de"})
+	run := func(args ...string) (int, string, string) {
+		return runHosts(t, append(append([]string{"hosts"}, args...), "--project", root, "--hosts-file", hf)...)
+	}
+	run("apply", "gh")
+	afterGH, _ := os.ReadFile(hf)
+	run("apply", "de")
+	code, out, errs := run("restore", "--list")
+	if code != 0 || !strings.Contains(out, "pristine") || strings.Count(out, "  hosts.") != 2 {
+		t.Fatalf("restore --list: %d\n%s%s", code, out, errs)
+	}
+	if code, out, _ := run("restore", "--dry-run"); code != 0 || !strings.Contains(out, "-127.0.0.1 example.de") {
+		t.Fatalf("restore --dry-run: %d\n%s", code, out)
+	}
+	if code, out, errs := run("restore"); code != 0 || !strings.Contains(out, "restored hosts.") {
+		t.Fatalf("restore: %d\n%s%s", code, out, errs)
+	}
+	if got, _ := os.ReadFile(hf); !bytes.Equal(got, afterGH) {
+		t.Fatalf("restore did not undo the last change:\n%s", got)
+	}
+	if code, _, errs := run("restore", "pristine"); code != 0 {
+		t.Fatal(errs)
+	}
+	if got, _ := os.ReadFile(hf); string(got) != orig {
+		t.Fatalf("restore pristine:\n%s", got)
+	}
+	if code, _, errs := run("restore", "/etc/passwd"); code != 1 || !strings.Contains(errs, "is not one of siteplex's backups") {
+		t.Fatalf("restore of a file that is not a backup: %d %s", code, errs)
 	}
 }

@@ -110,7 +110,7 @@ func uiRun(ctx context.Context, f *Factory, p *sites.Project, cfg devproxy.Confi
 		Mode:     cfg.Mode,
 		Hosts:    uiHosts(f, p, x),
 		WriteForced: func(ctx context.Context, id int64) error {
-			return writeForcedSiteID(p, id)
+			return writeForcedSiteID(ctx, p, id)
 		},
 		OpenURL:  openURL,
 		Renderer: lipgloss.NewRenderer(f.IO.Out),
@@ -185,8 +185,9 @@ func dbDisplay(p *sites.Project) string {
 }
 
 // uiHosts manages the project's block in its hosts file; a change that
-// needs root runs `sudo siteplex hosts apply|remove …` with the flags that
-// find this same project.
+// needs root runs `sudo siteplex --project ROOT hosts apply|remove --host
+// NAME…`: the names themselves, so that root needs no database and no
+// database URL (with its password) ever reaches an argv.
 func uiHosts(f *Factory, p *sites.Project, x uiExtras) tui.Hosts {
 	mode, err := hostsNamesMode(&hostsOptions{}, p)
 	if err != nil {
@@ -194,7 +195,7 @@ func uiHosts(f *Factory, p *sites.Project, x uiExtras) tui.Hosts {
 	}
 	h := &tui.HostsFile{
 		File:      p.HostsFile,
-		Project:   p.Name,
+		Project:   hostsKey(p),
 		BackupDir: x.hostsBackups,
 		Names: func(s *sites.Site) []string {
 			var out []string
@@ -205,16 +206,13 @@ func uiHosts(f *Factory, p *sites.Project, x uiExtras) tui.Hosts {
 		},
 	}
 	if !x.noSudo {
-		h.SudoArgv = func(verb string, slugs []string) []string {
-			args := append([]string{"hosts", verb}, slugs...)
-			args = append(args, "--project", p.Root, "--hosts-file", p.HostsFile)
-			for _, fl := range []struct{ name, v string }{
-				{"--config", f.Opts.Config}, {"--env-file", f.Opts.EnvFile}, {"--db", f.Opts.DB},
-				{"--domain-format", f.Opts.DomainFormat},
-			} {
-				if fl.v != "" {
-					args = append(args, fl.name, fl.v)
-				}
+		h.SudoArgv = func(verb string, names []string) []string {
+			args := []string{"hosts", verb, "--project", p.Root, "--hosts-file", p.HostsFile}
+			if f.Opts.Config != "" {
+				args = append(args, "--config", f.Opts.Config)
+			}
+			for _, n := range names {
+				args = append(args, "--host", n)
 			}
 			return hosts.SudoArgv(args...)
 		}
@@ -224,13 +222,13 @@ func uiHosts(f *Factory, p *sites.Project, x uiExtras) tui.Hosts {
 
 // writeForcedSiteID writes SITE_ID=id into the project's env file (0
 // removes the line), changing nothing else: the same edit as `siteplex use`.
-func writeForcedSiteID(p *sites.Project, id int64) error {
+func writeForcedSiteID(ctx context.Context, p *sites.Project, id int64) error {
 	var val *string
 	if id != 0 {
 		v := strconv.FormatInt(id, 10)
 		val = &v
 	}
-	if _, err := sites.SaveEnvKey(p.Env.Path, "SITE_ID", val); err != nil {
+	if _, err := sites.SaveEnvKey(ctx, p.Env.Path, "SITE_ID", val); err != nil {
 		return fmt.Errorf("writing SITE_ID to %s: %w", p.Env.Path, err)
 	}
 	return nil

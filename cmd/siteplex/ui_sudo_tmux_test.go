@@ -9,12 +9,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/siteplex/siteplex/hosts"
 	"github.com/siteplex/siteplex/internal/testenv"
 )
 
 // TestUIHostsSudoInTmux is the real hand-off to sudo: `siteplex ui` runs
 // as uid 65534 in a tmux terminal on a project whose hosts file only root
-// may write; `h` must suspend the UI, run `sudo siteplex hosts apply gh …`
+// may write; `h` must suspend the UI, run `sudo siteplex hosts apply --host example.gh …`
 // (a real sudo, allowed by a sudoers file bind-mounted over /etc/sudoers
 // in a private mount namespace — the machine's own is never touched),
 // write the block as root and come back to a UI that shows it; `h` again
@@ -86,8 +87,9 @@ func TestUIHostsSudoInTmux(t *testing.T) {
 	}
 
 	s.keys("h")
-	s.waitScreen("the sudo apply done", regexp.MustCompile(`done: sudo \S+ hosts apply gh --project`))
-	want := orig + "# siteplex begin sudoproj\n127.0.0.1 example.gh\n::1 example.gh\n# siteplex end sudoproj\n"
+	s.waitScreen("the sudo apply done", regexp.MustCompile(`done: sudo \S+ hosts apply --project`))
+	key := hosts.KeyFor("sudoproj", root)
+	want := orig + hosts.BeginMarker(key) + "\n127.0.0.1 example.gh\n::1 example.gh\n" + hosts.EndMarker(key) + "\n"
 	if got := read(); got != want {
 		t.Fatalf("hosts file after h:\n%q\nwant\n%q", got, want)
 	}
@@ -101,7 +103,7 @@ func TestUIHostsSudoInTmux(t *testing.T) {
 	}
 
 	s.keys("h")
-	s.waitScreen("the sudo remove done", regexp.MustCompile(`done: sudo \S+ hosts remove gh --project`))
+	s.waitScreen("the sudo remove done", regexp.MustCompile(`done: sudo \S+ hosts remove --project`))
 	if got := read(); got != orig {
 		t.Fatalf("hosts file after h, h:\n%q\nwant the original\n%q", got, orig)
 	}

@@ -83,6 +83,14 @@ func envName(p *sites.Project) string {
 	return p.Env.Path
 }
 
+// useReportWrite says on stderr how an interrupted write of the env file
+// was finished, and where the previous content was saved.
+func useReportWrite(f *Factory, ed sites.EnvEdit) {
+	if ed.Recovered != "" {
+		fmt.Fprintf(f.IO.Err, "siteplex: %s\n", ed.Recovered)
+	}
+}
+
 // siteLabel is "2 gh (Ghana, example.gh)".
 func siteLabel(s *sites.Site) string {
 	if s.Name == "" || s.Name == s.Domain {
@@ -127,7 +135,8 @@ func runUseSet(ctx context.Context, f *Factory, opts *useOptions, key string) er
 		}
 	}
 	val := strconv.FormatInt(id, 10)
-	ed, err := sites.SaveEnvKey(p.Env.Path, "SITE_ID", &val)
+	ed, err := sites.SaveEnvKey(ctx, p.Env.Path, "SITE_ID", &val)
+	useReportWrite(f, ed)
 	if err != nil {
 		return fmt.Errorf("forcing SITE_ID=%d: %w", id, err)
 	}
@@ -168,7 +177,8 @@ func runUseClear(ctx context.Context, f *Factory, opts *useOptions) error {
 	if err != nil {
 		return err
 	}
-	ed, err := sites.SaveEnvKey(p.Env.Path, "SITE_ID", nil)
+	ed, err := sites.SaveEnvKey(ctx, p.Env.Path, "SITE_ID", nil)
+	useReportWrite(f, ed)
 	if err != nil {
 		return fmt.Errorf("clearing SITE_ID: %w", err)
 	}

@@ -93,15 +93,24 @@ func (p *Postgres) CreatePasswordRole(t testing.TB, role, password, db string) s
 }
 
 // Main runs the tests of a package that uses StartPostgres, StartMariaDB or
-// StartDocker and stops the servers and the engine afterwards. Use it as
-// the package's TestMain:
+// StartDocker and stops the servers and the engine afterwards. siteplex's
+// backups of hosts and env files (XDG_STATE_HOME) go to a throw-away folder
+// for the whole run, never the developer's own. Use it as the package's
+// TestMain:
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 func Main(m *testing.M) {
+	state, err := os.MkdirTemp("", "siteplex-test-state-")
+	if err == nil {
+		os.Setenv("XDG_STATE_HOME", state)
+	}
 	code := m.Run()
 	StopPostgres()
 	StopMariaDB()
 	StopDocker()
+	if state != "" {
+		os.RemoveAll(state)
+	}
 	os.Exit(code)
 }
 

@@ -1,4 +1,4 @@
-package hosts
+package safefile
 
 import (
 	"bytes"
@@ -30,7 +30,7 @@ func aclBlob() []byte {
 // extended attributes; this machine has no SELinux, so an ACL, a user and,
 // as root, a trusted attribute stand in).
 func TestKeepsExtendedAttributes(t *testing.T) {
-	p := tempHosts(t, "127.0.0.1 localhost\n")
+	p, o := setup(t, "127.0.0.1 localhost\n")
 	attrs := map[string][]byte{"user.siteplex-test": []byte("kept"), "system.posix_acl_access": aclBlob()}
 	if os.Geteuid() == 0 {
 		attrs["trusted.siteplex-test"] = []byte("root only")
@@ -43,12 +43,12 @@ func TestKeepsExtendedAttributes(t *testing.T) {
 			t.Fatalf("setting %s: %v", name, err)
 		}
 	}
-	before := id(t, p)
-	res, err := Apply(context.Background(), p, "acme", []string{"a.test"})
+	before := ino(t, p)
+	res, err := Update(context.Background(), p, o, set("127.0.0.1 localhost\n127.0.0.1 a.test\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.InPlace || id(t, p).ino == before.ino {
+	if res.InPlace || ino(t, p) == before {
 		t.Fatal("the file was not replaced by rename: this test checks the copy")
 	}
 	for name, want := range attrs {

@@ -1,0 +1,60 @@
+package sites_test
+
+import (
+	"database/sql"
+	"strings"
+	"testing"
+
+	"github.com/siteplex/siteplex/internal/testenv"
+)
+
+// fullDump is everything in the database as text (testenv.FullDump).
+func fullDump(t testing.TB, e engine, u string, db *sql.DB) string {
+	t.Helper()
+	return testenv.FullDump(t, e.name == "postgres", u, db)
+}
+
+// diffLines shows the lines of a that b lacks and the other way round.
+func diffLines(a, b string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	ma, mb := in(a), in(b)
+	var out []string
+	for _, l := range strings.Split(a, "\n") {
+		if !mb[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range strings.Split(b, "\n") {
+		if !ma[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	if len(out) == 0 {
+		return "(the same lines, in another order)"
+	}
+	return strings.Join(out, "\n")
+}
+
+// addFailingTrigger makes every INSERT into multisite_alias fail with a
+// UNIQUE violation, as a concurrent writer taking the domain would.
+func addFailingTrigger(t testing.TB, e engine, db *sql.DB) {
+	t.Helper()
+	stmts := []string{`CREATE TRIGGER siteplex_test_clash BEFORE INSERT ON multisite_alias
+BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: multisite_alias.domain'); END`}
+	if e.name == "postgres" {
+		stmts = []string{`CREATE FUNCTION siteplex_test_clash() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE unique_violation USING MESSAGE = 'duplicate key value violates unique constraint "multisite_alias_domain_key"'; END $$`,
+			`CREATE TRIGGER siteplex_test_clash BEFORE INSERT ON multisite_alias FOR EACH ROW EXECUTE FUNCTION siteplex_test_clash()`}
+	}
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
