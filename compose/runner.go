@@ -24,7 +24,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
 
-	"github.com/siteplex/siteplex/devproxy"
+	"github.com/siteplex/siteplex/devproxy/supervisor"
 )
 
 // WebService is the compose service whose image, mounts, networks and
@@ -33,7 +33,7 @@ const WebService = "web"
 
 // Runner runs each site's process as a container made from the compose
 // project's `web` service (SPEC §7, `--runner docker`). It implements
-// devproxy.Runner.
+// supervisor.Runner.
 //
 // Per-site mode: one container per site, from the image the web container
 // runs, with its mounts, networks and environment plus SITE_ID, PORT,
@@ -67,7 +67,7 @@ type Runner struct {
 	reaper reaper
 }
 
-var _ devproxy.Runner = (*Runner)(nil)
+var _ supervisor.Runner = (*Runner)(nil)
 
 // NewRunner returns a runner for the compose project in root. It removes
 // containers a previous siteplex of this project left behind (its pid is
@@ -133,7 +133,7 @@ func (r *Runner) web(ctx context.Context) (container.InspectResponse, error) {
 
 // Start starts one site's container (or, in single mode, recreates the web
 // container) and returns when it runs.
-func (r *Runner) Start(ctx context.Context, spec devproxy.ProcessSpec) (devproxy.Proc, error) {
+func (r *Runner) Start(ctx context.Context, spec supervisor.ProcessSpec) (supervisor.Proc, error) {
 	web, err := r.web(ctx)
 	if err != nil {
 		return nil, err
@@ -146,7 +146,7 @@ func (r *Runner) Start(ctx context.Context, spec devproxy.ProcessSpec) (devproxy
 
 // siteEnv is the web container's environment with the spec's SITE_ID,
 // PORT, PYTHONUNBUFFERED, current env-file values and the site's env.
-func (r *Runner) siteEnv(base []string, spec devproxy.ProcessSpec, withPort bool) []string {
+func (r *Runner) siteEnv(base []string, spec supervisor.ProcessSpec, withPort bool) []string {
 	specEnv := map[string]string{}
 	for _, kv := range spec.Env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -303,7 +303,7 @@ func (r *Runner) containerName(slug string) string {
 	return strings.TrimLeft(b.String(), "_.-")
 }
 
-func (r *Runner) startSite(ctx context.Context, web container.InspectResponse, spec devproxy.ProcessSpec) (devproxy.Proc, error) {
+func (r *Runner) startSite(ctx context.Context, web container.InspectResponse, spec supervisor.ProcessSpec) (supervisor.Proc, error) {
 	began := time.Now()
 	ms := mounts(web)
 	port := nat.Port(strconv.Itoa(spec.Port) + "/tcp")
@@ -440,7 +440,7 @@ func (r *Runner) addr(ctx context.Context, id string, port int, published string
 	return published
 }
 
-func (r *Runner) startSingle(ctx context.Context, web container.InspectResponse, spec devproxy.ProcessSpec) (devproxy.Proc, error) {
+func (r *Runner) startSingle(ctx context.Context, web container.InspectResponse, spec supervisor.ProcessSpec) (supervisor.Proc, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	name := strings.TrimPrefix(web.Name, "/")
@@ -608,7 +608,7 @@ type proc struct {
 
 // start starts the container, streams its output to the spec's writers
 // and watches for its exit.
-func (p *proc) start(ctx context.Context, spec devproxy.ProcessSpec) error {
+func (p *proc) start(ctx context.Context, spec supervisor.ProcessSpec) error {
 	api := p.r.d.API
 	waitC, errC := api.ContainerWait(context.Background(), p.id, container.WaitConditionNextExit)
 	if err := api.ContainerStart(ctx, p.id, container.StartOptions{}); err != nil {

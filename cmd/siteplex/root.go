@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/siteplex/siteplex/devproxy"
+	"github.com/siteplex/siteplex/devproxy/supervisor"
 	"github.com/siteplex/siteplex/sites"
 )
 
@@ -44,7 +44,7 @@ type Factory struct {
 	Engine *engineFlags
 	// DockerRunner makes the docker process runner (SPEC §7, --runner
 	// docker); nil until docker support sets it.
-	DockerRunner func(ctx context.Context, p *sites.Project) (devproxy.Runner, error)
+	DockerRunner func(ctx context.Context, p *sites.Project) (supervisor.Runner, error)
 
 	once    sync.Once
 	project *sites.Project

@@ -1,4 +1,4 @@
-package devproxy
+package supervisor
 
 import (
 	"context"
@@ -18,12 +18,6 @@ import (
 )
 
 const (
-	// DefaultBootTimeout is how long a request waits for a starting process.
-	DefaultBootTimeout = 60 * time.Second
-	// DefaultIdleTimeout stops a process that served nothing for this long.
-	DefaultIdleTimeout = 15 * time.Minute
-	// StopGrace is the time between SIGTERM and SIGKILL (SPEC §6.2).
-	StopGrace = 5 * time.Second
 	// reloadDrain bounds how long a replaced process may finish the
 	// requests it is serving before it gets SIGTERM.
 	reloadDrain = 5 * time.Second
@@ -73,12 +67,7 @@ func (e *BackoffError) Error() string {
 }
 
 // Supervisor starts, reloads, restarts and stops the site processes
-// (SPEC §6.2). Methods are safe for concurrent use.
-//
-// emit receives every state change (EventState) and output line (EventLog)
-// from the supervisor's own goroutines, in order, one call at a time. It
-// must not block for long: events queue behind it, and past 10,000 queued
-// events log lines are dropped (state events never are).
+// (docs/supervisor.md). Methods are safe for concurrent use.
 type Supervisor struct {
 	cfg      Config
 	root     string
@@ -167,19 +156,18 @@ type attempt struct {
 	err  error
 }
 
-// NewSupervisor returns a supervisor for cfg.Project; zero durations take
-// the defaults. No process starts until Acquire, Start or Restart. Call
-// Close to stop everything; Run adds the idle reaper and code watcher.
-func NewSupervisor(cfg Config, emit func(Event)) *Supervisor {
-	if cfg.BootTimeout <= 0 {
-		cfg.BootTimeout = DefaultBootTimeout
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
-	if cfg.Mode == "" {
-		cfg.Mode = PerSite
-	}
+// New returns a supervisor for cfg.Project; zero values take the defaults
+// (Config.WithDefaults). No process starts until Acquire, Start or
+// Restart. Call Close to stop everything; Run adds the idle reaper and
+// code watcher.
+//
+// emit receives every state change (EventState), output line (EventLog)
+// and background error (EventError) from the supervisor's own goroutine,
+// in order, one call at a time; nil drops them. It must not block for
+// long: events queue behind it, and past 10,000 queued events log lines
+// are dropped (state events never are).
+func New(cfg Config, emit func(Event)) *Supervisor {
+	cfg = cfg.WithDefaults()
 	s := &Supervisor{cfg: cfg, units: map[string]*unit{}, ports: map[int]bool{}}
 	if cfg.Project != nil {
 		s.root = cfg.Project.Root
@@ -191,9 +179,6 @@ func NewSupervisor(cfg Config, emit func(Event)) *Supervisor {
 		s.root = wd
 	}
 	s.runner = cfg.Runner
-	if s.runner == nil {
-		s.runner = LocalRunner()
-	}
 	s.q = newEventQueue(emit)
 	logDir := ""
 	if s.stateDir != "" {
@@ -1071,7 +1056,8 @@ func (s *Supervisor) freePort(port int) {
 	s.mu.Unlock()
 }
 
-// buildSpec makes the argv and environment of a process (SPEC §6.2).
+// buildSpec makes the argv and environment of a process
+// (docs/supervisor.md, "The command").
 func (s *Supervisor) buildSpec(site sites.Site, single bool, forced int64, port int, token string) (ProcessSpec, error) {
 	tmpl := s.cfg.Command
 	if !single && len(site.Command) > 0 {
