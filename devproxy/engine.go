@@ -44,6 +44,7 @@ type Engine struct {
 	rp    *httputil.ReverseProxy
 	tr    *http.Transport
 	bufs  *bufferPool
+	lim   limits
 	token string
 
 	// table is the current routing table (never nil after New).
@@ -118,6 +119,7 @@ func New(cfg Config) (*Engine, error) {
 		done:     make(chan struct{}),
 		closing:  make(chan struct{}),
 	}
+	e.lim = defaultLimits()
 	e.tr = newTransport()
 	e.bufs = newBufferPool()
 	e.rp = e.newReverseProxy()
@@ -303,9 +305,9 @@ func (e *Engine) claim() ([]net.Listener, error) {
 func (e *Engine) serve(ln net.Listener, tlsConf *tls.Config) {
 	srv := &http.Server{
 		Handler:           e,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       keepAliveTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		ReadHeaderTimeout: e.lim.readHeader,
+		IdleTimeout:       e.lim.keepAlive,
+		MaxHeaderBytes:    e.lim.maxHeaderBytes,
 		TLSConfig:         tlsConf,
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}

@@ -344,6 +344,71 @@ type djangoWho struct {
 	PID    int    `json:"pid"`
 }
 
+// TestEngineDjangoHeadThenGetRunsOnce: Django 3.2's runserver answers a
+// HEAD with a body and keeps the connection (CommonMiddleware is on in
+// the fixture). Neither the body nor anything else may make a following
+// GET run twice or get the wrong answer.
+func TestEngineDjangoHeadThenGetRunsOnce(t *testing.T) {
+	e, addr, _ := djangoEngine(t, false)
+	var site sites.Site
+	for _, s := range e.Sites() {
+		if s.Usable() && s.Enabled {
+			site = s
+			break
+		}
+	}
+	// One client connection for everything, as a browser would use.
+	tr := &http.Transport{Proxy: nil, MaxConnsPerHost: 1}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	const rounds = 8
+	for i := 1; i <= rounds; i++ {
+		for _, method := range []string{"HEAD", "GET"} {
+			req, _ := http.NewRequest(method, fmt.Sprintf("http://%s/whoami/?%s=%d", addr, strings.ToLower(method), i), nil)
+			req.Host = site.LocalDomain
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("%s %d: %v", method, i, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s %d: status %d %.300s", method, i, resp.StatusCode, b)
+			}
+			var w djangoWho
+			switch {
+			case method == "HEAD" && len(b) != 0:
+				t.Errorf("HEAD %d reached the client with a body: %.100q", i, b)
+			case method == "GET" && (json.Unmarshal(b, &w) != nil || w.SiteID != site.ID):
+				t.Errorf("GET %d got %.300q, want its own whoami", i, b)
+			}
+		}
+	}
+	// Django logs each request once it answered it.
+	count := func(line string) int {
+		n := 0
+		for _, l := range e.Logs(site.Slug, 0) {
+			if strings.Contains(l.Text, line) {
+				n++
+			}
+		}
+		return n
+	}
+	last := fmt.Sprintf(`"GET /whoami/?get=%d HTTP/1.1"`, rounds)
+	for deadline := time.Now().Add(10 * time.Second); count(last) == 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // a second run of the last GET would be logged by now
+	for i := 1; i <= rounds; i++ {
+		for _, method := range []string{"HEAD", "GET"} {
+			line := fmt.Sprintf(`"%s /whoami/?%s=%d HTTP/1.1"`, method, strings.ToLower(method), i)
+			if n := count(line); n != 1 {
+				t.Errorf("Django logged %s %d times, want once", line, n)
+			}
+		}
+	}
+}
+
 func TestEngineDjangoEveryHostForm(t *testing.T) {
 	e, addr, _ := djangoEngine(t, false)
 	list := e.Sites()

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,22 +27,31 @@ import (
 	"time"
 )
 
-// The server's limits (docs/engine.md, "What siteplex refuses").
-const (
-	// readHeaderTimeout bounds how long a client may take to send a
-	// request's head.
-	readHeaderTimeout = 10 * time.Second
-	// keepAliveTimeout closes a client connection idle for this long.
-	keepAliveTimeout = 2 * time.Minute
+// limits are the server's bounds on clients (docs/engine.md, "What
+// siteplex refuses"); New sets defaultLimits, tests shorten them.
+type limits struct {
+	// readHeader bounds how long a client may take to send a request's
+	// head.
+	readHeader time.Duration
+	// keepAlive closes a client connection idle for this long.
+	keepAlive time.Duration
 	// maxHeaderBytes bounds a request's head (net/http answers 431 beyond).
-	maxHeaderBytes = 64 << 10
+	maxHeaderBytes int
 	// bodyStall ends a request whose body sends nothing for this long
 	// (408), and is the grace before bodyMinRate applies.
-	bodyStall = 30 * time.Second
+	bodyStall time.Duration
 	// bodyMinRate is the slowest average a request body may arrive at
 	// once bodyStall has passed, in bytes per second.
-	bodyMinRate = 1 << 10
-)
+	bodyMinRate int64
+}
+
+func defaultLimits() limits {
+	return limits{readHeader: 10 * time.Second, keepAlive: 2 * time.Minute, maxHeaderBytes: 64 << 10,
+		bodyStall: 30 * time.Second, bodyMinRate: 1 << 10}
+}
+
+// idleSettle bounds backendConn.awaitIdle.
+const idleSettle = 20 * time.Millisecond
 
 // maxAttempts bounds how often one request asks the supervisor for a
 // process and tries it (a process that just died is being restarted).
@@ -151,11 +161,12 @@ func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		http.Error(w, "siteplex: bad gateway", http.StatusBadGateway)
 		return
 	}
-	if x.unsolicited.Load() {
-		err = errUnsolicited
-	}
 	x.err = err
 	x.died = x.connDied(err)
+	if x.unsolicited.Swap(false) {
+		// The connection was dropped before the request's own answer.
+		x.err, x.died = errUnsolicited, true
+	}
 }
 
 // ServeHTTP routes one request: to a site's process, the index page and
@@ -260,10 +271,10 @@ type exchange struct {
 	// writes counts the attempts that wrote at least one byte of the
 	// request to a backend.
 	writes atomic.Int32
-	// answered is set once any attempt got a first byte of an answer.
+	// answered is set once any attempt got a first byte of its answer.
 	answered atomic.Bool
-	// unsolicited is set when an answer began with bytes read before the
-	// request was written.
+	// unsolicited is set when the current attempt's answer began with
+	// bytes read before the request was written.
 	unsolicited atomic.Bool
 	// conn is the connection of the current attempt (the last GotConn).
 	conn atomic.Pointer[backendConn]
@@ -278,12 +289,19 @@ func exchangeOf(ctx context.Context) *exchange {
 }
 
 // gotConn is the trace hook for each connection an attempt gets (the
-// Transport's own retries included): the connection now carries x.
+// Transport's own retries included): the connection now carries x. A
+// kept-alive connection is first given the moment it needs to show
+// whether bytes are left on it (awaitIdle).
 func (x *exchange) gotConn(info httptrace.GotConnInfo) {
-	if c, ok := info.Conn.(*backendConn); ok {
-		x.conn.Store(c)
-		c.arm(x)
+	c, ok := info.Conn.(*backendConn)
+	if !ok {
+		return
 	}
+	if info.Reused {
+		c.awaitIdle()
+	}
+	x.conn.Store(c)
+	c.arm(x)
 }
 
 // gotFirstByte is the trace hook for the first byte of an answer. An
@@ -291,16 +309,18 @@ func (x *exchange) gotConn(info httptrace.GotConnInfo) {
 // cannot be this request's: the process sent them earlier (a body after
 // a 204, 304 or HEAD answer, bytes after an answer). The connection is
 // closed at once, before the Transport could give it to another request,
-// and the attempt fails in modifyResponse.
+// and the attempt fails in modifyResponse as one whose connection died
+// before its answer.
 func (x *exchange) gotFirstByte() {
-	x.answered.Store(true)
 	c := x.conn.Load()
-	if c != nil {
-		c.answerBegan()
-	}
 	if c != nil && !c.answerIsFresh() {
 		x.unsolicited.Store(true)
 		c.Conn.Close()
+		return
+	}
+	x.answered.Store(true)
+	if c != nil {
+		c.answerBegan()
 	}
 }
 
@@ -333,7 +353,7 @@ func (x *exchange) connDied(err error) bool {
 	if errors.As(err, &op) && op.Op == "dial" {
 		return true
 	}
-	if errors.Is(err, errUnsolicited) || errors.Is(err, errNoResend) {
+	if errors.Is(err, errNoResend) {
 		return false
 	}
 	c := x.conn.Load()
@@ -364,7 +384,8 @@ func (e *Engine) serveSite(w http.ResponseWriter, r *http.Request, rt *siteRoute
 	x := &exchange{route: rt, idempotent: isIdempotent(r), rec: recorder{w: w}}
 	x.trace = httptrace.ClientTrace{GotConn: x.gotConn, GotFirstResponseByte: x.gotFirstByte}
 	if r.Body != nil && r.Body != http.NoBody {
-		x.body = &clientBody{rc: r.Body, ctl: http.NewResponseController(w), start: start}
+		x.body = &clientBody{rc: r.Body, ctl: http.NewResponseController(w), start: start,
+			stall: e.lim.bodyStall, minRate: e.lim.bodyMinRate}
 		r.Body = x.body
 	}
 	ctx := httptrace.WithClientTrace(context.WithValue(r.Context(), exchangeKey{}, x), &x.trace)
@@ -389,12 +410,14 @@ func (e *Engine) serveSite(w http.ResponseWriter, r *http.Request, rt *siteRoute
 				x.rec.status = http.StatusSwitchingProtocols
 			}
 			return
-		case ctx.Err() != nil:
-			return
-		case x.body != nil && x.body.timedOut.Load():
+		case x.body != nil && x.body.stalled():
+			// (net/http has cancelled the request's context by now.)
 			if x.rec.status == 0 {
-				http.Error(&x.rec, fmt.Sprintf("siteplex: the request body sent nothing for %s, or less than %d bytes a second", bodyStall, bodyMinRate), http.StatusRequestTimeout)
+				x.rec.Header().Set("Connection", "close")
+				http.Error(&x.rec, fmt.Sprintf("siteplex: the request body sent nothing for %s, or less than %d bytes a second", e.lim.bodyStall, e.lim.bodyMinRate), http.StatusRequestTimeout)
 			}
+			return
+		case ctx.Err() != nil:
 			return
 		case !x.mayResend() || attempt == maxAttempts:
 			e.serveBackendError(&x.rec, r, rt, x.err)
@@ -441,8 +464,13 @@ type backendConn struct {
 	net.Conn
 	// reads counts Read calls that returned data.
 	reads atomic.Uint64
-	// broken is set once a Read or Write failed (EOF included).
+	// readStarts and readEnds count Read calls begun and returned.
+	readStarts, readEnds atomic.Uint64
+	// broken is set once a Read or Write failed (EOF included) or the
+	// connection was closed.
 	broken atomic.Bool
+	// closed is set by Close.
+	closed atomic.Bool
 	// cur is the exchange of the request on the connection now; armed
 	// says its first write is still to come; wrote that it began, when
 	// reads was readsAtWrite.
@@ -469,10 +497,12 @@ func (c *backendConn) answerIsFresh() bool {
 }
 
 func (c *backendConn) Read(p []byte) (int, error) {
+	c.readStarts.Add(1)
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.reads.Add(1)
 	}
+	c.readEnds.Add(1)
 	if err != nil {
 		c.fail(err)
 	}
@@ -492,6 +522,38 @@ func (c *backendConn) fail(err error) {
 		if x := c.counted.Load(); x != nil && x.body == nil && c.counted.CompareAndSwap(x, nil) {
 			x.writes.Add(-1)
 		}
+	}
+}
+
+// Close closes the connection.
+func (c *backendConn) Close() error {
+	c.closed.Store(true)
+	c.broken.Store(true)
+	return c.Conn.Close()
+}
+
+// awaitIdle waits, before a kept-alive connection carries another
+// request, until the Transport's reader is blocked reading it (so nothing
+// of an earlier answer is left in its buffer) or has closed it (it found
+// bytes nobody asked for: net/http closes an idle connection that
+// receives any). The reader gets there microseconds after an answer ends;
+// awaitIdle gives up after idleSettle and lets the first-byte check
+// (gotFirstByte) judge.
+func (c *backendConn) awaitIdle() {
+	settled := func() bool { return c.closed.Load() || c.readStarts.Load() > c.readEnds.Load() }
+	if settled() {
+		return
+	}
+	deadline := time.Now().Add(idleSettle)
+	for i := 0; !settled(); i++ {
+		if i < 100 {
+			runtime.Gosched()
+			continue
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(20 * time.Microsecond)
 	}
 }
 
@@ -536,23 +598,36 @@ func (c *backendConn) Write(p []byte) (int, error) {
 }
 
 // clientBody is a client's request body on its way to a process. It
-// bounds how slowly the body may arrive (bodyStall, bodyMinRate, through
+// bounds how slowly the body may arrive (limits.bodyStall and bodyMinRate, through
 // the client connection's read deadline) and remembers whether any of it
 // was read: only an unread body can be sent again.
 type clientBody struct {
-	rc    io.ReadCloser
-	ctl   *http.ResponseController
-	start time.Time
+	rc      io.ReadCloser
+	ctl     *http.ResponseController
+	start   time.Time
+	stall   time.Duration
+	minRate int64
 
-	touched  atomic.Bool // some of it was read
-	timedOut atomic.Bool // a read hit the deadline
+	touched atomic.Bool // some of it was read
 
-	// mu guards n, done and live, and orders the deadlines set through
-	// ctl: none may be set once the handler returned.
-	mu   sync.Mutex
-	n    int64 // bytes read
-	done bool  // EOF or an error was read
-	live bool  // between open and Close
+	// mu guards the fields below, and orders the
+	// deadlines set through ctl: none may be set once the handler
+	// returned.
+	mu       sync.Mutex
+	n        int64     // bytes read
+	done     bool      // EOF or an error was read
+	complete bool      // EOF was read
+	live     bool      // between open and Close
+	deadline time.Time // the read deadline set last
+	timedOut bool      // a read hit it
+}
+
+// stalled reports whether the body missed its deadline. (net/http cancels
+// the request when the read fails, which the attempt may see first.)
+func (b *clientBody) stalled() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.timedOut || !b.complete && !b.deadline.IsZero() && time.Now().After(b.deadline)
 }
 
 // open makes the body readable for one attempt. ReverseProxy closes it at
@@ -571,10 +646,11 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	}
 	if !b.done {
 		now := time.Now()
-		d := now.Add(bodyStall)
-		if rate := b.start.Add(bodyStall + time.Duration(b.n)*time.Second/bodyMinRate); rate.Before(d) {
+		d := now.Add(b.stall)
+		if rate := b.start.Add(b.stall + time.Duration(b.n/b.minRate)*time.Second); rate.Before(d) {
 			d = rate
 		}
+		b.deadline = d
 		_ = b.ctl.SetReadDeadline(d)
 	}
 	b.mu.Unlock()
@@ -589,9 +665,10 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	}
 	if err != nil && !b.done {
 		b.done = true
+		b.complete = err == io.EOF
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			b.timedOut.Store(true)
+			b.timedOut = true
 		}
 		if b.live {
 			// The server's own watch for a client that leaves reads the

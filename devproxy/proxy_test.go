@@ -74,11 +74,20 @@ func (bs *backendSet) total() int64 {
 // and whose backends are bs (instead of supervised processes).
 func startTestEngine(t testing.TB, list []sites.Site, bs *backendSet, forced int64) (*Engine, string) {
 	t.Helper()
+	e := newTestEngine(t, list, bs, forced)
+	return e, startEngine(t, e)
+}
+
+// newTestEngine is startTestEngine's engine before Start, for tests that
+// change it first.
+func newTestEngine(t testing.TB, list []sites.Site, bs *backendSet, forced int64) *Engine {
+	t.Helper()
 	p := pxProject(t)
 	if forced != 0 {
 		p.Env.Values["SITE_ID"] = strconv.FormatInt(forced, 10)
 	}
-	e, err := New(Config{Config: supervisor.Config{Project: p}, Listen: []string{"127.0.0.1:0"}, LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
+	e, err := New(Config{Config: supervisor.Config{Project: p}, Listen: []string{"127.0.0.1:0"},
+		LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +99,13 @@ func startTestEngine(t testing.TB, list []sites.Site, bs *backendSet, forced int
 		}
 		return bs.addr[r.site.Slug], func() {}, nil
 	}
+	return e
+}
+
+// startEngine starts e, closes it at the end of the test and returns its
+// address.
+func startEngine(t testing.TB, e *Engine) string {
+	t.Helper()
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +114,7 @@ func startTestEngine(t testing.TB, list []sites.Site, bs *backendSet, forced int
 		defer cancel()
 		_ = e.Close(ctx)
 	})
-	return e, e.Addrs()[0]
+	return e.Addrs()[0]
 }
 
 // get sends a GET for path with the given Host to the proxy at addr.
