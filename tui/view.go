@@ -225,6 +225,9 @@ func (m *Model) header(compact bool) string {
 	case len(m.addrs) > 0:
 		parts = append(parts, st.Header.Render("proxy "+fmtAddrs(m.addrs, compact)))
 	}
+	if m.opt.Attached != "" {
+		parts = append(parts, st.HeaderDim.Render(m.opt.Attached))
+	}
 	if m.forcedID != 0 {
 		f := fmt.Sprintf("forced ★ %d", m.forcedID)
 		if compact {

@@ -34,6 +34,12 @@ type engineFlags struct {
 	NoWatch     bool
 }
 
+// given reports whether any engine flag was given on the command line.
+func (ef *engineFlags) given() bool {
+	return ef.listenSet || ef.Mode.set || ef.Start.set || ef.BootTimeout.set || ef.IdleTimeout.set ||
+		ef.MaxRunning.set || ef.Command.set || ef.Runner.set || ef.NoWatch
+}
+
 // optString, optDuration and optInt are flag values that know whether
 // they were set.
 type optString struct {
@@ -349,6 +355,15 @@ SITE_ID, else the index page at http://siteplex.localhost/.`,
 // serveRun runs the engine until the context ends (SIGINT/SIGTERM), then
 // shuts it down gracefully.
 func serveRun(ctx context.Context, f *Factory) error {
+	p, err := f.Project()
+	if err != nil {
+		return err
+	}
+	// One engine per project: never a second one next to a running one
+	// (Start checks again, atomically, when it claims engine.json).
+	if ef, err := devproxy.ReadEngineFile(p.StateDir()); err == nil {
+		return &devproxy.RunningError{Engine: *ef, Dir: p.StateDir()}
+	}
 	cfg, err := f.EngineConfig(ctx)
 	if err != nil {
 		return err
