@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/errdefs"
 )
 
 // The reaper is a small helper process (`siteplex docker-reaper`) that
@@ -130,5 +130,5 @@ func (r *Runner) track(action, id string) {
 // isGone reports whether a Docker error says the container no longer
 // exists, is stopped already or is being removed.
 func isGone(err error) bool {
-	return errdefs.IsNotFound(err) || errdefs.IsNotModified(err) || errdefs.IsConflict(err)
+	return cerrdefs.IsNotFound(err) || cerrdefs.IsNotModified(err) || cerrdefs.IsConflict(err)
 }

@@ -16,11 +16,11 @@ import (
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
 
@@ -95,7 +95,7 @@ func (r *Runner) Sweep(ctx context.Context) error {
 		if pid == os.Getpid() || pid > 0 && alive(pid) && c.State == container.StateRunning {
 			continue
 		}
-		if err := r.d.API.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+		if err := r.d.API.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return fmt.Errorf("removing stale container %s: %w", strings.Join(c.Names, ","), err)
 		}
 	}
@@ -356,7 +356,7 @@ func (r *Runner) startSite(ctx context.Context, web container.InspectResponse, s
 	name := r.containerName(spec.Site.Slug)
 	// A container of that name is a leftover of this project's siteplex.
 	if old, err := r.d.API.ContainerInspect(ctx, name); err == nil && old.Config != nil && old.Config.Labels[LabelSiteplexProject] == r.Project {
-		if err := r.d.API.ContainerRemove(ctx, old.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+		if err := r.d.API.ContainerRemove(ctx, old.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("removing the old container %s: %w", name, err)
 		}
 	}
@@ -492,7 +492,7 @@ func (r *Runner) startSingle(ctx context.Context, web container.InspectResponse,
 	wasRunning := web.State != nil && web.State.Running
 	if wasRunning {
 		t := 10
-		if err := r.d.API.ContainerStop(ctx, web.ID, container.StopOptions{Timeout: &t}); err != nil && !errdefs.IsNotFound(err) {
+		if err := r.d.API.ContainerStop(ctx, web.ID, container.StopOptions{Timeout: &t}); err != nil && !cerrdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("stopping the %s container %s: %w", WebService, name, err)
 		}
 	}
@@ -533,7 +533,7 @@ func (r *Runner) startSingle(ctx context.Context, web container.InspectResponse,
 	if err := p.start(ctx, spec); err != nil {
 		return nil, rollback(created.ID, err)
 	}
-	if err := r.d.API.ContainerRemove(ctx, web.ID, container.RemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
+	if err := r.d.API.ContainerRemove(ctx, web.ID, container.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 		fmt.Fprintf(orDiscard(spec.Stderr), "siteplex: the previous %s container is left as %s: %v\n", WebService, aside, err)
 	}
 	inner, published := appPort(&cfg, &hc)
@@ -681,7 +681,7 @@ func (p *proc) Wait() (int, error) {
 func (p *proc) Stop(ctx context.Context, grace time.Duration) error {
 	secs := int((grace + time.Second - 1) / time.Second)
 	err := p.r.d.API.ContainerStop(ctx, p.id, container.StopOptions{Timeout: &secs})
-	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsNotModified(err) {
+	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsNotModified(err) {
 		select {
 		case <-p.done:
 			return nil

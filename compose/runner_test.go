@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
-	"github.com/docker/docker/errdefs"
 	"github.com/docker/go-connections/nat"
 
 	"github.com/siteplex/siteplex/compose/composetest"
@@ -267,7 +267,7 @@ func TestRunnerPerSite(t *testing.T) {
 	if err := proc.Stop(sctx, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.API.ContainerInspect(ctx, name); !errdefs.IsNotFound(err) {
+	if _, err := d.API.ContainerInspect(ctx, name); !cerrdefs.IsNotFound(err) {
 		t.Errorf("container still there after Stop: %v", err)
 	}
 
@@ -284,7 +284,7 @@ func TestRunnerPerSite(t *testing.T) {
 	if code != 137 {
 		t.Errorf("exit code after SIGKILL = %d, want 137", code)
 	}
-	if _, err := d.API.ContainerInspect(ctx, name); !errdefs.IsNotFound(err) {
+	if _, err := d.API.ContainerInspect(ctx, name); !cerrdefs.IsNotFound(err) {
 		t.Errorf("crashed container not removed: %v", err)
 	}
 }
@@ -301,7 +301,7 @@ func TestRunnerSweepsStaleContainers(t *testing.T) {
 	if _, err := NewRunner(ctx, d, root, "sweepproj", "sweep"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.API.ContainerInspect(ctx, "sweepproj-siteplex-old"); !errdefs.IsNotFound(err) {
+	if _, err := d.API.ContainerInspect(ctx, "sweepproj-siteplex-old"); !cerrdefs.IsNotFound(err) {
 		t.Errorf("stale container not swept: %v", err)
 	}
 }
@@ -407,7 +407,7 @@ func TestRunnerSingleRollback(t *testing.T) {
 	if env := envOf(insp); env["SITE_ID"] != "1" {
 		t.Errorf("original env changed: %v", insp.Config.Env)
 	}
-	if _, err := d.API.ContainerInspect(ctx, "rollbackproj-web-1-siteplex-previous"); !errdefs.IsNotFound(err) {
+	if _, err := d.API.ContainerInspect(ctx, "rollbackproj-web-1-siteplex-previous"); !cerrdefs.IsNotFound(err) {
 		t.Errorf("the set-aside name is still in use: %v", err)
 	}
 }
@@ -430,7 +430,7 @@ func TestReaper(t *testing.T) {
 	if err := RunReaper(strings.NewReader(in)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.API.ContainerInspect(ctx, site); !errdefs.IsNotFound(err) {
+	if _, err := d.API.ContainerInspect(ctx, site); !cerrdefs.IsNotFound(err) {
 		t.Errorf("site container not removed: %v", err)
 	}
 	if insp, err := d.API.ContainerInspect(ctx, web); err != nil || insp.State.Running {

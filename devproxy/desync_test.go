@@ -133,7 +133,7 @@ func (b *rawBackend) answer(c net.Conn, line string) bool {
 	case "/drop": // read the request, hang up without a word
 		return false
 	case "/malformed":
-		_, err = io.WriteString(c, "HTTP/1.1 two hundred\r\n\r\n")
+		_, _ = io.WriteString(c, "HTTP/1.1 two hundred\r\n\r\n")
 		return false
 	case "/huge-head":
 		_, err = io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", 2<<20)+"\r\nContent-Length: 2\r\n\r\nok")

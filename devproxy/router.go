@@ -130,12 +130,6 @@ func isLocalName(h string) bool {
 	return h == "localhost" || h == "127.0.0.1" || h == "::1"
 }
 
-// isIndexName reports whether h (lower-case, no port, no brackets) may see
-// the site list and the API: siteplex.localhost and the loopback names. A
-// page whose own name an attacker rebinds to 127.0.0.1 still sends that
-// name, so it never gets here.
-func isIndexName(h string) bool { return h == IndexHost || isLocalName(h) }
-
 // lookup finds where a request for host (the Host header as sent, already
 // checked by validHost) goes. It does not allocate for hosts up to 255
 // bytes.

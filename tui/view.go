@@ -43,10 +43,10 @@ func measure(list []sites.Site) colWant {
 
 // columns is the table's layout for one width: 0 means hidden.
 type columns struct {
-	sep                                      string
-	id, slug, name, domain, local            int
-	hosts, state, port, req                  int
-	showName, showLocal, showHosts, showPort bool
+	sep                            string
+	id, slug, name, domain, local  int
+	hosts, state, port, req        int
+	showName, showLocal, showHosts bool
 }
 
 const (

@@ -29,17 +29,6 @@ func dockerFinder(f *Factory) sites.DockerFinder {
 	return &compose.Finder{Getenv: getenv}
 }
 
-// dockerRunner returns the docker process runner for `--runner docker`:
-// each site's process runs in a container made from the compose project's
-// web service.
-func dockerRunner(f *Factory) (supervisor.Runner, error) {
-	p, err := f.Project()
-	if err != nil {
-		return nil, err
-	}
-	return newDockerRunner(context.Background(), p)
-}
-
 // dockerRunnerFor is Factory.DockerRunner: the docker runner for p, with
 // the reaper that removes its containers when siteplex exits.
 func dockerRunnerFor(ctx context.Context, p *sites.Project) (supervisor.Runner, error) {

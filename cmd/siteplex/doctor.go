@@ -155,6 +155,8 @@ func machineChecks(ctx context.Context, getenv func(string) string, hostsFile st
 // it says why (an unreadable env file becomes the env_file check, anything
 // else the config error) and loads it again without the broken part, so
 // the other checks can run.
+//
+//lint:ignore ST1008 configErr is a finding to report, not the call's failure.
 func loadForDoctor(opts sites.Options) (p *sites.Project, configErr error, envCheck *doctor.Check) {
 	p, err := sites.Load(opts)
 	if err == nil {
