@@ -20,7 +20,7 @@ import (
 // which containers it runs; when that input ends — siteplex exited, however
 // it exited, SIGKILL included — it removes the site containers and stops
 // the recreated web container that are still listed. A container dies at
-// most a few seconds after siteplex (SPEC §6.2), not at the next start.
+// most a few seconds after siteplex (docs/supervisor.md, "No leftovers"), not at the next start.
 //
 // The protocol is one line per change: "remove <id>" (a site container),
 // "stop <id>" (the web container in single mode), "forget <id>" (it is gone

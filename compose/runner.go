@@ -32,7 +32,7 @@ import (
 const WebService = "web"
 
 // Runner runs each site's process as a container made from the compose
-// project's `web` service (SPEC §7, `--runner docker`). It implements
+// project's `web` service (docs/docker.md, "`--runner docker`"). It implements
 // supervisor.Runner.
 //
 // Per-site mode: one container per site, from the image the web container

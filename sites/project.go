@@ -158,7 +158,7 @@ func firstNonEmpty(vs ...string) string {
 	return ""
 }
 
-// DatabaseSource resolves the configured database without Docker (SPEC §2,
+// DatabaseSource resolves the configured database without Docker (docs/sites.md,
 // in order: --db, config, SITEPLEX_DATABASE_URL, DATABASE_URL, the env
 // file's DATABASE_URL, db.sqlite3, data/db.sqlite3). ok is false when none
 // applies. A compose-internal host in the URL is returned as is; the caller

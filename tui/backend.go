@@ -133,8 +133,8 @@ type Options struct {
 	Notice string
 }
 
-// ListenHelp returns the ways out for a proxy that could not bind (SPEC
-// §6.1), or nil when err is not about permission to bind a port.
+// ListenHelp returns the ways out for a proxy that could not bind
+// (docs/engine.md), or nil when err is not about permission to bind a port.
 func ListenHelp(err error) []string {
 	switch {
 	case err == nil:

@@ -590,7 +590,7 @@ func TestSanitize(t *testing.T) {
 }
 
 // goldenView renders the model with a few states set, for the golden
-// files at the sizes of SPEC §9.
+// files at the sizes docs/tui.md names.
 func TestViewGolden(t *testing.T) {
 	for _, size := range []struct{ w, h int }{{80, 24}, {120, 40}, {100, 30}} {
 		t.Run(fmt.Sprintf("%dx%d", size.w, size.h), func(t *testing.T) {

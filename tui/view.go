@@ -247,7 +247,7 @@ func (m *Model) header(compact bool) string {
 	return strings.Join(parts, dot)
 }
 
-// fmtAddrs shows listen addresses like the SPEC's sketch: one address as
+// fmtAddrs shows listen addresses as the header in docs/tui.md does: one address as
 // is, several on one port as ":80 (127.0.0.1, ::1)"; compact keeps only
 // the port.
 func fmtAddrs(addrs []string, compact bool) string {

@@ -18,7 +18,7 @@ import (
 	"github.com/siteplex/siteplex/sites"
 )
 
-// dockerFinder returns the Docker-backed database finder (SPEC §7). It
+// dockerFinder returns the Docker-backed database finder (docs/docker.md). It
 // connects on each lookup; without a reachable engine the lookup says
 // "Docker is not reachable at <host>: <error>".
 func dockerFinder(f *Factory) sites.DockerFinder {
