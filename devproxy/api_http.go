@@ -13,9 +13,9 @@ import (
 	"github.com/siteplex/siteplex/sites"
 )
 
-// UseRequest is the body of POST /api/use: a site id, or a site key (id,
+// useRequest is the body of POST /api/use: a site id, or a site key (id,
 // slug or domain); both empty or 0 clears the forced site.
-type UseRequest struct {
+type useRequest struct {
 	SiteID int64  `json:"site_id"`
 	Site   string `json:"site,omitempty"`
 }
@@ -88,7 +88,7 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	switch {
 	case path == "/api/use":
-		var req UseRequest
+		var req useRequest
 		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 		if err != nil {
 			apiFail(w, http.StatusBadRequest, "reading body: %v", err)

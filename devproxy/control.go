@@ -252,7 +252,7 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 
 // Use makes siteID the engine's forced site; 0 clears it.
 func (c *Client) Use(ctx context.Context, siteID int64) error {
-	return c.do(ctx, http.MethodPost, "/api/use", UseRequest{SiteID: siteID}, nil)
+	return c.do(ctx, http.MethodPost, "/api/use", useRequest{SiteID: siteID}, nil)
 }
 
 // Reload makes the engine re-read the sites.

@@ -141,7 +141,7 @@ type ListenError struct {
 func (e *ListenError) Unwrap() error { return e.Err }
 
 func (e *ListenError) Error() string {
-	if e.Privileged() {
+	if e.privileged() {
 		return fmt.Sprintf(`cannot listen on %s: %v (ports below 1024 need privileges).
 Ways out:
   - let siteplex bind low ports:   sudo setcap cap_net_bind_service=+ep $(which siteplex)
@@ -155,7 +155,7 @@ Ways out:
 }
 
 // Privileged reports whether the bind was refused for lack of privileges.
-func (e *ListenError) Privileged() bool {
+func (e *ListenError) privileged() bool {
 	return errors.Is(e.Err, syscall.EACCES) || errors.Is(e.Err, syscall.EPERM)
 }
 

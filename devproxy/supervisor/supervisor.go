@@ -696,7 +696,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	stop := context.AfterFunc(s.ctx, cancel) // Close ends Run too
 	defer stop()
 	if s.cfg.Watch && s.cfg.Project != nil {
-		w, err := NewWatcher(s.root, DefaultDebounce, s.codeChanged, s.backgroundError)
+		w, err := newWatcher(s.root, defaultDebounce, s.codeChanged, s.backgroundError)
 		if err != nil {
 			s.backgroundError(err)
 		} else {
@@ -710,7 +710,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 }
 
 // watch is the code watcher's goroutine.
-func (s *Supervisor) watch(ctx context.Context, w *Watcher, done chan<- struct{}) {
+func (s *Supervisor) watch(ctx context.Context, w *watcher, done chan<- struct{}) {
 	defer close(done)
 	_ = w.Run(ctx)
 }
@@ -864,14 +864,14 @@ func (s *Supervisor) runInstance(in *instance, site sites.Site, single bool, for
 	if !exited {
 		if timedOut {
 			s.logs.system(key, "did not accept connections on %s within %s: stopping it", p.Addr(), fmtDuration(s.cfg.BootTimeout))
-			_ = p.Stop(context.Background(), StopGrace)
+			_ = p.Stop(context.Background(), stopGrace)
 			res = <-exitc
 		} else {
 			select {
 			case res = <-exitc:
 			case <-in.stopNow:
 				s.drainInstance(in, exitc)
-				_ = p.Stop(context.Background(), StopGrace)
+				_ = p.Stop(context.Background(), stopGrace)
 				res = <-exitc
 			}
 		}
@@ -1071,7 +1071,7 @@ func (s *Supervisor) buildSpec(site sites.Site, single bool, forced int64, port 
 		tmpl = proj.Process.Command
 	}
 	if len(tmpl) == 0 {
-		tmpl = []string{DefaultPython(s.root), "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"}
+		tmpl = []string{defaultPython(s.root), "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"}
 	}
 	siteID := ""
 	switch {
@@ -1114,9 +1114,9 @@ func (s *Supervisor) buildSpec(site sites.Site, single bool, forced int64, port 
 	return ProcessSpec{Site: site, Port: port, Argv: argv, Env: env.list(), Dir: s.root, Single: single}, nil
 }
 
-// DefaultPython is the interpreter of the default command: the first of
+// defaultPython is the interpreter of the default command: the first of
 // root/.venv/bin/python, root/venv/bin/python, else python3 from PATH.
-func DefaultPython(root string) string {
+func defaultPython(root string) string {
 	for _, rel := range []string{".venv/bin/python", "venv/bin/python"} {
 		p := filepath.Join(root, rel)
 		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {

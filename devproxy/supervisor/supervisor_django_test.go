@@ -203,7 +203,7 @@ func TestDjangoTouchReloadsRunningProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(DefaultDebounce + 500*time.Millisecond)
+	time.Sleep(defaultDebounce + 500*time.Millisecond)
 	if got := svStatus(t, s, st.Slug); got.PID != before.PID {
 		t.Fatalf("ignored files restarted the process: %+v", got)
 	}

@@ -38,9 +38,9 @@ const (
 	DefaultIdleTimeout = 15 * time.Minute
 	// IdleNever, as Config.IdleTimeout, never stops an idle process.
 	IdleNever time.Duration = -1
-	// StopGrace is the time between SIGTERM and SIGKILL
+	// stopGrace is the time between SIGTERM and SIGKILL
 	// (docs/supervisor.md, "Starting, waiting, reloading").
-	StopGrace = 5 * time.Second
+	stopGrace = 5 * time.Second
 )
 
 // State is a site process's state, as shown in the UI and /api/status.
