@@ -106,10 +106,13 @@ func (e *Engine) newReverseProxy() *httputil.ReverseProxy {
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   proxyError,
 		Transport:      e.tr,
-		// Flush every write: a dev server's slow or endless answers
-		// (runserver's streaming responses, server-sent events, a long
-		// report) reach the browser as they come.
-		FlushInterval: -1,
+		// FlushInterval 0: ReverseProxy flushes every write of an answer
+		// without a Content-Length (runserver's StreamingHttpResponse)
+		// and of text/event-stream, so those reach the browser as they
+		// come; an answer of known length goes out as it is copied. (-1
+		// for every answer would start a timer goroutine and flush the
+		// head on its own for each one.)
+		FlushInterval: 0,
 		BufferPool:    e.bufs,
 		ErrorLog:      log.New(io.Discard, "", 0),
 	}
