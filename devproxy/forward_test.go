@@ -100,24 +100,11 @@ func TestXForwardedPolicy(t *testing.T) {
 		})
 	}
 	t.Run("WebSocket", func(t *testing.T) {
-		cfg, err := websocket.NewConfig("ws://h.localhost/ws", "http://h.localhost/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Header = http.Header{}
+		hdr := http.Header{}
 		for k, v := range spoofed {
-			cfg.Header.Set(k, v)
+			hdr.Set(k, v)
 		}
-		tcp, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tcp.Close()
-		_ = tcp.SetDeadline(time.Now().Add(10 * time.Second))
-		ws, err := websocket.NewClient(cfg, tcp)
-		if err != nil {
-			t.Fatalf("WebSocket handshake through the proxy: %v", err)
-		}
+		ws := dialWebSocket(t, addr, "h.localhost", hdr)
 		defer ws.Close()
 		var got seenHeaders
 		if err := websocket.JSON.Receive(ws, &got); err != nil {
@@ -147,6 +134,15 @@ func TestServerLimits(t *testing.T) {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		return c, bufio.NewReader(c)
 	}
+	status := func(br *bufio.Reader) int {
+		t.Helper()
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
 	t.Run("head too big", func(t *testing.T) {
 		c, br := dial()
 		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: h.localhost\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 100<<10))
@@ -167,13 +163,8 @@ func TestServerLimits(t *testing.T) {
 	t.Run("body stalls", func(t *testing.T) {
 		c, br := dial()
 		fmt.Fprint(c, "POST / HTTP/1.1\r\nHost: h.localhost\r\nContent-Length: 100\r\n\r\nonly ten b")
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestTimeout {
-			t.Errorf("a stalled body: %d, want 408", resp.StatusCode)
+		if code := status(br); code != http.StatusRequestTimeout {
+			t.Errorf("a stalled body: %d, want 408", code)
 		}
 	})
 	t.Run("body trickles", func(t *testing.T) {
@@ -191,13 +182,8 @@ func TestServerLimits(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 		}()
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestTimeout {
-			t.Errorf("a trickling body: %d, want 408", resp.StatusCode)
+		if code := status(br); code != http.StatusRequestTimeout {
+			t.Errorf("a trickling body: %d, want 408", code)
 		}
 		c.Close()
 		<-done

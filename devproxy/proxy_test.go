@@ -551,24 +551,33 @@ func TestProxyStreamsResponsesUnbuffered(t *testing.T) {
 	}
 }
 
-func TestProxyWebSocketEcho(t *testing.T) {
-	list := pxSites()
-	bs := newBackends(t, list)
-	e, addr := startTestEngine(t, list, bs, 0)
-	cfg, err := websocket.NewConfig("ws://gh.localhost/ws", "http://gh.localhost/")
+// dialWebSocket opens ws://host/ws through the engine at addr, sending
+// hdr with the handshake; the connection closes with the test.
+func dialWebSocket(t *testing.T, addr, host string, hdr http.Header) *websocket.Conn {
+	t.Helper()
+	cfg, err := websocket.NewConfig("ws://"+host+"/ws", "http://"+host+"/")
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Header = hdr
 	tcp, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tcp.Close()
+	t.Cleanup(func() { tcp.Close() })
 	_ = tcp.SetDeadline(time.Now().Add(10 * time.Second))
 	ws, err := websocket.NewClient(cfg, tcp)
 	if err != nil {
 		t.Fatalf("WebSocket handshake through the proxy: %v", err)
 	}
+	return ws
+}
+
+func TestProxyWebSocketEcho(t *testing.T) {
+	list := pxSites()
+	bs := newBackends(t, list)
+	e, addr := startTestEngine(t, list, bs, 0)
+	ws := dialWebSocket(t, addr, "gh.localhost", nil)
 	for _, msg := range []string{"hello", strings.Repeat("x", 100000)} {
 		if err := websocket.Message.Send(ws, msg); err != nil {
 			t.Fatal(err)
