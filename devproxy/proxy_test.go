@@ -637,6 +637,9 @@ func TestBackoffPageShowsOutput(t *testing.T) {
 	if resp.Header.Get("Retry-After") == "" {
 		t.Errorf("no Retry-After")
 	}
+	if want := `href="http://siteplex.localhost:` + addr[strings.LastIndexByte(addr, ':')+1:] + `/"`; !strings.Contains(page, want) {
+		t.Errorf("the 502 page does not link to the index on the engine's port (%s): %s", want, page)
+	}
 	resp, b = pxGet(t, addr, "de.localhost", "/", nil)
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(b), "Traceback") {
 		t.Errorf("boot error page: %d %s", resp.StatusCode, b)
