@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# bench/proxy.sh — siteplex's proxy against nginx and no proxy at all.
+# bench/proxy.sh — siteplex's proxy against Caddy, nginx and no proxy at all.
 #
 # One run on loopback, interleaved rounds, medians: wrk against
 #   direct   the backend itself (siteplex demo-site /plain, ~40 bytes)
 #   siteplex `siteplex serve` in front of that same backend process
+#   caddy    Caddy (Debian caddy) with a plain `reverse_proxy` to the same
+#            backend (its defaults: keep-alive pool, X-Forwarded-*)
 #   nginx    nginx (Debian nginx-light) with a keepalive upstream and
 #            worker_processes auto, in front of the same backend
 # with the CPU per request of the proxy and of the backend (the same
-# process in all three), then siteplex's cold start (first request to a
+# process in all of them), then siteplex's cold start (first request to a
 # stopped site, minus the backend's own time from exec to accepting) and
-# its idle RSS.
+# its idle RSS. It ends with the targets: siteplex at least 1.3x Caddy's
+# req/s with a p99 no higher than Caddy's, idle RSS under 20 MiB.
 #
 # Usage: bench/proxy.sh            (builds siteplex into a temp folder)
 #        SITEPLEX=/path/to/siteplex DURATION=5s CONNS=32 ROUNDS=3 bench/proxy.sh
-# Needs: wrk, nginx, curl, python3.
+# Needs: wrk, caddy, nginx, curl, python3.
 set -euo pipefail
 
 DURATION=${DURATION:-5s}
@@ -22,8 +25,8 @@ ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-2s}
 COLD_RUNS=${COLD_RUNS:-5}
 
-for tool in wrk nginx curl python3; do
-	command -v "$tool" >/dev/null || { echo "bench/proxy.sh: $tool is missing (apt-get install -y wrk nginx-light curl python3)" >&2; exit 1; }
+for tool in wrk caddy nginx curl python3; do
+	command -v "$tool" >/dev/null || { echo "bench/proxy.sh: $tool is missing (apt-get install -y wrk caddy nginx-light curl python3)" >&2; exit 1; }
 done
 
 work=$(mktemp -d /tmp/siteplex-bench.XXXXXX)
@@ -70,8 +73,29 @@ read -r be_port be_pid < <(curl -sf -H 'Host: siteplex.localhost' "http://$sp_ad
 	python3 -c 'import json,sys; s=[s for s in json.load(sys.stdin)["sites"] if s["slug"]=="bench"][0]; print(s["port"], s["pid"])')
 be_addr=127.0.0.1:$be_port
 
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Caddy with its own config and data folders, no admin API, no HTTPS.
+cd_port=$(free_port)
+mkdir -p "$work/caddy"
+cat >"$work/caddy/Caddyfile" <<EOF
+{
+	admin off
+	auto_https off
+}
+:$cd_port {
+	bind 127.0.0.1
+	reverse_proxy $be_addr
+}
+EOF
+XDG_DATA_HOME=$work/caddy XDG_CONFIG_HOME=$work/caddy caddy run --config "$work/caddy/Caddyfile" --adapter caddyfile 2>"$work/caddy/log" &
+cd_pid=$!
+pids+=("$cd_pid")
+for _ in $(seq 50); do curl -sf -o /dev/null -H 'Host: bench.localhost' "http://127.0.0.1:$cd_port/plain" && break; sleep 0.1; done
+curl -sf -o /dev/null -H 'Host: bench.localhost' "http://127.0.0.1:$cd_port/plain" || { echo "caddy did not start:" >&2; cat "$work/caddy/log" >&2; exit 1; }
+
 # nginx with its own prefix, temp folders and config.
-ng_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ng_port=$(free_port)
 mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
 cat >"$work/nginx/nginx.conf" <<EOF
 worker_processes auto;
@@ -135,7 +159,7 @@ run() {
 		      printf "%s %.0f %.3f %.3f %.1f %d %.1f\n", name, rps, p50, p99, cpu, bad, bcpu }' >>"$work/results"
 }
 
-for target in "direct $be_addr" "siteplex $sp_addr" "nginx 127.0.0.1:$ng_port"; do
+for target in "direct $be_addr" "siteplex $sp_addr" "caddy 127.0.0.1:$cd_port" "nginx 127.0.0.1:$ng_port"; do
 	set -- $target
 	wrk -t1 -c"$CONNS" -d"$WARMUP" -H 'Host: bench.localhost' "http://$2/plain" >/dev/null
 done
@@ -143,6 +167,7 @@ rss_loaded_before=$(rss_kib "$sp_pid")
 for r in $(seq "$ROUNDS"); do
 	run direct "$be_addr" "$be_pid"
 	run siteplex "$sp_addr" "$sp_pid"
+	run caddy "127.0.0.1:$cd_port" "$cd_pid"
 	run nginx "127.0.0.1:$ng_port" "$(nginx_pids)"
 done
 rss_loaded=$(rss_kib "$sp_pid")
@@ -190,7 +215,7 @@ print(f"wrk -t1 -c{__import__('os').environ.get('CONNS','32')} -d{__import__('os
 print()
 print("| target | req/s | of direct | p50 ms | p99 ms | proxy CPU µs/req | backend CPU µs/req | non-2xx | req/s per round |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
-for name in ("direct", "siteplex", "nginx"):
+for name in ("direct", "siteplex", "caddy", "nginx"):
     rs = res[name]
     rps, p50, p99, cpu = (med([r[i] for r in rs]) for i in range(4))
     bad = sum(r[4] for r in rs)
@@ -203,4 +228,11 @@ cm = med(cold)
 print(f"cold start: first request to a stopped site {cm*1000:.1f} ms (median of {len(cold)}); "
       f"backend alone exec→accept {own*1000:.1f} ms; siteplex overhead {max(0,(cm-own))*1000:.1f} ms")
 print(f"siteplex RSS: idle {rss_idle/1024:.1f} MiB, after load {rss_loaded/1024:.1f} MiB")
+print()
+sp = [med([r[i] for r in res["siteplex"]]) for i in range(3)]
+cd = [med([r[i] for r in res["caddy"]]) for i in range(3)]
+ok = lambda b: "met" if b else "NOT MET"
+print(f"target: siteplex >= 1.3x Caddy's req/s: {sp[0]/cd[0]:.2f}x ({ok(sp[0] >= 1.3*cd[0])})")
+print(f"target: siteplex p99 <= Caddy's: {sp[2]:.2f} vs {cd[2]:.2f} ms ({ok(sp[2] <= cd[2])})")
+print(f"target: idle RSS < 20 MiB: {rss_idle/1024:.1f} MiB ({ok(rss_idle < 20*1024)})")
 EOF

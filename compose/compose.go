@@ -1,8 +1,8 @@
 // Package compose is siteplex's view of a docker-compose project through
-// the Docker Engine API (SPEC §7): it finds the project's containers by
+// the Docker Engine API (docs/docker.md): it finds the project's containers by
 // their compose labels, builds a database URL for the database container
 // (sites.DockerFinder), and runs site processes as containers made from
-// the `web` service (a devproxy.Runner).
+// the `web` service (a supervisor.Runner).
 //
 // It talks to the engine with github.com/docker/docker/client, honouring
 // DOCKER_HOST and the other DOCKER_* variables. When no engine answers,

@@ -27,7 +27,7 @@ type Finder struct {
 var _ sites.DockerFinder = (*Finder)(nil)
 
 // ProjectDatabase returns the database of the compose project in root
-// (SPEC §7): its running database_default, db, postgres, mysql or mariadb
+// (docs/docker.md, "The database"): its running database_default, db, postgres, mysql or mariadb
 // container (the service named by base's host first), reached on the port
 // it publishes on the host, else on its own network address. ok is false when the project
 // has no such container running. A Docker engine that does not answer

@@ -52,13 +52,12 @@ func TestProjectName(t *testing.T) {
 
 func TestDatabaseFromContainer(t *testing.T) {
 	inspect := func(env []string, ports nat.PortMap, ip string) container.InspectResponse {
+		ns := &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{"acme_default": {IPAddress: ip}}}
+		ns.Ports = ports
 		return container.InspectResponse{
 			ContainerJSONBase: &container.ContainerJSONBase{Name: "/acme-database_default-1"},
 			Config:            &container.Config{Env: env},
-			NetworkSettings: &container.NetworkSettings{
-				NetworkSettingsBase: container.NetworkSettingsBase{Ports: ports},
-				Networks:            map[string]*network.EndpointSettings{"acme_default": {IPAddress: ip}},
-			},
+			NetworkSettings:   ns,
 		}
 	}
 	bind := func(ip, port string) nat.PortMap {

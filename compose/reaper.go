@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/errdefs"
 )
 
 // The reaper is a small helper process (`siteplex docker-reaper`) that
@@ -20,7 +20,7 @@ import (
 // which containers it runs; when that input ends — siteplex exited, however
 // it exited, SIGKILL included — it removes the site containers and stops
 // the recreated web container that are still listed. A container dies at
-// most a few seconds after siteplex (SPEC §6.2), not at the next start.
+// most a few seconds after siteplex (docs/supervisor.md, "No leftovers"), not at the next start.
 //
 // The protocol is one line per change: "remove <id>" (a site container),
 // "stop <id>" (the web container in single mode), "forget <id>" (it is gone
@@ -130,5 +130,5 @@ func (r *Runner) track(action, id string) {
 // isGone reports whether a Docker error says the container no longer
 // exists, is stopped already or is being removed.
 func isGone(err error) bool {
-	return errdefs.IsNotFound(err) || errdefs.IsNotModified(err) || errdefs.IsConflict(err)
+	return cerrdefs.IsNotFound(err) || cerrdefs.IsNotModified(err) || cerrdefs.IsConflict(err)
 }

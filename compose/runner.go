@@ -16,15 +16,15 @@ import (
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
 
-	"github.com/siteplex/siteplex/devproxy"
+	"github.com/siteplex/siteplex/devproxy/supervisor"
 )
 
 // WebService is the compose service whose image, mounts, networks and
@@ -32,8 +32,8 @@ import (
 const WebService = "web"
 
 // Runner runs each site's process as a container made from the compose
-// project's `web` service (SPEC §7, `--runner docker`). It implements
-// devproxy.Runner.
+// project's `web` service (docs/docker.md, "`--runner docker`"). It implements
+// supervisor.Runner.
 //
 // Per-site mode: one container per site, from the image the web container
 // runs, with its mounts, networks and environment plus SITE_ID, PORT,
@@ -67,7 +67,7 @@ type Runner struct {
 	reaper reaper
 }
 
-var _ devproxy.Runner = (*Runner)(nil)
+var _ supervisor.Runner = (*Runner)(nil)
 
 // NewRunner returns a runner for the compose project in root. It removes
 // containers a previous siteplex of this project left behind (its pid is
@@ -95,7 +95,7 @@ func (r *Runner) Sweep(ctx context.Context) error {
 		if pid == os.Getpid() || pid > 0 && alive(pid) && c.State == container.StateRunning {
 			continue
 		}
-		if err := r.d.API.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+		if err := r.d.API.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return fmt.Errorf("removing stale container %s: %w", strings.Join(c.Names, ","), err)
 		}
 	}
@@ -133,7 +133,7 @@ func (r *Runner) web(ctx context.Context) (container.InspectResponse, error) {
 
 // Start starts one site's container (or, in single mode, recreates the web
 // container) and returns when it runs.
-func (r *Runner) Start(ctx context.Context, spec devproxy.ProcessSpec) (devproxy.Proc, error) {
+func (r *Runner) Start(ctx context.Context, spec supervisor.ProcessSpec) (supervisor.Proc, error) {
 	web, err := r.web(ctx)
 	if err != nil {
 		return nil, err
@@ -146,7 +146,7 @@ func (r *Runner) Start(ctx context.Context, spec devproxy.ProcessSpec) (devproxy
 
 // siteEnv is the web container's environment with the spec's SITE_ID,
 // PORT, PYTHONUNBUFFERED, current env-file values and the site's env.
-func (r *Runner) siteEnv(base []string, spec devproxy.ProcessSpec, withPort bool) []string {
+func (r *Runner) siteEnv(base []string, spec supervisor.ProcessSpec, withPort bool) []string {
 	specEnv := map[string]string{}
 	for _, kv := range spec.Env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -303,7 +303,7 @@ func (r *Runner) containerName(slug string) string {
 	return strings.TrimLeft(b.String(), "_.-")
 }
 
-func (r *Runner) startSite(ctx context.Context, web container.InspectResponse, spec devproxy.ProcessSpec) (devproxy.Proc, error) {
+func (r *Runner) startSite(ctx context.Context, web container.InspectResponse, spec supervisor.ProcessSpec) (supervisor.Proc, error) {
 	began := time.Now()
 	ms := mounts(web)
 	port := nat.Port(strconv.Itoa(spec.Port) + "/tcp")
@@ -356,7 +356,7 @@ func (r *Runner) startSite(ctx context.Context, web container.InspectResponse, s
 	name := r.containerName(spec.Site.Slug)
 	// A container of that name is a leftover of this project's siteplex.
 	if old, err := r.d.API.ContainerInspect(ctx, name); err == nil && old.Config != nil && old.Config.Labels[LabelSiteplexProject] == r.Project {
-		if err := r.d.API.ContainerRemove(ctx, old.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+		if err := r.d.API.ContainerRemove(ctx, old.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("removing the old container %s: %w", name, err)
 		}
 	}
@@ -440,7 +440,7 @@ func (r *Runner) addr(ctx context.Context, id string, port int, published string
 	return published
 }
 
-func (r *Runner) startSingle(ctx context.Context, web container.InspectResponse, spec devproxy.ProcessSpec) (devproxy.Proc, error) {
+func (r *Runner) startSingle(ctx context.Context, web container.InspectResponse, spec supervisor.ProcessSpec) (supervisor.Proc, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	name := strings.TrimPrefix(web.Name, "/")
@@ -492,7 +492,7 @@ func (r *Runner) startSingle(ctx context.Context, web container.InspectResponse,
 	wasRunning := web.State != nil && web.State.Running
 	if wasRunning {
 		t := 10
-		if err := r.d.API.ContainerStop(ctx, web.ID, container.StopOptions{Timeout: &t}); err != nil && !errdefs.IsNotFound(err) {
+		if err := r.d.API.ContainerStop(ctx, web.ID, container.StopOptions{Timeout: &t}); err != nil && !cerrdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("stopping the %s container %s: %w", WebService, name, err)
 		}
 	}
@@ -533,7 +533,7 @@ func (r *Runner) startSingle(ctx context.Context, web container.InspectResponse,
 	if err := p.start(ctx, spec); err != nil {
 		return nil, rollback(created.ID, err)
 	}
-	if err := r.d.API.ContainerRemove(ctx, web.ID, container.RemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
+	if err := r.d.API.ContainerRemove(ctx, web.ID, container.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 		fmt.Fprintf(orDiscard(spec.Stderr), "siteplex: the previous %s container is left as %s: %v\n", WebService, aside, err)
 	}
 	inner, published := appPort(&cfg, &hc)
@@ -608,7 +608,7 @@ type proc struct {
 
 // start starts the container, streams its output to the spec's writers
 // and watches for its exit.
-func (p *proc) start(ctx context.Context, spec devproxy.ProcessSpec) error {
+func (p *proc) start(ctx context.Context, spec supervisor.ProcessSpec) error {
 	api := p.r.d.API
 	waitC, errC := api.ContainerWait(context.Background(), p.id, container.WaitConditionNextExit)
 	if err := api.ContainerStart(ctx, p.id, container.StartOptions{}); err != nil {
@@ -681,7 +681,7 @@ func (p *proc) Wait() (int, error) {
 func (p *proc) Stop(ctx context.Context, grace time.Duration) error {
 	secs := int((grace + time.Second - 1) / time.Second)
 	err := p.r.d.API.ContainerStop(ctx, p.id, container.StopOptions{Timeout: &secs})
-	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsNotModified(err) {
+	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsNotModified(err) {
 		select {
 		case <-p.done:
 			return nil

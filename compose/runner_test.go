@@ -16,13 +16,13 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
-	"github.com/docker/docker/errdefs"
 	"github.com/docker/go-connections/nat"
 
 	"github.com/siteplex/siteplex/compose/composetest"
-	"github.com/siteplex/siteplex/devproxy"
+	"github.com/siteplex/siteplex/devproxy/supervisor"
 	"github.com/siteplex/siteplex/internal/testenv"
 	"github.com/siteplex/siteplex/sites"
 )
@@ -61,7 +61,7 @@ func TestCreateLinks(t *testing.T) {
 func TestSiteEnv(t *testing.T) {
 	r := &Runner{EnvKeys: []string{"DATABASE_URL", "DEBUG"}}
 	base := []string{"PATH=/usr/local/bin:/usr/bin", "DATABASE_URL=postgres://old@database_default/db", "SITE_ID=1", "LANG=C.UTF-8"}
-	spec := devproxy.ProcessSpec{
+	spec := supervisor.ProcessSpec{
 		Site: sites.Site{ID: 2, Slug: "gh", Env: map[string]string{"DJANGO_SETTINGS_MODULE": "settings.gh"}},
 		Env: []string{"PATH=/host/bin", "HOME=/root", "SITE_ID=2", "PORT=41234", "PYTHONUNBUFFERED=1",
 			"DATABASE_URL=postgres://new@database_default/db", "DEBUG=True", "DJANGO_SETTINGS_MODULE=settings.gh"},
@@ -198,7 +198,7 @@ func TestRunnerPerSite(t *testing.T) {
 	}
 	port, _ := testenv.FreePort()
 	out := &syncBuffer{}
-	spec := devproxy.ProcessSpec{
+	spec := supervisor.ProcessSpec{
 		Site: sites.Site{ID: 2, Slug: "gh", Env: map[string]string{"TENANT": "ghana"}},
 		Port: port,
 		Argv: []string{"/siteplex", "demo-site", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--site", "gh"},
@@ -267,7 +267,7 @@ func TestRunnerPerSite(t *testing.T) {
 	if err := proc.Stop(sctx, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.API.ContainerInspect(ctx, name); !errdefs.IsNotFound(err) {
+	if _, err := d.API.ContainerInspect(ctx, name); !cerrdefs.IsNotFound(err) {
 		t.Errorf("container still there after Stop: %v", err)
 	}
 
@@ -284,7 +284,7 @@ func TestRunnerPerSite(t *testing.T) {
 	if code != 137 {
 		t.Errorf("exit code after SIGKILL = %d, want 137", code)
 	}
-	if _, err := d.API.ContainerInspect(ctx, name); !errdefs.IsNotFound(err) {
+	if _, err := d.API.ContainerInspect(ctx, name); !cerrdefs.IsNotFound(err) {
 		t.Errorf("crashed container not removed: %v", err)
 	}
 }
@@ -301,7 +301,7 @@ func TestRunnerSweepsStaleContainers(t *testing.T) {
 	if _, err := NewRunner(ctx, d, root, "sweepproj", "sweep"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.API.ContainerInspect(ctx, "sweepproj-siteplex-old"); !errdefs.IsNotFound(err) {
+	if _, err := d.API.ContainerInspect(ctx, "sweepproj-siteplex-old"); !cerrdefs.IsNotFound(err) {
 		t.Errorf("stale container not swept: %v", err)
 	}
 }
@@ -326,7 +326,7 @@ func TestRunnerSingleRecreatesWeb(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, id := range []int64{3, 4} {
-		spec := devproxy.ProcessSpec{Single: true, Site: sites.Site{ID: id, Slug: "s" + strconv.FormatInt(id, 10)},
+		spec := supervisor.ProcessSpec{Single: true, Site: sites.Site{ID: id, Slug: "s" + strconv.FormatInt(id, 10)},
 			Env: []string{"SITE_ID=" + strconv.FormatInt(id, 10), "PATH=/host/only"}, Port: 1, Dir: root}
 		start := time.Now()
 		proc, err := r.Start(ctx, spec)
@@ -396,7 +396,7 @@ func TestRunnerSingleRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.Start(ctx, devproxy.ProcessSpec{Single: true, Site: sites.Site{ID: 5}, Env: []string{"SITE_ID=5"}})
+	_, err = r.Start(ctx, supervisor.ProcessSpec{Single: true, Site: sites.Site{ID: 5}, Env: []string{"SITE_ID=5"}})
 	if err == nil || !strings.Contains(err.Error(), "is back as it was") {
 		t.Fatalf("Start with the port taken: %v", err)
 	}
@@ -407,7 +407,7 @@ func TestRunnerSingleRollback(t *testing.T) {
 	if env := envOf(insp); env["SITE_ID"] != "1" {
 		t.Errorf("original env changed: %v", insp.Config.Env)
 	}
-	if _, err := d.API.ContainerInspect(ctx, "rollbackproj-web-1-siteplex-previous"); !errdefs.IsNotFound(err) {
+	if _, err := d.API.ContainerInspect(ctx, "rollbackproj-web-1-siteplex-previous"); !cerrdefs.IsNotFound(err) {
 		t.Errorf("the set-aside name is still in use: %v", err)
 	}
 }
@@ -430,7 +430,7 @@ func TestReaper(t *testing.T) {
 	if err := RunReaper(strings.NewReader(in)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.API.ContainerInspect(ctx, site); !errdefs.IsNotFound(err) {
+	if _, err := d.API.ContainerInspect(ctx, site); !cerrdefs.IsNotFound(err) {
 		t.Errorf("site container not removed: %v", err)
 	}
 	if insp, err := d.API.ContainerInspect(ctx, web); err != nil || insp.State.Running {

@@ -1,8 +1,9 @@
-// Package devproxy is siteplex's engine: a Host-routing reverse proxy in
-// front of one dev process per site (or one shared process), with the
-// supervisor that starts, reloads, restarts and stops those processes, and
-// the HTTP control API. The terminal UI runs it in process; `siteplex
-// serve` runs it headless.
+// Package devproxy is siteplex's engine: a Host-routing reverse proxy on
+// net/http and httputil.ReverseProxy in front of the site processes that
+// package supervisor runs, with the request records, the index page, the
+// HTTP control API and .siteplex/engine.json. The terminal UI runs it in
+// process, or attaches to one that `siteplex serve` runs (Remote). What it
+// does is described in docs/engine.md.
 package devproxy
 
 import (
@@ -10,71 +11,45 @@ import (
 	"io"
 	"time"
 
+	"github.com/siteplex/siteplex/devproxy/supervisor"
 	"github.com/siteplex/siteplex/sites"
 )
 
-// Mode says how many processes serve the sites.
-type Mode string
-
-const (
-	// PerSite runs one process per routed site (the default).
-	PerSite Mode = "per-site"
-	// Single runs one process for all sites, with the forced SITE_ID.
-	Single Mode = "single"
+// The supervisor's types that are part of the engine's own API (Status,
+// Event), under the names the engine has always used.
+type (
+	Mode       = supervisor.Mode
+	State      = supervisor.State
+	SiteStatus = supervisor.SiteStatus
+	LogLine    = supervisor.LogLine
 )
 
-// State is a site process's state, as shown in the UI and /api/status.
-type State string
-
 const (
-	Stopped  State = "stopped"
-	Starting State = "starting"
-	Running  State = "running"
-	Crashed  State = "crashed"
-	Backoff  State = "backoff"
+	PerSite  = supervisor.PerSite
+	Single   = supervisor.Single
+	Stopped  = supervisor.Stopped
+	Starting = supervisor.Starting
+	Running  = supervisor.Running
+	Crashed  = supervisor.Crashed
+	Backoff  = supervisor.Backoff
+	// SingleSlug is the Site of the log lines of single mode's one process.
+	SingleSlug = supervisor.SingleSlug
 )
-
-// SiteStatus is one site in a status snapshot (and in GET /api/status).
-type SiteStatus struct {
-	ID       int64  `json:"id"`
-	Slug     string `json:"slug"`
-	Domain   string `json:"domain"`
-	State    State  `json:"state"`
-	PID      int    `json:"pid"`
-	Port     int    `json:"port"`
-	Restarts int    `json:"restarts"`
-	// LastExit is the exit code of the last exit, nil if it never exited.
-	LastExit *int  `json:"last_exit_code"`
-	Requests int64 `json:"requests"`
-	// StartedAt is when the current process started (zero when stopped).
-	StartedAt time.Time `json:"started_at,omitzero"`
-	// BackoffUntil is when a crash-looping site may be started again.
-	BackoffUntil time.Time `json:"backoff_until,omitzero"`
-}
 
 // Status is a snapshot of the engine (GET /api/status).
 type Status struct {
+	// PID is the engine's process id.
+	PID          int          `json:"pid"`
 	Listen       []string     `json:"listen"`
 	Mode         Mode         `json:"mode"`
 	ForcedSiteID int64        `json:"forced_site_id"`
 	Sites        []SiteStatus `json:"sites"`
 }
 
-// LogLine is one line of a process's output, or a lifecycle line siteplex
-// wrote ("starting: …", "exited with status 1").
-type LogLine struct {
-	Time   time.Time `json:"time"`
-	Site   string    `json:"site"` // slug
-	Text   string    `json:"text"`
-	Stderr bool      `json:"stderr,omitempty"`
-	// System marks lines siteplex itself wrote.
-	System bool `json:"system,omitempty"`
-}
-
-// RequestRecord is one proxied request (SPEC §6.4).
+// RequestRecord is one proxied request (docs/engine.md, "Request records").
 type RequestRecord struct {
 	Time     time.Time     `json:"time"`
-	Site     string        `json:"site"` // slug; "" for the index
+	Site     string        `json:"site"` // slug
 	Method   string        `json:"method"`
 	Path     string        `json:"path"`
 	Status   int           `json:"status"`
@@ -98,6 +73,18 @@ const (
 	EventError
 )
 
+// eventKindNames are the names of the kinds in the event stream
+// (GET /api/events), indexed by EventKind.
+var eventKindNames = [...]string{EventState: "state", EventLog: "log", EventRequest: "request", EventSites: "sites", EventError: "error"}
+
+// String is the kind's name in the event stream.
+func (k EventKind) String() string {
+	if k >= 0 && int(k) < len(eventKindNames) {
+		return eventKindNames[k]
+	}
+	return "unknown"
+}
+
 // Event is what subscribers of the engine receive.
 type Event struct {
 	Kind    EventKind
@@ -107,62 +94,19 @@ type Event struct {
 	Err     error
 }
 
-// Config configures an Engine. Zero values take the SPEC's defaults.
+// Config configures an Engine. Zero values take the defaults
+// (supervisor.Config.WithDefaults; listen 127.0.0.1:80 and [::1]:80).
 type Config struct {
-	Project *sites.Project
-	// LoadSites re-reads the sites (initially and on reload).
+	// Config is the supervisor's part: project, mode, timeouts, command,
+	// runner, code watching.
+	supervisor.Config
+	// LoadSites re-reads the sites (at Start, every few seconds and on
+	// Reload); nil = no sites.
 	LoadSites func(ctx context.Context) ([]sites.Site, error)
 	// Listen addresses; default 127.0.0.1:80 and [::1]:80.
 	Listen []string
-	Mode   Mode
 	// StartAll starts every enabled site at once instead of lazily.
-	StartAll    bool
-	BootTimeout time.Duration // default 60s
-	IdleTimeout time.Duration // default 15m; negative = never (0 from the flag means never too)
-	MaxRunning  int           // 0 = no limit
-	// Command is the argv template with {port}, {site_id}, {slug}, {domain},
-	// {root}; nil = <python> manage.py runserver 127.0.0.1:{port} --noreload.
-	Command []string
-	// Runner starts processes; nil = local processes.
-	Runner Runner
-	// Watch enables code reload on *.py changes (default on in serve/ui).
-	Watch bool
+	StartAll bool
 	// Log receives siteplex's own diagnostics (nil = discard).
 	Log io.Writer
-}
-
-// ProcessSpec is what a Runner needs to start one site's process.
-type ProcessSpec struct {
-	Site sites.Site
-	// Port is the port the process must listen on (on 127.0.0.1 for local
-	// processes; published on 127.0.0.1 for containers).
-	Port int
-	// Argv has its placeholders substituted already.
-	Argv []string
-	// Env is the complete environment (KEY=VALUE).
-	Env []string
-	Dir string
-	// Stdout and Stderr receive the process's output.
-	Stdout, Stderr io.Writer
-	// Single is true in single mode (one process for every site).
-	Single bool
-}
-
-// Runner starts site processes: local processes by default, containers
-// with the docker runner.
-type Runner interface {
-	Start(ctx context.Context, spec ProcessSpec) (Proc, error)
-}
-
-// Proc is a started process.
-type Proc interface {
-	// PID is the process id (0 when not meaningful, e.g. a container).
-	PID() int
-	// Addr is host:port to proxy to.
-	Addr() string
-	// Wait blocks until the process exits and returns its exit code.
-	Wait() (code int, err error)
-	// Stop ends the process: SIGTERM to its group (or container stop),
-	// then SIGKILL after grace. It returns when the process is gone.
-	Stop(ctx context.Context, grace time.Duration) error
 }

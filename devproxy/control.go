@@ -14,12 +14,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/siteplex/siteplex/devproxy/internal/proc"
 )
 
 // EngineFileName is the file a running engine writes in the project's
-// .siteplex folder (SPEC §6.5).
+// .siteplex folder (docs/engine.md, "Control API and
+// .siteplex/engine.json").
 const EngineFileName = "engine.json"
 
 // EngineFile is .siteplex/engine.json: how other siteplex commands reach a
@@ -28,13 +30,32 @@ type EngineFile struct {
 	PID    int      `json:"pid"`
 	Listen []string `json:"listen"`
 	Token  string   `json:"token"`
+	// StartTicks is the engine process's start time (clock ticks since
+	// boot; 0 where unknown): a pid reused by another process does not
+	// pass for the engine.
+	StartTicks uint64 `json:"start_ticks,omitempty"`
 }
 
 // ErrNoEngine means no engine is running for the project (no engine.json,
 // or one left by a process that is gone).
 var ErrNoEngine = errors.New("no siteplex engine is running for this project")
 
-// writeEngineFile writes engine.json (mode 0600) atomically.
+// RunningError says another engine runs for the project: the one Engine
+// names (its pid and addresses), whose engine.json is in Dir.
+type RunningError struct {
+	Engine EngineFile
+	Dir    string
+}
+
+func (e *RunningError) Error() string {
+	return fmt.Sprintf("siteplex already runs for this project (pid %d, listening on %s): stop it first, or run 'siteplex' in another terminal to use it",
+		e.Engine.PID, strings.Join(e.Engine.Listen, ", "))
+}
+
+// writeEngineFile creates engine.json (mode 0600) if no live engine holds
+// it: the complete file is linked into place, which fails when one exists
+// (then a file of a live engine is a *RunningError, a stale one is
+// replaced).
 func (e *Engine) writeEngineFile() error {
 	dir := e.stateDir()
 	if dir == "" {
@@ -43,7 +64,7 @@ func (e *Engine) writeEngineFile() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("writing %s: %w", EngineFileName, err)
 	}
-	ef := EngineFile{PID: os.Getpid(), Listen: e.Addrs(), Token: e.token}
+	ef := EngineFile{PID: os.Getpid(), Listen: e.Addrs(), Token: e.token, StartTicks: proc.Start(os.Getpid())}
 	b, err := json.MarshalIndent(ef, "", "  ")
 	if err != nil {
 		return err
@@ -64,10 +85,27 @@ func (e *Engine) writeEngineFile() error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", EngineFileName, err)
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, EngineFileName)); err != nil {
-		return fmt.Errorf("writing %s: %w", EngineFileName, err)
+	p := filepath.Join(dir, EngineFileName)
+	for range 3 {
+		err := os.Link(tmp.Name(), p)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("writing %s: %w", EngineFileName, err)
+		}
+		other, rerr := ReadEngineFile(dir)
+		switch {
+		case rerr == nil:
+			return &RunningError{Engine: *other, Dir: dir}
+		case errors.Is(rerr, ErrNoEngine):
+			// Left by an engine that is gone.
+			_ = os.Remove(p)
+		default:
+			return rerr
+		}
 	}
-	return nil
+	return fmt.Errorf("writing %s: it keeps coming back; is another siteplex starting?", EngineFileName)
 }
 
 // removeEngineFile removes engine.json if it is still this engine's.
@@ -89,7 +127,8 @@ func (e *Engine) removeEngineFile() {
 }
 
 // ReadEngineFile reads stateDir/engine.json. It returns ErrNoEngine when
-// there is none or when the process that wrote it is gone.
+// there is none or when the process that wrote it is gone (or its pid now
+// belongs to another process).
 func ReadEngineFile(stateDir string) (*EngineFile, error) {
 	p := filepath.Join(stateDir, EngineFileName)
 	b, err := os.ReadFile(p)
@@ -106,7 +145,7 @@ func ReadEngineFile(stateDir string) (*EngineFile, error) {
 	if ef.PID <= 0 || len(ef.Listen) == 0 {
 		return nil, fmt.Errorf("reading %s: no pid or listen address (delete it if no siteplex is running)", p)
 	}
-	if err := syscall.Kill(ef.PID, 0); errors.Is(err, syscall.ESRCH) {
+	if ef.StartTicks != 0 && !proc.Same(ef.PID, ef.StartTicks) || !proc.Alive(ef.PID) {
 		return nil, ErrNoEngine
 	}
 	return &ef, nil
@@ -117,6 +156,8 @@ type Client struct {
 	ef   EngineFile
 	base string
 	hc   *http.Client
+	// long is hc without its timeout, for the event stream.
+	long *http.Client
 }
 
 // NewClient returns a client for the engine ef describes. It connects to
@@ -132,8 +173,9 @@ func NewClient(ef *EngineFile) *Client {
 			addr = net.JoinHostPort("::1", port)
 		}
 	}
+	tr := &http.Transport{Proxy: nil}
 	return &Client{ef: *ef, base: "http://" + addr,
-		hc: &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{Proxy: nil}}}
+		hc: &http.Client{Timeout: 90 * time.Second, Transport: tr}, long: &http.Client{Transport: tr}}
 }
 
 // do sends one API call and decodes a JSON answer into out (may be nil).
@@ -155,9 +197,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if method != http.MethodGet {
-		req.Header.Set("Authorization", "Bearer "+c.ef.Token)
-	}
+	req.Header.Set("Authorization", "Bearer "+c.ef.Token)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("reaching the siteplex engine (pid %d) at %s: %w", c.ef.PID, c.base, err)
@@ -182,6 +222,27 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 	return nil
 }
 
+// stream opens a long-lived GET (the event stream) and returns the
+// answer, whose body the caller reads and closes.
+func (c *Client) openStream(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Host = IndexHost
+	req.Header.Set("Authorization", "Bearer "+c.ef.Token)
+	resp, err := c.long.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reaching the siteplex engine (pid %d) at %s: %w", c.ef.PID, c.base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		return nil, fmt.Errorf("siteplex engine: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	return resp, nil
+}
+
 // Status returns the engine's status (GET /api/status).
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var st Status
@@ -191,7 +252,7 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 
 // Use makes siteID the engine's forced site; 0 clears it.
 func (c *Client) Use(ctx context.Context, siteID int64) error {
-	return c.do(ctx, http.MethodPost, "/api/use", UseRequest{SiteID: siteID}, nil)
+	return c.do(ctx, http.MethodPost, "/api/use", useRequest{SiteID: siteID}, nil)
 }
 
 // Reload makes the engine re-read the sites.

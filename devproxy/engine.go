@@ -3,6 +3,7 @@ package devproxy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,11 +21,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/siteplex/siteplex/devproxy/supervisor"
 	"github.com/siteplex/siteplex/sites"
 )
 
-// DefaultListen are the addresses the engine binds without --listen.
-var defaultListen = []string{"127.0.0.1:80", "[::1]:80"}
+// defaultListen are the addresses the engine binds without --listen.
+func defaultListen() []string { return []string{"127.0.0.1:80", "[::1]:80"} }
 
 // pollInterval is how often the engine re-reads the sites to notice table
 // changes.
@@ -38,11 +40,11 @@ const maxRequests = 1000
 // concurrent use.
 type Engine struct {
 	cfg   Config
-	sup   *Supervisor
+	sup   *supervisor.Supervisor
 	rp    *httputil.ReverseProxy
 	tr    *http.Transport
-	pool  *connPool   // the fast path's keep-alive connections
-	bufs  *bufferPool // copy buffers for both paths
+	bufs  *bufferPool
+	lim   limits
 	token string
 
 	// table is the current routing table (never nil after New).
@@ -56,7 +58,6 @@ type Engine struct {
 	forced      int64
 	counters    map[string]*atomic.Int64
 	servers     []*http.Server
-	fronts      []*connServer // the front ends feeding servers (conn.go)
 	addrs       []string
 	started     bool
 	lastPollErr string
@@ -80,36 +81,28 @@ type Engine struct {
 	subsClosed bool
 	wanted     atomic.Uint32
 
-	runCtx    context.Context
-	cancel    context.CancelFunc
-	bg        sync.WaitGroup
-	done      chan struct{}
+	runCtx context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+	done   chan struct{}
+	// closing is closed when Close begins (long-lived API streams end).
+	closing   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 	waitErr   error
 }
 
-// New makes an engine from cfg, filling in the SPEC's defaults. It starts
+// New makes an engine from cfg, filling in the defaults. It starts
 // nothing; call Start.
 func New(cfg Config) (*Engine, error) {
 	if len(cfg.Listen) == 0 {
-		cfg.Listen = append([]string(nil), defaultListen...)
+		cfg.Listen = defaultListen()
 	}
+	cfg.Config = cfg.Config.WithDefaults()
 	switch cfg.Mode {
-	case "":
-		cfg.Mode = PerSite
 	case PerSite, Single:
 	default:
 		return nil, sites.Usagef("unknown mode %q: use per-site or single", cfg.Mode)
-	}
-	if cfg.BootTimeout <= 0 {
-		cfg.BootTimeout = 60 * time.Second
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = 15 * time.Minute
-	}
-	if cfg.Runner == nil {
-		cfg.Runner = LocalRunner()
 	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
@@ -124,12 +117,13 @@ func New(cfg Config) (*Engine, error) {
 		counters: map[string]*atomic.Int64{},
 		subs:     map[int]subscriber{},
 		done:     make(chan struct{}),
+		closing:  make(chan struct{}),
 	}
+	e.lim = defaultLimits()
 	e.tr = newTransport()
 	e.bufs = newBufferPool()
-	e.rp = newReverseProxy(e.tr, e.bufs)
-	e.pool = newConnPool()
-	e.sup = NewSupervisor(cfg, e.emit)
+	e.rp = e.newReverseProxy()
+	e.sup = supervisor.New(cfg.Config, e.supervisorEvent)
 	e.acquire = func(ctx context.Context, r *siteRoute) (string, func(), error) {
 		return e.sup.Acquire(ctx, r.site)
 	}
@@ -138,7 +132,7 @@ func New(cfg Config) (*Engine, error) {
 }
 
 // ListenError is a listen address that could not be bound. For a refused
-// privileged port, Error spells out the three ways out (SPEC §6.1).
+// privileged port, Error spells out the three ways out (docs/engine.md).
 type ListenError struct {
 	Addr string
 	Err  error
@@ -147,7 +141,7 @@ type ListenError struct {
 func (e *ListenError) Unwrap() error { return e.Err }
 
 func (e *ListenError) Error() string {
-	if e.Privileged() {
+	if e.privileged() {
 		return fmt.Sprintf(`cannot listen on %s: %v (ports below 1024 need privileges).
 Ways out:
   - let siteplex bind low ports:   sudo setcap cap_net_bind_service=+ep $(which siteplex)
@@ -161,7 +155,7 @@ Ways out:
 }
 
 // Privileged reports whether the bind was refused for lack of privileges.
-func (e *ListenError) Privileged() bool {
+func (e *ListenError) privileged() bool {
 	return errors.Is(e.Err, syscall.EACCES) || errors.Is(e.Err, syscall.EPERM)
 }
 
@@ -177,7 +171,7 @@ func normListen(addr string) string {
 // bind opens every listen address. An IPv6 default that the machine cannot
 // bind (no ::1) is skipped; anything else is an error.
 func (e *Engine) bind() ([]net.Listener, error) {
-	defaults := reflect.DeepEqual(e.cfg.Listen, defaultListen)
+	defaults := reflect.DeepEqual(e.cfg.Listen, defaultListen())
 	var lns []net.Listener
 	for _, a := range e.cfg.Listen {
 		addr := normListen(a)
@@ -207,9 +201,11 @@ func unwrapSyscall(err error) error {
 	return err
 }
 
-// Start binds the listeners, loads the sites, writes engine.json and starts
-// serving and supervising. It returns once every listener is bound (or with
-// a *ListenError). A failure to load the sites is not fatal: the engine
+// Start binds the listeners, claims .siteplex/engine.json, loads the sites
+// and starts serving and supervising. It returns once every listener is
+// bound, with a *ListenError when one cannot be, or a *RunningError when
+// another live engine holds the project's engine.json (nothing of that
+// engine is touched). A failure to load the sites is not fatal: the engine
 // serves its index, reports an EventError and keeps retrying.
 func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
@@ -219,8 +215,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.started = true
 	e.mu.Unlock()
-
-	lns, err := e.bind()
+	lns, err := e.claim()
 	if err != nil {
 		// Nothing started: the caller (the UI) may call Start again.
 		e.mu.Lock()
@@ -231,7 +226,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.runCtx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 
 	if dir := e.stateDir(); dir != "" {
-		if n, err := SweepStale(dir); err != nil {
+		if n, err := supervisor.SweepStale(dir); err != nil {
 			fmt.Fprintf(e.cfg.Log, "siteplex: sweeping stale processes: %v\n", err)
 		} else if n > 0 {
 			fmt.Fprintf(e.cfg.Log, "siteplex: stopped %d stale process(es) left by an earlier run\n", n)
@@ -254,40 +249,87 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.emit(Event{Kind: EventError, Err: fmt.Errorf("%w (retrying every %s)", err, pollInterval)})
 	}
 
-	errLog := log.New(io.Discard, "", 0)
-	e.mu.Lock()
-	for _, ln := range lns {
-		// The front end (conn.go) accepts on ln and hands the connections
-		// it does not serve itself to srv.
-		e.fronts = append(e.fronts, newConnServer(e, ln))
-		srv := &http.Server{
-			Handler:           e,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			ErrorLog:          errLog,
-		}
-		e.servers = append(e.servers, srv)
-		e.addrs = append(e.addrs, ln.Addr().String())
-	}
-	servers := append([]*http.Server(nil), e.servers...)
-	fronts := append([]*connServer(nil), e.fronts...)
-	e.mu.Unlock()
-
-	if err := e.writeEngineFile(); err != nil {
-		fmt.Fprintf(e.cfg.Log, "siteplex: %v (siteplex use will not reach this engine)\n", err)
-	}
-	e.bg.Add(2 + 2*len(servers))
+	e.bg.Add(2)
 	go e.runSupervisor()
 	go e.pollLoop()
 	if e.cfg.StartAll {
 		e.bg.Add(1)
 		go e.startAll()
 	}
-	for i, srv := range servers {
-		go e.serve(srv, fronts[i].hand)
-		go e.acceptFront(fronts[i])
+	for _, ln := range lns {
+		e.serve(ln, nil)
 	}
 	return nil
+}
+
+// claim binds the listeners and writes engine.json, refusing when another
+// live engine runs for the project (checked before binding, so its ports
+// are not taken, and again when the file is created, so two engines
+// starting at once cannot both win).
+func (e *Engine) claim() ([]net.Listener, error) {
+	dir := e.stateDir()
+	if dir != "" {
+		if ef, err := ReadEngineFile(dir); err == nil {
+			return nil, &RunningError{Engine: *ef, Dir: dir}
+		}
+	}
+	lns, err := e.bind()
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	for _, ln := range lns {
+		e.addrs = append(e.addrs, ln.Addr().String())
+	}
+	e.mu.Unlock()
+	if err := e.writeEngineFile(); err != nil {
+		var re *RunningError
+		if errors.As(err, &re) {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			e.mu.Lock()
+			e.addrs = nil
+			e.mu.Unlock()
+			return nil, err
+		}
+		fmt.Fprintf(e.cfg.Log, "siteplex: %v (siteplex use and a second UI will not reach this engine)\n", err)
+	}
+	return lns, nil
+}
+
+// serve serves the engine on ln until Close, with net/http's server and
+// the limits of docs/engine.md ("What siteplex refuses"). With tlsConf it
+// serves TLS (HTTP/2 included) on ln; the handler and every rule are the
+// same, and X-Forwarded-Proto says https.
+func (e *Engine) serve(ln net.Listener, tlsConf *tls.Config) {
+	srv := &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: e.lim.readHeader,
+		IdleTimeout:       e.lim.keepAlive,
+		MaxHeaderBytes:    e.lim.maxHeaderBytes,
+		TLSConfig:         tlsConf,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	e.mu.Lock()
+	e.servers = append(e.servers, srv)
+	e.mu.Unlock()
+	e.bg.Add(1)
+	go e.runServer(srv, ln)
+}
+
+// runServer is the goroutine of one server.
+func (e *Engine) runServer(srv *http.Server, ln net.Listener) {
+	defer e.bg.Done()
+	var err error
+	if srv.TLSConfig != nil {
+		err = srv.ServeTLS(ln, "", "")
+	} else {
+		err = srv.Serve(ln)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		e.emit(Event{Kind: EventError, Err: fmt.Errorf("serving %s: %w", ln.Addr(), err)})
+	}
 }
 
 // runSupervisor runs the supervisor until the engine closes.
@@ -328,20 +370,6 @@ func (e *Engine) startAll() {
 	wg.Wait()
 }
 
-// serve runs one HTTP server until Close.
-func (e *Engine) serve(srv *http.Server, ln net.Listener) {
-	defer e.bg.Done()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		e.emit(Event{Kind: EventError, Err: fmt.Errorf("serving %s: %w", ln.Addr(), err)})
-	}
-}
-
-// acceptFront runs one listener's front end until Close.
-func (e *Engine) acceptFront(s *connServer) {
-	defer e.bg.Done()
-	s.acceptLoop()
-}
-
 // pollLoop re-reads the sites every pollInterval until Close.
 func (e *Engine) pollLoop() {
 	defer e.bg.Done()
@@ -353,7 +381,6 @@ func (e *Engine) pollLoop() {
 			return
 		case <-t.C:
 		}
-		e.pool.sweep()
 		e.pollEnvFile()
 		ctx, cancel := context.WithTimeout(e.runCtx, 10*time.Second)
 		err := e.load(ctx)
@@ -470,18 +497,15 @@ func (e *Engine) Wait() error {
 // engine.json. Subscribers' channels are closed. It is safe to call twice.
 func (e *Engine) Close(ctx context.Context) error {
 	e.closeOnce.Do(func() {
+		close(e.closing)
 		e.mu.Lock()
 		servers := append([]*http.Server(nil), e.servers...)
-		fronts := append([]*connServer(nil), e.fronts...)
 		started := e.started && e.cancel != nil
 		e.mu.Unlock()
 		var errs []error
 		// Running requests get a few seconds to finish; long streams and
 		// requests still waiting for a process are cut after that.
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		for _, f := range fronts {
-			f.shutdown(sctx)
-		}
 		for _, srv := range servers {
 			if err := srv.Shutdown(sctx); err != nil {
 				srv.Close()
@@ -497,7 +521,6 @@ func (e *Engine) Close(ctx context.Context) error {
 			e.removeEngineFile()
 		}
 		e.tr.CloseIdleConnections()
-		e.pool.closeAll()
 		e.subMu.Lock()
 		for id, sub := range e.subs {
 			close(sub.ch)
@@ -534,7 +557,7 @@ func (e *Engine) Sites() []sites.Site {
 // routable site's process state and request count.
 func (e *Engine) Status() Status {
 	e.mu.Lock()
-	st := Status{Listen: append([]string{}, e.addrs...), Mode: e.cfg.Mode, ForcedSiteID: e.forced}
+	st := Status{PID: os.Getpid(), Listen: append([]string{}, e.addrs...), Mode: e.cfg.Mode, ForcedSiteID: e.forced}
 	list := e.list
 	e.mu.Unlock()
 	byslug := map[string]SiteStatus{}
@@ -609,6 +632,18 @@ func (e *Engine) Subscribe(kinds ...EventKind) (<-chan Event, func()) {
 			}
 			e.subMu.Unlock()
 		})
+	}
+}
+
+// supervisorEvent passes the supervisor's events on to the subscribers.
+func (e *Engine) supervisorEvent(ev supervisor.Event) {
+	switch ev.Kind {
+	case supervisor.EventState:
+		e.emit(Event{Kind: EventState, Site: ev.Site})
+	case supervisor.EventLog:
+		e.emit(Event{Kind: EventLog, Log: ev.Log})
+	case supervisor.EventError:
+		e.emit(Event{Kind: EventError, Err: ev.Err})
 	}
 }
 
@@ -750,77 +785,4 @@ func (e *Engine) Reload(ctx context.Context) error {
 	e.mu.Unlock()
 	e.apply(sitesCopy(list), nil)
 	return nil
-}
-
-// ServeHTTP routes one request: to a site's process, or to the index page
-// and API. It never forwards a request for a host that is not a site.
-func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodConnect {
-		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
-		http.Error(w, "siteplex: CONNECT is refused (siteplex is not a forward proxy)", http.StatusMethodNotAllowed)
-		return
-	}
-	t := e.table.Load()
-	kind, rt := t.lookup(r.Host)
-	if len(r.RequestURI) > 0 && r.RequestURI[0] != '/' && kind != toSite {
-		// An absolute-form target for a host that is not a site.
-		http.Error(w, "siteplex: absolute-form requests for other hosts are refused (siteplex is not a forward proxy)", http.StatusForbidden)
-		return
-	}
-	switch kind {
-	case toSite:
-		e.serveSite(w, r, rt)
-		return
-	case toLocal:
-		if strings.Contains(r.URL.RawQuery, cookieName+"=") {
-			e.serveSelect(w, r, t)
-			return
-		}
-		rt = t.localRoute(r)
-		if rt != nil {
-			e.serveSite(w, r, rt)
-			return
-		}
-	case toIndex:
-	}
-	e.serveIndex(w, r, t)
-}
-
-// localRoute picks the site for a localhost request: the cookie's site,
-// else the forced site; nil means the index.
-func (t *routeTable) localRoute(r *http.Request) *siteRoute {
-	if len(r.Header["Cookie"]) > 0 {
-		if c, err := r.Cookie(cookieName); err == nil && c.Value != "" {
-			if rt := t.bySlug[c.Value]; rt != nil {
-				return rt
-			}
-		}
-	}
-	return t.forcedRoute
-}
-
-// serveSelect handles ?siteplex-site=SLUG on localhost: it sets (or, when
-// empty, clears) the cookie and redirects to the same URL without the
-// parameter.
-func (e *Engine) serveSelect(w http.ResponseWriter, r *http.Request, t *routeTable) {
-	q := r.URL.Query()
-	slug := strings.ToLower(strings.TrimSpace(q.Get(cookieName)))
-	q.Del(cookieName)
-	u := *r.URL
-	u.RawQuery = q.Encode()
-	u.Scheme, u.Host = "", ""
-	target := u.RequestURI()
-	if slug == "" {
-		http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
-		http.Redirect(w, r, target, http.StatusFound)
-		return
-	}
-	if t.bySlug[slug] == nil {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprintf(w, "siteplex: no routable site with slug %q; see http://%s/ for the list\n", slug, IndexHost)
-		return
-	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: slug, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
-	http.Redirect(w, r, target, http.StatusFound)
 }

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/siteplex/siteplex/devproxy/demosite"
+	"github.com/siteplex/siteplex/devproxy/supervisor"
+	"github.com/siteplex/siteplex/internal/testenv"
 	"github.com/siteplex/siteplex/sites"
 )
 
@@ -60,7 +62,10 @@ func TestEngineDemoSiteChild(t *testing.T) {
 		<-ch
 		cancel()
 	}()
-	err := demosite.Run(ctx, "127.0.0.1:"+os.Getenv("PORT"), demosite.Options{SiteID: os.Getenv("SITE_ID"), Site: slug}, nil)
+	// The listen-at line (in the site's log) is when the port accepts:
+	// BenchmarkEngineColdStart measures siteplex's share from there.
+	ready := func(string) { fmt.Printf("listen-at %d\n", time.Now().UnixNano()) }
+	err := demosite.Run(ctx, "127.0.0.1:"+os.Getenv("PORT"), demosite.Options{SiteID: os.Getenv("SITE_ID"), Site: slug}, ready)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -85,7 +90,7 @@ func startRealEngine(t testing.TB, cfg Config) (*Engine, string) {
 	t.Helper()
 	cfg.Listen = []string{"127.0.0.1:0"}
 	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = -1
+		cfg.IdleTimeout = supervisor.IdleNever
 	}
 	if cfg.BootTimeout == 0 {
 		cfg.BootTimeout = 60 * time.Second
@@ -110,8 +115,7 @@ func startRealEngine(t testing.TB, cfg Config) (*Engine, string) {
 func startDemoEngine(t testing.TB) (*Engine, string) {
 	t.Helper()
 	list := demoSites(t)
-	return startRealEngine(t, Config{Project: pxProject(t), Command: demoChildCmd(t),
-		LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
+	return startRealEngine(t, Config{Config: supervisor.Config{Project: pxProject(t), Command: demoChildCmd(t)}, LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
 }
 
 func siteStatus(e *Engine, slug string) SiteStatus {
@@ -216,8 +220,7 @@ func TestEngineKill9NextRequestRestarts(t *testing.T) {
 
 func TestEngineStartAllAndSiteActions(t *testing.T) {
 	list := demoSites(t)
-	e, _ := startRealEngine(t, Config{Project: pxProject(t), Command: demoChildCmd(t), StartAll: true,
-		LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
+	e, _ := startRealEngine(t, Config{Config: supervisor.Config{Project: pxProject(t), Command: demoChildCmd(t)}, StartAll: true, LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		n := 0
@@ -266,7 +269,7 @@ func TestEngineReloadPicksUpTableChanges(t *testing.T) {
 		defer mu.Unlock()
 		return append([]sites.Site(nil), list...), nil
 	}
-	e, addr := startRealEngine(t, Config{Project: pxProject(t), Command: demoChildCmd(t), LoadSites: load})
+	e, addr := startRealEngine(t, Config{Config: supervisor.Config{Project: pxProject(t), Command: demoChildCmd(t)}, LoadSites: load})
 	if resp, _ := pxGet(t, addr, "three.example", "/", nil); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("three before it exists: %d", resp.StatusCode)
 	}
@@ -294,6 +297,21 @@ func TestEngineReloadPicksUpTableChanges(t *testing.T) {
 	t.Errorf("site three still routed %s after it left the table", 3*pollInterval)
 }
 
+// djangoCommand runs the fixture with runserver on siteplex's port.
+var djangoCommand = []string{testenv.Python, "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"}
+
+// copyDjangoFixture copies testdata/django (a Django 3.2 project with four
+// sites in db.sqlite3; see testdata/django/README.md) to a fresh temp
+// folder and returns its root. It skips loudly (testenv.Missing) when
+// /usr/bin/python3 cannot import Django.
+func copyDjangoFixture(t testing.TB) string {
+	t.Helper()
+	testenv.NeedPython(t, "django")
+	dst := t.TempDir()
+	testenv.CopyProject(t, filepath.Join("..", "testdata", "django"), dst)
+	return dst
+}
+
 // djangoEngine runs the engine over a copy of the Django fixture.
 func djangoEngine(t *testing.T, watch bool) (*Engine, string, string) {
 	t.Helper()
@@ -314,7 +332,7 @@ func djangoEngine(t *testing.T, watch bool) (*Engine, string, string) {
 		defer st.Close()
 		return p.LoadSites(ctx, st)
 	}
-	e, addr := startRealEngine(t, Config{Project: p, Command: djangoCommand, LoadSites: load, Watch: watch})
+	e, addr := startRealEngine(t, Config{Config: supervisor.Config{Project: p, Command: djangoCommand, Watch: watch}, LoadSites: load})
 	return e, addr, root
 }
 
@@ -324,6 +342,71 @@ type djangoWho struct {
 	Host   string `json:"host"`
 	XFF    string `json:"xff"`
 	PID    int    `json:"pid"`
+}
+
+// TestEngineDjangoHeadThenGetRunsOnce: Django 3.2's runserver answers a
+// HEAD with a body and keeps the connection (CommonMiddleware is on in
+// the fixture). Neither the body nor anything else may make a following
+// GET run twice or get the wrong answer.
+func TestEngineDjangoHeadThenGetRunsOnce(t *testing.T) {
+	e, addr, _ := djangoEngine(t, false)
+	var site sites.Site
+	for _, s := range e.Sites() {
+		if s.Usable() && s.Enabled {
+			site = s
+			break
+		}
+	}
+	// One client connection for everything, as a browser would use.
+	tr := &http.Transport{Proxy: nil, MaxConnsPerHost: 1}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	const rounds = 8
+	for i := 1; i <= rounds; i++ {
+		for _, method := range []string{"HEAD", "GET"} {
+			req, _ := http.NewRequest(method, fmt.Sprintf("http://%s/whoami/?%s=%d", addr, strings.ToLower(method), i), nil)
+			req.Host = site.LocalDomain
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("%s %d: %v", method, i, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s %d: status %d %.300s", method, i, resp.StatusCode, b)
+			}
+			var w djangoWho
+			switch {
+			case method == "HEAD" && len(b) != 0:
+				t.Errorf("HEAD %d reached the client with a body: %.100q", i, b)
+			case method == "GET" && (json.Unmarshal(b, &w) != nil || w.SiteID != site.ID):
+				t.Errorf("GET %d got %.300q, want its own whoami", i, b)
+			}
+		}
+	}
+	// Django logs each request once it answered it.
+	count := func(line string) int {
+		n := 0
+		for _, l := range e.Logs(site.Slug, 0) {
+			if strings.Contains(l.Text, line) {
+				n++
+			}
+		}
+		return n
+	}
+	last := fmt.Sprintf(`"GET /whoami/?get=%d HTTP/1.1"`, rounds)
+	for deadline := time.Now().Add(10 * time.Second); count(last) == 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // a second run of the last GET would be logged by now
+	for i := 1; i <= rounds; i++ {
+		for _, method := range []string{"HEAD", "GET"} {
+			line := fmt.Sprintf(`"%s /whoami/?%s=%d HTTP/1.1"`, method, strings.ToLower(method), i)
+			if n := count(line); n != 1 {
+				t.Errorf("Django logged %s %d times, want once", line, n)
+			}
+		}
+	}
 }
 
 func TestEngineDjangoEveryHostForm(t *testing.T) {
@@ -361,7 +444,7 @@ func TestEngineDjangoEveryHostForm(t *testing.T) {
 		}
 	}
 	resp, b := pxGet(t, addr, "unknown.example", "/whoami/", nil)
-	if resp.StatusCode != http.StatusNotFound || !bytes.Contains(b, []byte("No site answers")) {
+	if resp.StatusCode != http.StatusNotFound || !bytes.Contains(b, []byte("No site here answers")) {
 		t.Errorf("unknown host: %d %.200s", resp.StatusCode, b)
 	}
 	// A 20 MB upload passes through to Django intact.
@@ -484,8 +567,7 @@ func TestSoakKillEveryTwoSeconds(t *testing.T) {
 	baseG, baseFD := goroutines(), openFDs(t)
 	func() {
 		list := demoSites(t)
-		e, addr := startRealEngine(t, Config{Project: pxProject(t), Command: demoChildCmd(t), BootTimeout: 30 * time.Second,
-			LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
+		e, addr := startRealEngine(t, Config{Config: supervisor.Config{Project: pxProject(t), Command: demoChildCmd(t), BootTimeout: 30 * time.Second}, LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -572,8 +654,7 @@ func TestEngineSingleModeUseRestartsWithRequestsHeld(t *testing.T) {
 	list := demoSites(t)
 	p := pxProject(t)
 	p.Env.Values["SITE_ID"] = "1"
-	e, addr := startRealEngine(t, Config{Project: p, Command: demoChildCmd(t), Mode: Single,
-		LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
+	e, addr := startRealEngine(t, Config{Config: supervisor.Config{Project: p, Command: demoChildCmd(t), Mode: Single}, LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
 	for _, h := range []string{"one.example", "two.localhost", "localhost"} {
 		_, b := pxGet(t, addr, h, "/whoami", nil)
 		if w := pxWhoami(t, b); w.SiteID != "1" || w.Host != h {
@@ -625,9 +706,7 @@ func apiStatus(t testing.TB, addr string) map[string]SiteStatus {
 
 func TestEngineIdleTimeoutAndMaxRunningInAPIStatus(t *testing.T) {
 	list := demoSites(t)
-	_, addr := startRealEngine(t, Config{Project: pxProject(t), Command: demoChildCmd(t),
-		IdleTimeout: 400 * time.Millisecond, MaxRunning: 1,
-		LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
+	_, addr := startRealEngine(t, Config{Config: supervisor.Config{Project: pxProject(t), Command: demoChildCmd(t), IdleTimeout: 400 * time.Millisecond, MaxRunning: 1}, LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
 	pxGet(t, addr, "one.example", "/plain", nil)
 	if st := apiStatus(t, addr); st["one"].State != Running || st["one"].Requests != 1 {
 		t.Fatalf("after a request: %+v", st["one"])

@@ -1,12 +1,17 @@
 package devproxy
 
 import (
-	"encoding/json"
+	"context"
+	"errors"
 	"fmt"
 	"html"
+	"io"
 	"net"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/siteplex/siteplex/devproxy/supervisor"
 )
 
 // IndexSite is one site on the index page (and in its JSON form).
@@ -30,20 +35,13 @@ type Index struct {
 	Listen       []string    `json:"listen"`
 	Mode         Mode        `json:"mode"`
 	ForcedSiteID int64       `json:"forced_site_id"`
-	Host         string      `json:"host"`
-	Known        bool        `json:"known_host"`
 	Sites        []IndexSite `json:"sites"`
 }
 
-// serveIndex answers siteplex.localhost, localhost without a chosen site and
-// unknown hosts: the API under /api/ (for allowed hosts only), else the
-// index page, HTML or JSON (Accept: application/json). Unknown hosts get
-// the page with status 404; nothing is forwarded.
+// serveIndex answers siteplex.localhost and localhost without a chosen
+// site (the routing table sends nothing else here): the API under /api/,
+// else the index page, HTML or JSON (Accept: application/json).
 func (e *Engine) serveIndex(w http.ResponseWriter, r *http.Request, t *routeTable) {
-	var buf [256]byte
-	h, _ := normHost(r.Host, &buf)
-	known := h == IndexHost || isLocalName(h) || h == ""
-	h = strings.Clone(h)
 	if strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/api" {
 		e.serveAPI(w, r)
 		return
@@ -54,23 +52,39 @@ func (e *Engine) serveIndex(w http.ResponseWriter, r *http.Request, t *routeTabl
 		return
 	}
 	idx := e.index(t, r.Host)
-	idx.Host, idx.Known = h, known
-	code := http.StatusOK
-	if !known {
-		code = http.StatusNotFound
-	}
 	w.Header().Set("Cache-Control", "no-store")
 	if wantsJSON(r) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(idx)
+		writeJSON(w, http.StatusOK, idx)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(code)
-	_, _ = w.Write([]byte(renderIndex(idx)))
+	_, _ = io.WriteString(w, renderIndex(idx))
+}
+
+// indexURL is the index page's address as a client of this connection
+// reaches it: siteplex.localhost with the port the engine listens on
+// (none for 80).
+func indexURL(r *http.Request) string {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if _, port, err := net.SplitHostPort(a.String()); err == nil && port != "80" {
+			return "http://" + IndexHost + ":" + port + "/"
+		}
+	}
+	return "http://" + IndexHost + "/"
+}
+
+// serveForeign answers a Host that is no site and no loopback name: a
+// short 404 that links to the index and shows nothing else. A web page
+// whose name an attacker points at 127.0.0.1 (DNS rebinding) sends its own
+// name as Host and lands here, never on the site list.
+func serveForeign(w http.ResponseWriter, r *http.Request) {
+	u := indexURL(r)
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Siteplex-Error", "1")
+	w.WriteHeader(http.StatusNotFound)
+	fmt.Fprintf(w, "<!doctype html><meta charset=utf-8><title>siteplex: no such site</title>\n<p>No site here answers to this name. <a href=\"%s\">The sites siteplex serves</a>.</p>\n", html.EscapeString(u))
 }
 
 // wantsJSON reports whether the client asks for application/json.
@@ -140,9 +154,6 @@ func renderIndex(idx Index) string {
 th,td{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}.muted{color:#888}.warn{color:#b00}</style>
 </head><body><h1>siteplex</h1>
 `)
-	if !idx.Known {
-		fmt.Fprintf(&b, "<p class=warn>No site answers to <code>%s</code>. siteplex only forwards requests for the sites below.</p>\n", esc(idx.Host))
-	}
 	fmt.Fprintf(&b, "<p class=muted>mode %s · listening on %s", esc(string(idx.Mode)), esc(strings.Join(idx.Listen, ", ")))
 	if idx.ForcedSiteID != 0 {
 		fmt.Fprintf(&b, " · forced SITE_ID %d", idx.ForcedSiteID)
@@ -175,4 +186,72 @@ th,td{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}.muted{colo
 </body></html>
 `)
 	return b.String()
+}
+
+// serveBackendError answers when a site's process cannot take the request:
+// a crash loop in backoff or a failed boot get a 502 page with the last
+// lines of the process's output.
+func (e *Engine) serveBackendError(w *recorder, r *http.Request, rt *siteRoute, err error) {
+	if w.status != 0 {
+		return // the answer has begun; nothing more can be said
+	}
+	var (
+		title  string
+		detail string
+		tail   []string
+		code   = http.StatusBadGateway
+	)
+	var be *supervisor.BackoffError
+	var bootErr *supervisor.BootError
+	switch {
+	case errors.As(err, &be):
+		title = fmt.Sprintf("%s keeps crashing", rt.site.Slug)
+		wait := max(time.Until(be.Until).Round(time.Second), 0)
+		detail = fmt.Sprintf("Its process exited before it was ready several times in a row; siteplex tries again in %s, or at once when you change a .py file.", wait)
+		tail = be.Tail
+		if wait > 0 {
+			w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds()+0.999)))
+		}
+	case errors.As(err, &bootErr):
+		title = fmt.Sprintf("%s did not start", rt.site.Slug)
+		detail = bootErr.Error()
+		tail = bootErr.Tail
+	case errors.Is(err, supervisor.ErrClosed):
+		title = "siteplex is shutting down"
+		detail = err.Error()
+		code = http.StatusServiceUnavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		title = fmt.Sprintf("%s did not answer in time", rt.site.Slug)
+		detail = err.Error()
+		code = http.StatusGatewayTimeout
+	default:
+		title = fmt.Sprintf("%s is not reachable", rt.site.Slug)
+		detail = err.Error()
+	}
+	if len(tail) > supervisor.TailLines {
+		tail = tail[len(tail)-supervisor.TailLines:]
+	}
+	var b strings.Builder
+	b.WriteString("<!doctype html><meta charset=utf-8><title>siteplex: ")
+	b.WriteString(html.EscapeString(title))
+	b.WriteString("</title>\n<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}pre{background:#1e1e1e;color:#eee;padding:1em;overflow:auto}</style>\n<h1>")
+	b.WriteString(html.EscapeString(title))
+	b.WriteString("</h1>\n<p>")
+	b.WriteString(html.EscapeString(detail))
+	b.WriteString("</p>\n")
+	if len(tail) > 0 {
+		fmt.Fprintf(&b, "<h2>Last %d lines of its output</h2>\n<pre>", len(tail))
+		for _, l := range tail {
+			b.WriteString(html.EscapeString(l))
+			b.WriteByte('\n')
+		}
+		b.WriteString("</pre>\n")
+	}
+	b.WriteString("<p><a href=\"" + html.EscapeString(indexURL(r)) + "\">All sites</a></p>\n")
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Siteplex-Error", "1")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, b.String())
 }

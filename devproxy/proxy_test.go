@@ -25,6 +25,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"github.com/siteplex/siteplex/devproxy/demosite"
+	"github.com/siteplex/siteplex/devproxy/supervisor"
 	"github.com/siteplex/siteplex/sites"
 )
 
@@ -73,11 +74,19 @@ func (bs *backendSet) total() int64 {
 // and whose backends are bs (instead of supervised processes).
 func startTestEngine(t testing.TB, list []sites.Site, bs *backendSet, forced int64) (*Engine, string) {
 	t.Helper()
+	e := newTestEngine(t, list, bs, forced)
+	return e, startEngine(t, e)
+}
+
+// newTestEngine is startTestEngine's engine before Start, for tests that
+// change it first.
+func newTestEngine(t testing.TB, list []sites.Site, bs *backendSet, forced int64) *Engine {
+	t.Helper()
 	p := pxProject(t)
 	if forced != 0 {
 		p.Env.Values["SITE_ID"] = strconv.FormatInt(forced, 10)
 	}
-	e, err := New(Config{Project: p, Listen: []string{"127.0.0.1:0"},
+	e, err := New(Config{Config: supervisor.Config{Project: p}, Listen: []string{"127.0.0.1:0"},
 		LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +99,13 @@ func startTestEngine(t testing.TB, list []sites.Site, bs *backendSet, forced int
 		}
 		return bs.addr[r.site.Slug], func() {}, nil
 	}
+	return e
+}
+
+// startEngine starts e, closes it at the end of the test and returns its
+// address.
+func startEngine(t testing.TB, e *Engine) string {
+	t.Helper()
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +114,7 @@ func startTestEngine(t testing.TB, list []sites.Site, bs *backendSet, forced int
 		defer cancel()
 		_ = e.Close(ctx)
 	})
-	return e, e.Addrs()[0]
+	return e.Addrs()[0]
 }
 
 // get sends a GET for path with the given Host to the proxy at addr.
@@ -174,35 +190,104 @@ func TestProxyRoutesEveryHostForm(t *testing.T) {
 	}
 }
 
-func TestProxyUnknownHostGetsIndexNeverForwarded(t *testing.T) {
+func TestIndexOnlyForLoopbackNames(t *testing.T) {
 	list := pxSites()
 	bs := newBackends(t, list)
 	_, addr := startTestEngine(t, list, bs, 0)
-	for _, host := range []string{"unknown.example", "off.example", "evil.localhost", "siteplex.localhost", "localhost"} {
-		resp, b := pxGet(t, addr, host, "/", nil)
-		want := http.StatusNotFound
-		if host == "siteplex.localhost" || host == "localhost" {
-			want = http.StatusOK
-		}
-		if resp.StatusCode != want || !strings.Contains(string(b), "gh.localhost") {
-			t.Errorf("Host %s: status %d, want the index with %d: %.200s", host, resp.StatusCode, want, b)
+	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	for _, host := range []string{"siteplex.localhost", "siteplex.localhost:" + port, "localhost", "127.0.0.1:" + port, "[::1]", "SITEPLEX.localhost."} {
+		for _, accept := range []string{"text/html", "application/json"} {
+			resp, b := pxGet(t, addr, host, "/", map[string]string{"Accept": accept})
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "gh.localhost") {
+				t.Errorf("Host %s, %s: status %d, want the index with every site: %.200s", host, accept, resp.StatusCode, b)
+			}
 		}
 	}
-	resp, b := pxGet(t, addr, "unknown.example", "/", map[string]string{"Accept": "application/json"})
+	_, b := pxGet(t, addr, "siteplex.localhost", "/", map[string]string{"Accept": "application/json"})
 	var idx Index
-	if err := json.Unmarshal(b, &idx); err != nil || resp.Header.Get("Content-Type") != "application/json" {
-		t.Fatalf("JSON index: %v %s", err, b)
-	}
-	if idx.Known || len(idx.Sites) != len(list) {
-		t.Errorf("JSON index: known %v, %d sites, want false and %d", idx.Known, len(idx.Sites), len(list))
+	if err := json.Unmarshal(b, &idx); err != nil || len(idx.Sites) != len(list) {
+		t.Fatalf("JSON index: %v, %d sites: %s", err, len(idx.Sites), b)
 	}
 	for _, s := range idx.Sites {
 		if s.Routed != (s.Slug != "off" && s.Slug != "evil") {
 			t.Errorf("site %s routed = %v", s.Slug, s.Routed)
 		}
 	}
+
+	// A foreign Host (DNS rebinding: an attacker's name pointed at
+	// 127.0.0.1) gets a short 404 that names no site.
+	for _, host := range []string{"attacker.example", "off.example", "evil.localhost", "127.0.0.2", "localhost.attacker.example", "siteplex.localhost.attacker.example"} {
+		for _, path := range []string{"/", "/api/status", "/api/sites"} {
+			for _, accept := range []string{"text/html", "application/json"} {
+				resp, b := pxGet(t, addr, host, path, map[string]string{"Accept": accept})
+				page := string(b)
+				if resp.StatusCode != http.StatusNotFound {
+					t.Errorf("Host %s %s: status %d, want 404", host, path, resp.StatusCode)
+				}
+				for _, s := range list {
+					if strings.Contains(page, s.Slug+".localhost") || strings.Contains(page, s.Domain) {
+						t.Errorf("Host %s %s (%s) shows site %s: %s", host, path, accept, s.Slug, page)
+					}
+				}
+				if want := "http://siteplex.localhost:" + port + "/"; !strings.Contains(page, want) {
+					t.Errorf("Host %s: the 404 does not link to %s: %s", host, want, page)
+				}
+			}
+		}
+	}
 	if n := bs.total(); n != 0 {
 		t.Errorf("backends got %d requests for unknown hosts, want 0", n)
+	}
+}
+
+func TestMalformedHostIs400(t *testing.T) {
+	list := pxSites()
+	bs := newBackends(t, list)
+	_, addr := startTestEngine(t, list, bs, 2)
+	for _, tt := range []struct{ host, want string }{
+		{"gh.localhost", "200"},
+		{"gh.localhost:8080", "200"},
+		{"GH.localhost.", "200"},
+		{"[::1]:8080", "200"}, // the forced site, gh
+		{"127.0.0.1", "200"},
+		{"gh.localhost:80@evil.example", "400"},
+		{"user@gh.localhost", "400"},
+		{"gh.localhost:", "400"},
+		{"gh.localhost:99999", "400"},
+		{"gh.localhost:80:80", "400"},
+		{"gh.localhost:8o", "400"},
+		{"gh..localhost", "400"},
+		{".gh.localhost", "400"},
+		{"gh.localhost/x", "400"},
+		{"gh.localhost%2f", "400"},
+		{"::1", "400"},
+		{"[::1", "400"},
+		{"[::1]x", "400"},
+		{"[fe80::1%25eth0]", "400"},
+		{"[127.0.0.1]", "400"},
+		{`gh.local\host`, "400"},
+		{"gh,localhost", "400"},
+		{"gh.localhost gh.localhost", "400"},
+		{"ünïcode.localhost", "400"},
+		{strings.Repeat("a", 64) + ".localhost", "400"},
+	} {
+		t.Run(tt.host, func(t *testing.T) {
+			for _, method := range []string{"GET", "POST"} {
+				body := ""
+				if method == "POST" {
+					body = "Content-Length: 2\r\n\r\nhi"
+				} else {
+					body = "\r\n"
+				}
+				line := pxRaw(t, addr, method+" /whoami HTTP/1.1\r\nHost: "+tt.host+"\r\nConnection: close\r\n"+body)
+				if !strings.Contains(line, " "+tt.want+" ") {
+					t.Errorf("%s with Host %q: %q, want %s", method, tt.host, line, tt.want)
+				}
+			}
+		})
+	}
+	if n := bs.hits["gh"].Load(); n != 10 {
+		t.Errorf("gh's backend got %d requests, want the 10 with a valid Host", n)
 	}
 }
 
@@ -466,24 +551,33 @@ func TestProxyStreamsResponsesUnbuffered(t *testing.T) {
 	}
 }
 
-func TestProxyWebSocketEcho(t *testing.T) {
-	list := pxSites()
-	bs := newBackends(t, list)
-	e, addr := startTestEngine(t, list, bs, 0)
-	cfg, err := websocket.NewConfig("ws://gh.localhost/ws", "http://gh.localhost/")
+// dialWebSocket opens ws://host/ws through the engine at addr, sending
+// hdr with the handshake; the connection closes with the test.
+func dialWebSocket(t *testing.T, addr, host string, hdr http.Header) *websocket.Conn {
+	t.Helper()
+	cfg, err := websocket.NewConfig("ws://"+host+"/ws", "http://"+host+"/")
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Header = hdr
 	tcp, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tcp.Close()
+	t.Cleanup(func() { tcp.Close() })
 	_ = tcp.SetDeadline(time.Now().Add(10 * time.Second))
 	ws, err := websocket.NewClient(cfg, tcp)
 	if err != nil {
 		t.Fatalf("WebSocket handshake through the proxy: %v", err)
 	}
+	return ws
+}
+
+func TestProxyWebSocketEcho(t *testing.T) {
+	list := pxSites()
+	bs := newBackends(t, list)
+	e, addr := startTestEngine(t, list, bs, 0)
+	ws := dialWebSocket(t, addr, "gh.localhost", nil)
 	for _, msg := range []string{"hello", strings.Repeat("x", 100000)} {
 		if err := websocket.Message.Send(ws, msg); err != nil {
 			t.Fatal(err)
@@ -525,9 +619,9 @@ func TestBackoffPageShowsOutput(t *testing.T) {
 	bs.fail = func(slug string) error {
 		switch slug {
 		case "gh":
-			return &BackoffError{Slug: slug, Until: time.Now().Add(4 * time.Second), Tail: tail}
+			return &supervisor.BackoffError{Slug: slug, Until: time.Now().Add(4 * time.Second), Tail: tail}
 		case "de":
-			return &BootError{Slug: slug, Tail: []string{"Traceback (most recent call last):"}, Err: errors.New("did not listen within 60s")}
+			return &supervisor.BootError{Slug: slug, Tail: []string{"Traceback (most recent call last):"}, Err: errors.New("did not listen within 60s")}
 		}
 		return nil
 	}
@@ -542,6 +636,9 @@ func TestBackoffPageShowsOutput(t *testing.T) {
 	}
 	if resp.Header.Get("Retry-After") == "" {
 		t.Errorf("no Retry-After")
+	}
+	if want := `href="http://siteplex.localhost:` + addr[strings.LastIndexByte(addr, ':')+1:] + `/"`; !strings.Contains(page, want) {
+		t.Errorf("the 502 page does not link to the index on the engine's port (%s): %s", want, page)
 	}
 	resp, b = pxGet(t, addr, "de.localhost", "/", nil)
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(b), "Traceback") {
@@ -593,7 +690,12 @@ func TestRequestRecordsAndEvents(t *testing.T) {
 		pxGet(t, addr, "gh.localhost", "/whoami", nil)
 	}
 	pxGet(t, addr, "de.localhost", "/missing", nil)
+	// A record is written when the handler returns, just after the
+	// client has the whole answer.
 	recs := e.Requests(0)
+	for deadline := time.Now().Add(5 * time.Second); len(recs) < 4 && time.Now().Before(deadline); recs = e.Requests(0) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if len(recs) != 4 {
 		t.Fatalf("%d records, want 4", len(recs))
 	}
@@ -651,8 +753,7 @@ func TestEngineNoticesSiteIDEditedInEnvFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Env.Values["SITE_ID"] = "1"
-	e, err := New(Config{Project: p, Listen: []string{"127.0.0.1:0"},
-		LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
+	e, err := New(Config{Config: supervisor.Config{Project: p}, Listen: []string{"127.0.0.1:0"}, LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package devproxy
 
 import (
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"unsafe"
@@ -12,8 +13,11 @@ import (
 type routeKind uint8
 
 const (
-	// toIndex: the index page (and the API on siteplex.localhost).
-	toIndex routeKind = iota
+	// toForeign: a host that is no site and no loopback name: a short 404
+	// that links to the index, never the site list (DNS rebinding).
+	toForeign routeKind = iota
+	// toIndex: siteplex.localhost: the index page and the API.
+	toIndex
 	// toSite: a site's process.
 	toSite
 	// toLocal: localhost, 127.0.0.1 or [::1]: the cookie site, else the
@@ -25,7 +29,8 @@ const (
 const IndexHost = "siteplex.localhost"
 
 // cookieName is the cookie (and query parameter) that picks the site
-// localhost serves for one browser (SPEC §6.3).
+// localhost serves for one browser (docs/engine.md, "Picking the site for
+// localhost in one browser").
 const cookieName = "siteplex-site"
 
 // siteRoute is one routable site with its request counter.
@@ -125,19 +130,23 @@ func isLocalName(h string) bool {
 	return h == "localhost" || h == "127.0.0.1" || h == "::1"
 }
 
-// lookup finds where a request for host (the Host header as sent) goes.
-// It does not allocate for hosts up to 255 bytes.
+// lookup finds where a request for host (the Host header as sent, already
+// checked by validHost) goes. It does not allocate for hosts up to 255
+// bytes.
 func (t *routeTable) lookup(host string) (routeKind, *siteRoute) {
 	var buf [256]byte
 	h, ok := normHost(host, &buf)
 	if !ok {
-		return toIndex, nil
+		return toForeign, nil
 	}
 	if r := t.exact[h]; r != nil {
 		return toSite, r
 	}
 	if isLocalName(h) {
 		return toLocal, nil
+	}
+	if h == IndexHost {
+		return toIndex, nil
 	}
 	// *.<local_domain>: try every suffix after a dot.
 	for i := 0; i < len(h); i++ {
@@ -147,7 +156,76 @@ func (t *routeTable) lookup(host string) (routeKind, *siteRoute) {
 			}
 		}
 	}
-	return toIndex, nil
+	return toForeign, nil
+}
+
+// validHost reports whether a Host header is unambiguous: hostname[:port]
+// or [IPv6][:port]. A hostname is dot-separated labels of ASCII letters,
+// digits, '-' and '_' (so an IPv4 address is one), at most 253 bytes plus
+// an optional final dot; a port is 1 to 5 digits up to 65535. Anything
+// else — userinfo, a second colon, spaces, percent-encoding, an IPv6 zone
+// — gets 400 before routing (docs/engine.md, "What siteplex refuses").
+func validHost(h string) bool {
+	if h == "" || len(h) > 260 {
+		return false
+	}
+	if h[0] == '[' {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return false
+		}
+		ip, err := netip.ParseAddr(h[1:end])
+		if err != nil || !ip.Is6() || ip.Zone() != "" {
+			return false
+		}
+		rest := h[end+1:]
+		return rest == "" || rest[0] == ':' && validPort(rest[1:])
+	}
+	name := h
+	if i := strings.IndexByte(h, ':'); i >= 0 {
+		if !validPort(h[i+1:]) {
+			return false
+		}
+		name = h[:i]
+	}
+	name = strings.TrimSuffix(name, ".")
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	label := 0
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '.':
+			if label == 0 {
+				return false
+			}
+			label = 0
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+			label++
+			if label > 63 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return label > 0
+}
+
+// validPort reports whether p is a port number: 1 to 5 digits, at most
+// 65535.
+func validPort(p string) bool {
+	if p == "" || len(p) > 5 {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+		n = n*10 + int(p[i]-'0')
+	}
+	return n <= 65535
 }
 
 // normHost lower-cases host and strips a port and IPv6 brackets, using buf

@@ -58,14 +58,14 @@ func TestRouteLookup(t *testing.T) {
 		{"[::1]", toLocal, ""},
 		{"[::1]:8080", toLocal, ""},
 		{"siteplex.localhost", toIndex, ""},
-		{"unknown.example", toIndex, ""},
-		{"localhost.evil.example", toIndex, ""},
-		{"off.example", toIndex, ""},
-		{"off.localhost", toIndex, ""},
-		{"evil.localhost", toIndex, ""},
-		{"bad domain", toIndex, ""},
-		{"", toIndex, ""},
-		{"xde.localhost", toIndex, ""},
+		{"unknown.example", toForeign, ""},
+		{"localhost.evil.example", toForeign, ""},
+		{"off.example", toForeign, ""},
+		{"off.localhost", toForeign, ""},
+		{"evil.localhost", toForeign, ""},
+		{"bad domain", toForeign, ""},
+		{"", toForeign, ""},
+		{"xde.localhost", toForeign, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.host, func(t *testing.T) {

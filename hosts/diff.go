@@ -42,6 +42,7 @@ func Diff(path string, before, after []byte) string {
 	b, a := string(before[p:len(before)-s]), string(after[p:len(after)-s])
 	var mid []udiff.Edit
 	if strings.Count(b, "\n")+strings.Count(a, "\n") <= maxMyersLines {
+		//lint:ignore SA1019 the diffs' exact form is pinned by testdata golden files
 		mid = myers.ComputeEdits(b, a)
 	} else {
 		// Myers keeps O(D²) state: a 20,000-line insertion would take

@@ -409,8 +409,6 @@ func (d *Doc) ownLine(raw []byte, seen map[string]bool) bool {
 	return true
 }
 
-func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' }
-
 // Names returns the names in the project's block, in file order, without
 // duplicates. It is empty when there is no block.
 func (d *Doc) Names() []string { return append([]string(nil), d.names...) }

@@ -14,17 +14,9 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// The Django 3.2 DDL of the three tables, by name (other tests in this
-// package use these).
-var (
-	pgSiteDDL, pgAliasDDL, pgPlusDDL             = ddlOf("postgres")
-	sqliteSiteDDL, sqliteAliasDDL, sqlitePlusDDL = ddlOf("sqlite")
-)
-
-func ddlOf(engine string) (site, alias, plus string) {
-	d := testenv.DjangoDDL[engine]
-	return d[0], d[1], d[2]
-}
+// pgSiteDDL is Django 3.2's django_site table on PostgreSQL (other tests
+// in this package use it).
+var pgSiteDDL = testenv.DjangoDDL["postgres"][0]
 
 // fxSite is one django_site row, with its optional multisite-plus row.
 type fxSite struct {

@@ -9,7 +9,7 @@ import (
 )
 
 // DockerFinder finds databases through Docker for docker-compose projects
-// (SPEC §7). The implementation lives in sites/compose; a nil DockerFinder
+// (docs/docker.md). The implementation lives in sites/compose; a nil DockerFinder
 // means Docker is not consulted.
 type DockerFinder interface {
 	// ProjectDatabase returns the database of the project's compose
@@ -22,7 +22,7 @@ type DockerFinder interface {
 // ErrNoDatabase means nothing names a database and no default file exists.
 var ErrNoDatabase = errors.New("no database found")
 
-// ResolveDB returns the database to read, following SPEC §2. A URL whose
+// ResolveDB returns the database to read, following docs/sites.md, "Where the database comes from". A URL whose
 // host is a compose service name (database_default, db, postgres) that does
 // not resolve is mapped to the container through df.
 func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
@@ -64,7 +64,7 @@ func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
 }
 
 // LoadSites reads the sites from db (when db is non-nil) and merges the
-// sites declared in siteplex.toml, then finalises them (SPEC §3).
+// sites declared in siteplex.toml, then finalises them (docs/sites.md).
 func (p *Project) LoadSites(ctx context.Context, st *Store) ([]Site, error) {
 	list, _, err := p.LoadSitesSource(ctx, st)
 	return list, err

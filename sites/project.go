@@ -187,7 +187,7 @@ func firstNonEmpty(vs ...string) string {
 // DatabaseSource resolves the configured database without Docker (in
 // order: --db, the config's database, SITEPLEX_DATABASE_URL, DATABASE_URL,
 // the env file's DATABASE_URL, DATABASES['default'] from the project's
-// settings, db.sqlite3, data/db.sqlite3; docs/django.md). ok is false when
+// settings, db.sqlite3, data/db.sqlite3; docs/sites.md, docs/django.md). ok is false when
 // none applies; database = "none" in the config turns database reading off
 // (ok false, ErrDatabaseOff). A compose-internal host in the URL is returned
 // as is; the caller maps it through Docker (see ComposeHost). It may run the

@@ -108,7 +108,7 @@ func TestEnvFileGarbageLines(t *testing.T) {
 	}
 }
 
-// TestDatabaseDiscoveryOrder checks SPEC §2: --db, config, the process's
+// TestDatabaseDiscoveryOrder checks docs/sites.md's order: --db, config, the process's
 // SITEPLEX_DATABASE_URL then DATABASE_URL, the env file, db.sqlite3, then
 // data/db.sqlite3. Each case removes the winner of the one before.
 func TestDatabaseDiscoveryOrder(t *testing.T) {

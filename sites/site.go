@@ -12,7 +12,7 @@ import (
 
 // Site is one site of the project (a django_site row, a Wagtail site, a
 // tenant; see Origin) with what siteplex knows about it. The JSON field
-// names are the contract of `siteplex sites --json` (docs/sites.md).
+// names are the contract of `siteplex sites --json` (docs/sites.md, "The JSON shape").
 type Site struct {
 	ID          int64    `json:"id"`
 	Name        string   `json:"name"`
@@ -80,7 +80,7 @@ func (s *Site) NonCanonicalAliases() []string {
 	return out
 }
 
-// DeriveSlug turns a domain into a slug the way SPEC §3 says: port and a
+// DeriveSlug turns a domain into a slug the way docs/sites.md says: port and a
 // leading "www." removed, lower-cased, '.' → '-', characters outside
 // [a-z0-9-] dropped.
 func DeriveSlug(domain string) string {

@@ -1,6 +1,7 @@
-// Package tui is siteplex's terminal UI (SPEC §9): a bubbletea program
-// showing the project's sites, their processes, hosts entries, logs and
-// requests, over the in-process engine of package devproxy.
+// Package tui is siteplex's terminal UI (docs/tui.md): a bubbletea
+// program showing the project's sites, their processes, hosts entries,
+// logs and requests, over the engine of package devproxy (in process, or
+// that of a running `siteplex serve`).
 //
 // The Model has no side effects: the engine, the hosts file, the env file
 // and the browser are reached through the small interfaces and functions
@@ -24,8 +25,10 @@ import (
 	"github.com/siteplex/siteplex/sites"
 )
 
-// Engine is what the UI needs of *devproxy.Engine. Tests use a fake.
-// Every method may block briefly; the UI only calls them from tea.Cmds.
+// Engine is what the UI needs of *devproxy.Engine, or of a
+// *devproxy.Remote when it attaches to the engine of a running `siteplex
+// serve`. Tests use a fake. Every method may block briefly; the UI only
+// calls them from tea.Cmds.
 type Engine interface {
 	// Start binds the proxy and starts serving. It may be called again
 	// after it failed (the UI retries).
@@ -122,12 +125,16 @@ type Options struct {
 	NoTick bool
 	// NoStart skips Engine.Start (the caller started it).
 	NoStart bool
+	// Attached, when not empty, says the engine runs in another process
+	// (`siteplex serve`) and names it for the header ("serve pid 4242").
+	// Quitting then leaves its processes running and does not ask.
+	Attached string
 	// Notice is shown in the status line until something replaces it.
 	Notice string
 }
 
-// ListenHelp returns the ways out for a proxy that could not bind (SPEC
-// §6.1), or nil when err is not about permission to bind a port.
+// ListenHelp returns the ways out for a proxy that could not bind
+// (docs/engine.md), or nil when err is not about permission to bind a port.
 func ListenHelp(err error) []string {
 	switch {
 	case err == nil:

@@ -2,7 +2,7 @@ package tui
 
 import "github.com/charmbracelet/bubbles/key"
 
-// KeyMap holds every key of the UI (SPEC §9). The footer and the full help
+// KeyMap holds every key of the UI (docs/tui.md, "Keys"). The footer and the full help
 // are rendered from it, and Update dispatches with key.Matches, so keys and
 // help never drift apart. setState enables only the keys that work in the
 // current state.
@@ -20,7 +20,7 @@ type KeyMap struct {
 	Yes, No                        key.Binding
 }
 
-// DefaultKeyMap returns the keys of SPEC §9.
+// DefaultKeyMap returns the keys of docs/tui.md, "Keys".
 func DefaultKeyMap() KeyMap {
 	return KeyMap{
 		Up:         key.NewBinding(key.WithKeys("k", "up"), key.WithHelp("↑/k", "up")),

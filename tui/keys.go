@@ -88,7 +88,7 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 
 	switch {
 	case key.Matches(msg, k.Quit):
-		if n := m.running(); n > 0 {
+		if n := m.running(); n > 0 && m.opt.Attached == "" {
 			m.kmode = modeConfirm
 			return nil
 		}

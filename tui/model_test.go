@@ -422,6 +422,19 @@ func TestQuitKeys(t *testing.T) {
 	}
 }
 
+func TestAttachedQuitsWithoutAsking(t *testing.T) {
+	h := newHarness(t, 120, 24)
+	h.m.opt.Attached = "serve pid 4242"
+	h.m.status["gh"] = devproxy.SiteStatus{Slug: "gh", State: devproxy.Running, PID: 1, Port: 2}
+	if v := h.m.View(); !strings.Contains(v, "serve pid 4242") {
+		t.Errorf("the header does not say which engine the UI is attached to:\n%s", v)
+	}
+	_, cmd := h.m.Update(keyMsg("q"))
+	if !quits(cmd) || h.m.kmode != modeNormal {
+		t.Errorf("q with processes of another engine running: quit %v, mode %v; want quit at once", quits(cmd), h.m.kmode)
+	}
+}
+
 func TestLogsFollowPauseAndSearch(t *testing.T) {
 	h := newHarness(t, 80, 24)
 	for i := 0; i < 50; i++ {
@@ -577,7 +590,7 @@ func TestSanitize(t *testing.T) {
 }
 
 // goldenView renders the model with a few states set, for the golden
-// files at the sizes of SPEC §9.
+// files at the sizes docs/tui.md names.
 func TestViewGolden(t *testing.T) {
 	for _, size := range []struct{ w, h int }{{80, 24}, {120, 40}, {100, 30}} {
 		t.Run(fmt.Sprintf("%dx%d", size.w, size.h), func(t *testing.T) {

@@ -43,10 +43,10 @@ func measure(list []sites.Site) colWant {
 
 // columns is the table's layout for one width: 0 means hidden.
 type columns struct {
-	sep                                      string
-	id, slug, name, domain, local            int
-	hosts, state, port, req                  int
-	showName, showLocal, showHosts, showPort bool
+	sep                            string
+	id, slug, name, domain, local  int
+	hosts, state, port, req        int
+	showName, showLocal, showHosts bool
 }
 
 const (
@@ -225,6 +225,9 @@ func (m *Model) header(compact bool) string {
 	case len(m.addrs) > 0:
 		parts = append(parts, st.Header.Render("proxy "+fmtAddrs(m.addrs, compact)))
 	}
+	if m.opt.Attached != "" {
+		parts = append(parts, st.HeaderDim.Render(m.opt.Attached))
+	}
 	if m.forcedID != 0 {
 		f := fmt.Sprintf("forced ★ %d", m.forcedID)
 		if compact {
@@ -244,7 +247,7 @@ func (m *Model) header(compact bool) string {
 	return strings.Join(parts, dot)
 }
 
-// fmtAddrs shows listen addresses like the SPEC's sketch: one address as
+// fmtAddrs shows listen addresses as the header in docs/tui.md does: one address as
 // is, several on one port as ":80 (127.0.0.1, ::1)"; compact keeps only
 // the port.
 func fmtAddrs(addrs []string, compact bool) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/siteplex/siteplex/devproxy"
+	"github.com/siteplex/siteplex/devproxy/supervisor"
 	"github.com/siteplex/siteplex/sites"
 )
 
@@ -193,7 +194,7 @@ func demoRun(ctx context.Context, f *Factory) (err error) {
 		return err
 	}
 	cfg.Command = []string{exe, "demo-site", "--port", "{port}", "--site", "{slug}", "--site-id", "{site_id}"}
-	cfg.Runner = devproxy.LocalRunner()
+	cfg.Runner = supervisor.LocalRunner()
 	cfg.Watch = false
 	asked := engineFlagsOf(f).listenSet
 	if !asked {

@@ -14,10 +14,11 @@ import (
 
 	"github.com/siteplex/siteplex/compose"
 	"github.com/siteplex/siteplex/devproxy"
+	"github.com/siteplex/siteplex/devproxy/supervisor"
 	"github.com/siteplex/siteplex/sites"
 )
 
-// dockerFinder returns the Docker-backed database finder (SPEC §7). It
+// dockerFinder returns the Docker-backed database finder (docs/docker.md). It
 // connects on each lookup; without a reachable engine the lookup says
 // "Docker is not reachable at <host>: <error>".
 func dockerFinder(f *Factory) sites.DockerFinder {
@@ -28,20 +29,9 @@ func dockerFinder(f *Factory) sites.DockerFinder {
 	return &compose.Finder{Getenv: getenv}
 }
 
-// dockerRunner returns the docker process runner for `--runner docker`:
-// each site's process runs in a container made from the compose project's
-// web service.
-func dockerRunner(f *Factory) (devproxy.Runner, error) {
-	p, err := f.Project()
-	if err != nil {
-		return nil, err
-	}
-	return newDockerRunner(context.Background(), p)
-}
-
 // dockerRunnerFor is Factory.DockerRunner: the docker runner for p, with
 // the reaper that removes its containers when siteplex exits.
-func dockerRunnerFor(ctx context.Context, p *sites.Project) (devproxy.Runner, error) {
+func dockerRunnerFor(ctx context.Context, p *sites.Project) (supervisor.Runner, error) {
 	r, err := newDockerRunner(ctx, p)
 	if err != nil {
 		return nil, err
@@ -115,7 +105,7 @@ func recreateDockerWeb(ctx context.Context, f *Factory, p *sites.Project, site *
 			env = append(env, k+"="+v)
 		}
 	}
-	proc, err := r.Start(ctx, devproxy.ProcessSpec{Site: s, Env: env, Dir: p.Root, Single: true})
+	proc, err := r.Start(ctx, supervisor.ProcessSpec{Site: s, Env: env, Dir: p.Root, Single: true})
 	if err != nil {
 		return fmt.Errorf("SITE_ID is written, but the web container was not recreated: %w", err)
 	}

@@ -174,6 +174,8 @@ func httpsChecks(ctx context.Context, getenv func(string) string) []doctor.Check
 // it says why (an unreadable env file becomes the env_file check, anything
 // else the config error) and loads it again without the broken part, so
 // the other checks can run.
+//
+//lint:ignore ST1008 configErr is a finding to report, not the call's failure.
 func loadForDoctor(opts sites.Options) (p *sites.Project, configErr error, envCheck *doctor.Check) {
 	p, err := sites.Load(opts)
 	if err == nil {

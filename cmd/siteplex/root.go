@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/siteplex/siteplex/devproxy"
+	"github.com/siteplex/siteplex/devproxy/supervisor"
 	"github.com/siteplex/siteplex/sites"
 )
 
@@ -42,9 +42,9 @@ type Factory struct {
 	// Engine holds the engine flags of serve and the UI (set by
 	// addEngineFlags in serve.go).
 	Engine *engineFlags
-	// DockerRunner makes the docker process runner (SPEC §7, --runner
+	// DockerRunner makes the docker process runner (docs/docker.md, --runner
 	// docker); nil until docker support sets it.
-	DockerRunner func(ctx context.Context, p *sites.Project) (devproxy.Runner, error)
+	DockerRunner func(ctx context.Context, p *sites.Project) (supervisor.Runner, error)
 
 	once    sync.Once
 	project *sites.Project
@@ -166,7 +166,7 @@ func commands(f *Factory) []*cobra.Command {
 	}
 }
 
-// execute runs the CLI and maps errors to exit codes (SPEC §11).
+// execute runs the CLI and maps errors to exit codes (README.md, "Commands").
 func execute(ctx context.Context, f *Factory, args []string) int {
 	root := newRootCmd(f)
 	root.SetArgs(args)

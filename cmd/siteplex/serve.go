@@ -14,6 +14,7 @@ import (
 
 	"github.com/siteplex/siteplex/devproxy"
 	"github.com/siteplex/siteplex/devproxy/demosite"
+	"github.com/siteplex/siteplex/devproxy/supervisor"
 	"github.com/siteplex/siteplex/sites"
 )
 
@@ -31,6 +32,12 @@ type engineFlags struct {
 	Command     optString
 	Runner      optString
 	NoWatch     bool
+}
+
+// given reports whether any engine flag was given on the command line.
+func (ef *engineFlags) given() bool {
+	return ef.listenSet || ef.Mode.set || ef.Start.set || ef.BootTimeout.set || ef.IdleTimeout.set ||
+		ef.MaxRunning.set || ef.Command.set || ef.Runner.set || ef.NoWatch
 }
 
 // optString, optDuration and optInt are flag values that know whether
@@ -115,6 +122,18 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// shortDuration writes d the way a user types it: 60s, 15m, 1h30m.
+func shortDuration(d time.Duration) string {
+	if d%time.Minute != 0 || d <= time.Minute {
+		return strconv.Itoa(int(d/time.Second)) + "s"
+	}
+	s := strings.TrimSuffix(d.String(), "0s") // 15m0s → 15m, 1h0m0s → 1h0m
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // engineFlagsOf returns the factory's engine flags, making them once.
 func engineFlagsOf(f *Factory) *engineFlags {
 	if f.Engine == nil {
@@ -130,10 +149,10 @@ func addEngineFlags(cmd *cobra.Command, f *Factory) {
 	fs := cmd.Flags()
 	add := func(fs *pflag.FlagSet) {
 		fs.Var(listenValue{ef}, "listen", "address to listen on, repeatable (default 127.0.0.1:80 and [::1]:80; :0 picks a free port)")
-		fs.Var(&ef.Mode, "mode", "per-site (one process per site) or single (one process for all) (default per-site)")
+		fs.Var(&ef.Mode, "mode", "per-site (one process per site) or single (one process for all) (default "+string(supervisor.DefaultMode)+")")
 		fs.Var(&ef.Start, "start", "lazy (start a site's process on its first request) or all (default lazy)")
-		fs.Var(&ef.BootTimeout, "boot-timeout", "how long requests wait for a starting process (default 60s)")
-		fs.Var(&ef.IdleTimeout, "idle-timeout", "stop a process after this long without requests; 0 = never (default 15m)")
+		fs.Var(&ef.BootTimeout, "boot-timeout", "how long requests wait for a starting process (default "+shortDuration(supervisor.DefaultBootTimeout)+")")
+		fs.Var(&ef.IdleTimeout, "idle-timeout", "stop a process after this long without requests; 0 = never (default "+shortDuration(supervisor.DefaultIdleTimeout)+")")
 		fs.Var(&ef.MaxRunning, "max-running", "most processes running at once, the least recently used stops first; 0 = no limit (default 0)")
 		fs.Var(&ef.Command, "command", "process command, split like a shell line but never run by one; placeholders {port} {site_id} {slug} {domain} {root} (default <python> manage.py runserver 127.0.0.1:{port} --noreload)")
 		fs.Var(&ef.Runner, "runner", "local (processes) or docker (containers from the compose web service) (default local)")
@@ -155,7 +174,7 @@ func (f *Factory) EngineConfig(ctx context.Context) (devproxy.Config, error) {
 	if c == nil {
 		c = &sites.Config{}
 	}
-	cfg := devproxy.Config{Project: p, Watch: !ef.NoWatch}
+	cfg := devproxy.Config{Config: supervisor.Config{Project: p, Watch: !ef.NoWatch}}
 	cfg.Listen = c.Listen
 	if ef.listenSet {
 		cfg.Listen = ef.Listen
@@ -167,10 +186,10 @@ func (f *Factory) EngineConfig(ctx context.Context) (devproxy.Config, error) {
 	}
 	mode := pick(ef.Mode, c.Mode)
 	switch mode {
-	case "", "per-site":
-		cfg.Mode = devproxy.PerSite
-	case "single":
-		cfg.Mode = devproxy.Single
+	case "":
+		cfg.Mode = supervisor.DefaultMode
+	case string(supervisor.PerSite), string(supervisor.Single):
+		cfg.Mode = supervisor.Mode(mode)
 	default:
 		return cfg, sites.Usagef("unknown mode %q: use per-site or single", mode)
 	}
@@ -181,17 +200,17 @@ func (f *Factory) EngineConfig(ctx context.Context) (devproxy.Config, error) {
 	default:
 		return cfg, sites.Usagef("unknown start %q: use lazy or all", start)
 	}
-	if cfg.BootTimeout, err = pickDuration(ef.BootTimeout, c.BootTimeout, "boot_timeout", 60*time.Second); err != nil {
+	if cfg.BootTimeout, err = pickDuration(ef.BootTimeout, c.BootTimeout, "boot_timeout", supervisor.DefaultBootTimeout); err != nil {
 		return cfg, err
 	}
 	if cfg.BootTimeout == 0 {
 		return cfg, sites.Usagef("boot timeout must be more than 0")
 	}
-	if cfg.IdleTimeout, err = pickDuration(ef.IdleTimeout, c.IdleTimeout, "idle_timeout", 15*time.Minute); err != nil {
+	if cfg.IdleTimeout, err = pickDuration(ef.IdleTimeout, c.IdleTimeout, "idle_timeout", supervisor.DefaultIdleTimeout); err != nil {
 		return cfg, err
 	}
 	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = -1 // never
+		cfg.IdleTimeout = supervisor.IdleNever // "0" on the command line or in the config
 	}
 	switch {
 	case ef.MaxRunning.set:
@@ -213,7 +232,7 @@ func (f *Factory) EngineConfig(ctx context.Context) (devproxy.Config, error) {
 	}
 	switch runner := pick(ef.Runner, c.Process.Runner); runner {
 	case "", "local":
-		cfg.Runner = devproxy.LocalRunner()
+		cfg.Runner = supervisor.LocalRunner()
 	case "docker":
 		if f.DockerRunner == nil {
 			return cfg, errors.New("docker runner not available in this build")
@@ -337,6 +356,15 @@ SITE_ID, else the index page at http://siteplex.localhost/.`,
 // serveRun runs the engine until the context ends (SIGINT/SIGTERM), then
 // shuts it down gracefully.
 func serveRun(ctx context.Context, f *Factory) error {
+	p, err := f.Project()
+	if err != nil {
+		return err
+	}
+	// One engine per project: never a second one next to a running one
+	// (Start checks again, atomically, when it claims engine.json).
+	if ef, err := devproxy.ReadEngineFile(p.StateDir()); err == nil {
+		return &devproxy.RunningError{Engine: *ef, Dir: p.StateDir()}
+	}
 	cfg, err := f.EngineConfig(ctx)
 	if err != nil {
 		return err

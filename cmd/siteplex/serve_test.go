@@ -321,8 +321,8 @@ func TestServeEndToEndGracefulSIGTERM(t *testing.T) {
 		t.Fatalf("two.localhost: %d %s", code, b)
 	}
 	code, b = httpGet(t, sp.addr, "nowhere.example", "/")
-	if code != 404 || !strings.Contains(string(b), "one.localhost") {
-		t.Errorf("unknown host: %d %.200s", code, b)
+	if code != 404 || strings.Contains(string(b), "one.localhost") || !strings.Contains(string(b), "siteplex.localhost") {
+		t.Errorf("unknown host: %d %.200s; want a 404 that links to the index and names no site", code, b)
 	}
 
 	// engine.json is there, private, and its client works.

@@ -106,7 +106,7 @@ func databaseNote(ctx context.Context, p *sites.Project, db *sites.DB) string {
 	return note
 }
 
-// engineStates asks a running engine of the project (SPEC §6.5) for its
+// engineStates asks a running engine of the project (docs/engine.md, "Control API") for its
 // process states, keyed by slug. It returns nil when no engine runs or it
 // does not answer within a second: the table then has no process columns.
 func engineStates(ctx context.Context, p *sites.Project) map[string]devproxy.SiteStatus {

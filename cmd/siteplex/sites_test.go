@@ -14,7 +14,7 @@ import (
 	"github.com/siteplex/siteplex/internal/testenv"
 )
 
-// specInserts fill the three tables with SPEC §3's example site (2, Ghana)
+// specInserts fill the three tables with docs/sites.md's example site (2, Ghana)
 // plus a plain django_site row and a disabled site. They run on both
 // engines.
 var specInserts = []string{
@@ -321,7 +321,7 @@ func TestSitesCLIErrors(t *testing.T) {
 }
 
 // TestSitesTableShowsRunningEngine: with an engine running for the project,
-// the table adds each site's process state and requests (SPEC §6.5); the
+// the table adds each site's process state and requests (docs/engine.md); the
 // JSON contract stays as it is.
 func TestSitesTableShowsRunningEngine(t *testing.T) {
 	bin := buildSiteplex(t)

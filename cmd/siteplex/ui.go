@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -57,15 +58,37 @@ func runUI(cmd *cobra.Command, f *Factory, args []string) error {
 	if err := needTerminal(f); err != nil {
 		return err
 	}
-	cfg, err := f.EngineConfig(ctx)
-	if err != nil {
-		return err
-	}
 	p, err := f.Project()
 	if err != nil {
 		return err
 	}
+	// One engine per project: when `siteplex serve` runs for it, the UI
+	// shows and drives that engine instead of starting another.
+	if ef, err := devproxy.ReadEngineFile(p.StateDir()); err == nil {
+		return uiAttach(ctx, f, p, ef)
+	}
+	cfg, err := f.EngineConfig(ctx)
+	if err != nil {
+		return err
+	}
 	return uiRun(ctx, f, p, cfg, uiExtras{})
+}
+
+// uiAttach runs the UI over the engine of a running `siteplex serve`
+// (ef); quitting leaves that engine and its processes running.
+func uiAttach(ctx context.Context, f *Factory, p *sites.Project, ef *devproxy.EngineFile) error {
+	r := devproxy.NewRemote(ef)
+	defer r.Close(context.Background())
+	if err := r.Start(ctx); err != nil {
+		return fmt.Errorf("siteplex serve runs for this project (pid %d) but does not answer: %w", ef.PID, err)
+	}
+	notice := fmt.Sprintf("attached to the engine of siteplex serve (pid %d); q leaves it running", ef.PID)
+	if engineFlagsOf(f).given() {
+		notice = fmt.Sprintf("siteplex serve (pid %d) runs this project's engine: the engine flags given here do not apply", ef.PID)
+	}
+	logf, closeLog := uiLog(p)
+	defer closeLog()
+	return uiProgram(ctx, f, p, r, r.Status().Mode, uiExtras{notice: notice, attached: fmt.Sprintf("serve pid %d", ef.PID)}, logf)
 }
 
 // uiExtras are what the demo adds to a UI run.
@@ -79,6 +102,8 @@ type uiExtras struct {
 	// hostsBackups is where hosts file backups go ("" = the user's
 	// state folder).
 	hostsBackups string
+	// attached names the engine of another process the UI shows.
+	attached string
 }
 
 // needTerminal refuses to draw a UI into a pipe.
@@ -93,31 +118,17 @@ func needTerminal(f *Factory) error {
 // uiRun starts the engine (unless x.started), runs the UI and closes the
 // engine when the UI ends.
 func uiRun(ctx context.Context, f *Factory, p *sites.Project, cfg devproxy.Config, x uiExtras) error {
+	logf, closeLog := uiLog(p)
+	defer closeLog()
 	e := x.started
 	if e == nil {
-		logf, closeLog := uiLog(p)
-		defer closeLog()
 		cfg.Log = logf
 		var err error
 		if e, err = devproxy.New(cfg); err != nil {
 			return err
 		}
 	}
-	opt := tui.Options{
-		Engine:   e,
-		Project:  p.Name,
-		Database: dbDisplay(p),
-		Mode:     cfg.Mode,
-		Hosts:    uiHosts(f, p, x),
-		WriteForced: func(ctx context.Context, id int64) error {
-			return writeForcedSiteID(ctx, p, id)
-		},
-		OpenURL:  openURL,
-		Renderer: lipgloss.NewRenderer(f.IO.Out),
-		NoStart:  x.started != nil,
-		Notice:   x.notice,
-	}
-	runErr := tui.Run(ctx, opt, f.IO.In, f.IO.Out)
+	runErr := uiProgram(ctx, f, p, e, cfg.Mode, x, logf)
 
 	// Stop what the UI started; say so, as it can take a few seconds.
 	if n := runningCount(e.Status()); n > 0 {
@@ -129,6 +140,31 @@ func uiRun(ctx context.Context, f *Factory, p *sites.Project, cfg devproxy.Confi
 		runErr = fmt.Errorf("stopping the engine: %w", err)
 	}
 	return runErr
+}
+
+// uiProgram runs the terminal UI over engine until the user quits. While
+// it runs, the standard logger (net/http's own warnings) writes to logf,
+// not over the screen.
+func uiProgram(ctx context.Context, f *Factory, p *sites.Project, engine tui.Engine, mode devproxy.Mode, x uiExtras, logf io.Writer) error {
+	prev := log.Writer()
+	log.SetOutput(logf)
+	defer log.SetOutput(prev)
+	opt := tui.Options{
+		Engine:   engine,
+		Project:  p.Name,
+		Database: dbDisplay(p),
+		Mode:     mode,
+		Hosts:    uiHosts(f, p, x),
+		WriteForced: func(ctx context.Context, id int64) error {
+			return writeForcedSiteID(ctx, p, id)
+		},
+		OpenURL:  openURL,
+		Renderer: lipgloss.NewRenderer(f.IO.Out),
+		NoStart:  x.started != nil || x.attached != "",
+		Notice:   x.notice,
+		Attached: x.attached,
+	}
+	return tui.Run(ctx, opt, f.IO.In, f.IO.Out)
 }
 
 // runningCount counts the processes that run or start (one shared process

@@ -1,4 +1,4 @@
-// Package doctor holds the checks of `siteplex doctor` (SPEC §10). Each
+// Package doctor holds the checks of `siteplex doctor` (docs/doctor.md). Each
 // check looks at one thing siteplex needs — the project, its config and env
 // file, the database, Python, the proxy port, the hosts file, Docker and
 // *.localhost resolution — and returns a Check that says what it found and,

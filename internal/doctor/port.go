@@ -14,7 +14,7 @@ import (
 )
 
 // DefaultListen are the proxy's addresses when neither --listen nor the
-// config name any (SPEC §6.1).
+// config name any (docs/engine.md).
 var DefaultListen = []string{"127.0.0.1:80", "[::1]:80"}
 
 // ProxyPort binds each address and releases it at once. A refused

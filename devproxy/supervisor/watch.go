@@ -1,4 +1,4 @@
-package devproxy
+package supervisor
 
 import (
 	"context"
@@ -15,9 +15,9 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// DefaultDebounce is how long the code watcher waits after the last *.py
+// defaultDebounce is how long the code watcher waits after the last *.py
 // change before it reports the batch.
-const DefaultDebounce = 300 * time.Millisecond
+const defaultDebounce = 300 * time.Millisecond
 
 // ignoredDirs are folder names the code watcher never enters.
 var ignoredDirs = map[string]bool{
@@ -44,11 +44,11 @@ func watchedFile(name string) bool {
 	return strings.HasSuffix(base, ".py") && !strings.HasPrefix(base, ".#")
 }
 
-// Watcher watches a project tree for changed *.py files (fsnotify, one
+// watcher watches a project tree for changed *.py files (fsnotify, one
 // inotify watch per folder, new folders added as they appear) and calls
 // onChange with the changed paths (relative to the root, sorted) once no
 // change came for the debounce interval.
-type Watcher struct {
+type watcher struct {
 	root     string
 	debounce time.Duration
 	onChange func(paths []string)
@@ -62,13 +62,13 @@ type Watcher struct {
 	timer   *time.Timer
 }
 
-// NewWatcher sets up watches on root and every folder below it that is not
+// newWatcher sets up watches on root and every folder below it that is not
 // ignored. onChange runs on a timer goroutine, never concurrently with
 // itself; it must not block for long. onError (nil = ignore) receives
 // watch errors such as an exhausted inotify limit; watching goes on.
-func NewWatcher(root string, debounce time.Duration, onChange func(paths []string), onError func(error)) (*Watcher, error) {
+func newWatcher(root string, debounce time.Duration, onChange func(paths []string), onError func(error)) (*watcher, error) {
 	if debounce <= 0 {
-		debounce = DefaultDebounce
+		debounce = defaultDebounce
 	}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -77,7 +77,7 @@ func NewWatcher(root string, debounce time.Duration, onChange func(paths []strin
 	if onError == nil {
 		onError = func(error) {}
 	}
-	w := &Watcher{root: root, debounce: debounce, onChange: onChange, onError: onError, fw: fw, pending: map[string]bool{}}
+	w := &watcher{root: root, debounce: debounce, onChange: onChange, onError: onError, fw: fw, pending: map[string]bool{}}
 	if err := w.addTree(root); err != nil {
 		fw.Close()
 		return nil, err
@@ -87,7 +87,7 @@ func NewWatcher(root string, debounce time.Duration, onChange func(paths []strin
 
 // addTree watches dir and the folders below it; it returns the first error
 // only for dir itself.
-func (w *Watcher) addTree(dir string) error {
+func (w *watcher) addTree(dir string) error {
 	first := true
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		isFirst := first
@@ -116,7 +116,7 @@ func (w *Watcher) addTree(dir string) error {
 }
 
 // Run handles file events until ctx ends, then closes the watcher.
-func (w *Watcher) Run(ctx context.Context) error {
+func (w *watcher) Run(ctx context.Context) error {
 	defer w.stop()
 	for {
 		select {
@@ -141,7 +141,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 }
 
-func (w *Watcher) handle(ev fsnotify.Event) {
+func (w *watcher) handle(ev fsnotify.Event) {
 	if ev.Has(fsnotify.Create) {
 		if st, err := os.Lstat(ev.Name); err == nil && st.IsDir() {
 			if !skipDir(ev.Name) {
@@ -168,7 +168,7 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 	w.mark(ev.Name)
 }
 
-func (w *Watcher) mark(p string) {
+func (w *watcher) mark(p string) {
 	rel, err := filepath.Rel(w.root, p)
 	if err != nil {
 		rel = p
@@ -184,7 +184,7 @@ func (w *Watcher) mark(p string) {
 }
 
 // fire runs on the timer goroutine.
-func (w *Watcher) fire() {
+func (w *watcher) fire() {
 	w.fireMu.Lock()
 	defer w.fireMu.Unlock()
 	w.mu.Lock()
@@ -202,7 +202,7 @@ func (w *Watcher) fire() {
 	w.onChange(paths)
 }
 
-func (w *Watcher) stop() {
+func (w *watcher) stop() {
 	w.fw.Close()
 	w.mu.Lock()
 	if w.timer != nil {

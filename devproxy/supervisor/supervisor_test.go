@@ -1,4 +1,4 @@
-package devproxy
+package supervisor
 
 import (
 	"bufio"
@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/siteplex/siteplex/sites"
+
+	"github.com/siteplex/siteplex/devproxy/internal/proc"
 )
 
 // testSites are three routed sites for the Go-child tests.
@@ -80,7 +82,7 @@ func newSvSupervisor(t *testing.T, cfg Config) (*Supervisor, *svEvents) {
 		cfg.Project = svProject(t, "")
 	}
 	ev := &svEvents{}
-	s := NewSupervisor(cfg, ev.emit)
+	s := New(cfg, ev.emit)
 	s.SetSites(svSites(), 0)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -218,7 +220,7 @@ func TestSupervisorLazyStartEnvAndPlaceholders(t *testing.T) {
 	if st := svStatus(t, s, "one"); st.State != Stopped || st.PID != 0 {
 		t.Errorf("after Stop: %+v", st)
 	}
-	if alive(r.PID) {
+	if proc.Alive(r.PID) {
 		t.Errorf("pid %d alive after Stop", r.PID)
 	}
 	pids, _ = filepath.Glob(filepath.Join(p.StateDir(), "pids", "*.pid"))
@@ -517,12 +519,12 @@ func TestSupervisorStartStopRestart(t *testing.T) {
 	if st2.State != Running || st2.PID == st.PID || st2.Restarts != 1 {
 		t.Errorf("after Restart: %+v (before %+v)", st2, st)
 	}
-	svWaitFor(t, 10*time.Second, "the old process gone", func() bool { return !alive(st.PID) })
+	svWaitFor(t, 10*time.Second, "the old process gone", func() bool { return !proc.Alive(st.PID) })
 	if err := s.Stop(ctx, "three"); err != nil {
 		t.Fatal(err)
 	}
-	if alive(st2.PID) || svStatus(t, s, "three").State != Stopped {
-		t.Errorf("after Stop: pid %d alive=%v, %+v", st2.PID, alive(st2.PID), svStatus(t, s, "three"))
+	if proc.Alive(st2.PID) || svStatus(t, s, "three").State != Stopped {
+		t.Errorf("after Stop: pid %d alive=%v, %+v", st2.PID, proc.Alive(st2.PID), svStatus(t, s, "three"))
 	}
 	err := s.Start(ctx, "nope")
 	if !sites.IsUsage(err) {
@@ -609,7 +611,7 @@ func svReadFamily(t testing.TB, root string, siteID int64) (pid, gpid int) {
 func TestSupervisorCloseKillsProcessGroups(t *testing.T) {
 	p := svProject(t, "")
 	ev := &svEvents{}
-	s := NewSupervisor(Config{Project: p, Command: svChildCmd(t, "grandchild")}, ev.emit)
+	s := New(Config{Project: p, Command: svChildCmd(t, "grandchild")}, ev.emit)
 	s.SetSites(svSites(), 0)
 	for _, slug := range []string{"one", "two"} {
 		if _, release, err := s.Acquire(context.Background(), svSite(t, slug)); err != nil {
@@ -624,7 +626,7 @@ func TestSupervisorCloseKillsProcessGroups(t *testing.T) {
 		pids = append(pids, pid, gpid)
 	}
 	for _, pid := range pids {
-		if !alive(pid) {
+		if !proc.Alive(pid) {
 			t.Fatalf("pid %d not running before Close", pid)
 		}
 	}
@@ -636,7 +638,7 @@ func TestSupervisorCloseKillsProcessGroups(t *testing.T) {
 	}
 	// SIGKILL delivery is asynchronous: allow a moment.
 	for _, pid := range pids {
-		svWaitFor(t, 2*time.Second, fmt.Sprintf("pid %d (of %v) to die after Close", pid, pids), func() bool { return !alive(pid) })
+		svWaitFor(t, 2*time.Second, fmt.Sprintf("pid %d (of %v) to die after Close", pid, pids), func() bool { return !proc.Alive(pid) })
 	}
 	if _, _, err := s.Acquire(ctx, svSite(t, "one")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Acquire after Close: %v", err)
@@ -679,7 +681,7 @@ func TestSupervisorDiesWithSIGKILLedHost(t *testing.T) {
 		t.Fatal("host not ready")
 	}
 	pid, gpid := svReadFamily(t, p.Root, 7)
-	if !alive(pid) || !alive(gpid) {
+	if !proc.Alive(pid) || !proc.Alive(gpid) {
 		t.Fatalf("site process %d or its child %d not running", pid, gpid)
 	}
 	if err := host.Process.Signal(syscall.SIGKILL); err != nil {
@@ -687,7 +689,7 @@ func TestSupervisorDiesWithSIGKILLedHost(t *testing.T) {
 	}
 	_ = host.Wait()
 	killedAt := time.Now()
-	svWaitFor(t, 5*time.Second, "the site process and its child to die", func() bool { return !alive(pid) && !alive(gpid) })
+	svWaitFor(t, 5*time.Second, "the site process and its child to die", func() bool { return !proc.Alive(pid) && !proc.Alive(gpid) })
 	t.Logf("site processes gone %s after the host's SIGKILL", time.Since(killedAt).Round(time.Millisecond))
 
 	// The host left its pid file behind; the next start sweeps it.
@@ -760,7 +762,7 @@ func TestBuildSpec(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.cfg.Project = p
-			s := NewSupervisor(tt.cfg, nil)
+			s := New(tt.cfg, nil)
 			defer s.Close(context.Background())
 			spec, err := s.buildSpec(tt.site, tt.single, tt.forced, 8123, "tok")
 			if err != nil {
@@ -795,7 +797,7 @@ func TestBuildSpec(t *testing.T) {
 // returning (what the supervisor adds on top of the backend's own boot).
 func BenchmarkSupervisorColdStart(b *testing.B) {
 	p := svProject(b, "")
-	s := NewSupervisor(Config{Project: p, Command: svChildCmd(b, "serve")}, nil)
+	s := New(Config{Project: p, Command: svChildCmd(b, "serve")}, nil)
 	defer s.Close(context.Background())
 	s.SetSites(svSites(), 0)
 	ctx := context.Background()
@@ -830,7 +832,7 @@ func TestSupervisorCloseLeavesNothingBehind(t *testing.T) {
 	_, _ = http.Get("http://127.0.0.1:1/")
 	goroutines, files := runtime.NumGoroutine(), fds()
 
-	s := NewSupervisor(Config{Project: p, Command: svChildCmd(t, "serve"), Watch: true, IdleTimeout: time.Hour}, nil)
+	s := New(Config{Project: p, Command: svChildCmd(t, "serve"), Watch: true, IdleTimeout: time.Hour}, nil)
 	s.SetSites(svSites(), 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan struct{})
@@ -857,7 +859,7 @@ func TestSupervisorCloseLeavesNothingBehind(t *testing.T) {
 	svWaitFor(t, 5*time.Second, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= goroutines })
 	svWaitFor(t, 5*time.Second, "open files back to the baseline", func() bool { return fds() <= files })
 	for _, pid := range pids {
-		if alive(pid) {
+		if proc.Alive(pid) {
 			t.Errorf("pid %d alive", pid)
 		}
 	}
@@ -867,7 +869,7 @@ func TestSupervisorCloseLeavesNothingBehind(t *testing.T) {
 // request: Acquire and release of a running site, from all CPUs.
 func BenchmarkAcquireRelease(b *testing.B) {
 	p := svProject(b, "")
-	s := NewSupervisor(Config{Project: p, Command: svChildCmd(b, "serve")}, nil)
+	s := New(Config{Project: p, Command: svChildCmd(b, "serve")}, nil)
 	defer s.Close(context.Background())
 	s.SetSites(svSites(), 0)
 	ctx := context.Background()

@@ -1,6 +1,6 @@
 //go:build unix
 
-package devproxy
+package supervisor
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/siteplex/siteplex/devproxy/internal/proc"
 )
 
 // procTokenEnv is set in every site process's environment to a random
@@ -51,7 +53,7 @@ func writePidFile(stateDir string, rec pidRecord) (string, error) {
 		return "", fmt.Errorf("pid folder: %w", err)
 	}
 	rec.Owner = os.Getpid()
-	rec.OwnerStart = procStart(rec.Owner)
+	rec.OwnerStart = proc.Start(rec.Owner)
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return "", err
@@ -109,10 +111,10 @@ func SweepStale(stateDir string) (killed int, err error) {
 	}
 	deadline := time.Now().Add(time.Second)
 	for _, pid := range victims {
-		for time.Now().Before(deadline) && alive(pid) {
+		for time.Now().Before(deadline) && proc.Alive(pid) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if alive(pid) {
+		if proc.Alive(pid) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
@@ -123,24 +125,7 @@ func SweepStale(stateDir string) (killed int, err error) {
 }
 
 func ownerAlive(rec pidRecord) bool {
-	if rec.Owner <= 0 || !alive(rec.Owner) {
-		return false
-	}
-	st := procStart(rec.Owner)
-	return st == 0 || st == rec.OwnerStart
-}
-
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	// A zombie is not alive for our purposes.
-	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
-		if f := statFields(b); len(f) > 0 && f[0] == "Z" {
-			return false
-		}
-	}
-	return true
+	return rec.Owner > 0 && proc.Same(rec.Owner, rec.OwnerStart)
 }
 
 // findByTokens returns the pids of live processes whose environment holds
@@ -157,7 +142,7 @@ func findByTokens(recs []pidRecord) []int {
 	if err != nil {
 		var out []int
 		for _, r := range recs {
-			if alive(r.PID) {
+			if proc.Alive(r.PID) {
 				out = append(out, r.PID)
 			}
 		}
@@ -182,29 +167,4 @@ func findByTokens(recs []pidRecord) []int {
 		}
 	}
 	return out
-}
-
-// procStart is a process's start time in clock ticks since boot, 0 when
-// unknown.
-func procStart(pid int) uint64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	f := statFields(b)
-	// f[0] is field 3 (state); starttime is field 22.
-	if len(f) < 20 {
-		return 0
-	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
-}
-
-// statFields returns /proc/<pid>/stat's fields after "(comm)".
-func statFields(b []byte) []string {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return nil
-	}
-	return strings.Fields(string(b[i+1:]))
 }

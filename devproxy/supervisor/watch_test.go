@@ -1,4 +1,4 @@
-package devproxy
+package supervisor
 
 import (
 	"context"
@@ -33,7 +33,7 @@ func TestWatcherPyChangesDebouncedAndIgnoredDirs(t *testing.T) {
 	write("app/views.py")
 
 	got := make(chan []string, 10)
-	w, err := NewWatcher(root, 100*time.Millisecond, func(p []string) { got <- p }, func(err error) { t.Error(err) })
+	w, err := newWatcher(root, 100*time.Millisecond, func(p []string) { got <- p }, func(err error) { t.Error(err) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package devproxy
+package supervisor
 
 import (
 	"os/exec"

@@ -1,4 +1,4 @@
-package devproxy
+package supervisor
 
 import (
 	"bytes"
@@ -53,7 +53,7 @@ func svDjango(t *testing.T, cfg Config) (*Supervisor, []sites.Site) {
 	if cfg.Command == nil {
 		cfg.Command = djangoCommand
 	}
-	s := NewSupervisor(cfg, nil)
+	s := New(cfg, nil)
 	s.SetSites(list, 0)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -203,7 +203,7 @@ func TestDjangoTouchReloadsRunningProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(DefaultDebounce + 500*time.Millisecond)
+	time.Sleep(defaultDebounce + 500*time.Millisecond)
 	if got := svStatus(t, s, st.Slug); got.PID != before.PID {
 		t.Fatalf("ignored files restarted the process: %+v", got)
 	}
@@ -239,7 +239,7 @@ func BenchmarkDjangoColdStart(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := NewSupervisor(Config{Project: p, Command: djangoCommand}, nil)
+	s := New(Config{Project: p, Command: djangoCommand}, nil)
 	defer s.Close(context.Background())
 	st := sites.Site{ID: 1, Slug: "alpha", Domain: "alpha.example.com"}
 	s.SetSites([]sites.Site{st}, 0)

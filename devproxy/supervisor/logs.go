@@ -1,4 +1,4 @@
-package devproxy
+package supervisor
 
 import (
 	"bytes"

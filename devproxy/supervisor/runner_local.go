@@ -1,6 +1,6 @@
 //go:build unix
 
-package devproxy
+package supervisor
 
 import (
 	"context"

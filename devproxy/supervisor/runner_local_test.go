@@ -1,4 +1,4 @@
-package devproxy
+package supervisor
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/siteplex/siteplex/devproxy/internal/proc"
 )
 
 type svBuffer struct {
@@ -55,7 +57,7 @@ func TestLocalRunnerStopEscalatesToSIGKILL(t *testing.T) {
 	if took < 500*time.Millisecond {
 		t.Errorf("Stop returned after %s, before the grace period", took)
 	}
-	if alive(p.PID()) {
+	if proc.Alive(p.PID()) {
 		t.Errorf("pid %d alive", p.PID())
 	}
 }

@@ -1,4 +1,4 @@
-package devproxy
+package supervisor
 
 import (
 	"encoding/json"
@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/siteplex/siteplex/devproxy/internal/proc"
 )
 
 // startGroup starts a child (with a grandchild) in its own process group
@@ -60,7 +62,7 @@ func TestSweepStale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svRewriteOwnerStart(t, p2, liveOwner.Process.Pid, procStart(liveOwner.Process.Pid))
+	svRewriteOwnerStart(t, p2, liveOwner.Process.Pid, proc.Start(liveOwner.Process.Pid))
 
 	// Garbage is removed without killing anything.
 	junk := filepath.Join(state, "pids", "junk.pid")
@@ -73,8 +75,8 @@ func TestSweepStale(t *testing.T) {
 	if killed != 2 {
 		t.Errorf("killed %d, want 2 (the child and its grandchild)", killed)
 	}
-	svWaitFor(t, 3*time.Second, "the stale group to die", func() bool { return !alive(pid) && !alive(gpid) })
-	if !alive(lpid) || !alive(lgpid) {
+	svWaitFor(t, 3*time.Second, "the stale group to die", func() bool { return !proc.Alive(pid) && !proc.Alive(gpid) })
+	if !proc.Alive(lpid) || !proc.Alive(lgpid) {
 		t.Error("the sweep killed processes of a live siteplex")
 	}
 	for p, want := range map[string]bool{p1: false, p2: true, junk: false} {

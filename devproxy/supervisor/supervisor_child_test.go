@@ -1,4 +1,4 @@
-package devproxy
+package supervisor
 
 import (
 	"context"
@@ -151,7 +151,7 @@ func svChildHost() int {
 		return 1
 	}
 	exe, _ := os.Executable()
-	s := NewSupervisor(Config{
+	s := New(Config{
 		Project: p,
 		Command: []string{exe, "-test.run=^TestSupervisorChild$", "--", svChildMarker, "grandchild"},
 	}, nil)

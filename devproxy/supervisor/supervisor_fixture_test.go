@@ -1,4 +1,4 @@
-package devproxy
+package supervisor
 
 import (
 	"path/filepath"
@@ -17,7 +17,7 @@ var djangoCommand = []string{testenv.Python, "manage.py", "runserver", "127.0.0.
 func copyDjangoFixture(t testing.TB) string {
 	t.Helper()
 	testenv.NeedPython(t, "django")
-	src, err := filepath.Abs(filepath.Join("..", "testdata", "django"))
+	src, err := filepath.Abs(filepath.Join("..", "..", "testdata", "django"))
 	if err != nil {
 		t.Fatal(err)
 	}

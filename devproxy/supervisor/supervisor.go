@@ -1,4 +1,4 @@
-package devproxy
+package supervisor
 
 import (
 	"context"
@@ -18,12 +18,6 @@ import (
 )
 
 const (
-	// DefaultBootTimeout is how long a request waits for a starting process.
-	DefaultBootTimeout = 60 * time.Second
-	// DefaultIdleTimeout stops a process that served nothing for this long.
-	DefaultIdleTimeout = 15 * time.Minute
-	// StopGrace is the time between SIGTERM and SIGKILL (SPEC §6.2).
-	StopGrace = 5 * time.Second
 	// reloadDrain bounds how long a replaced process may finish the
 	// requests it is serving before it gets SIGTERM.
 	reloadDrain = 5 * time.Second
@@ -73,12 +67,7 @@ func (e *BackoffError) Error() string {
 }
 
 // Supervisor starts, reloads, restarts and stops the site processes
-// (SPEC §6.2). Methods are safe for concurrent use.
-//
-// emit receives every state change (EventState) and output line (EventLog)
-// from the supervisor's own goroutines, in order, one call at a time. It
-// must not block for long: events queue behind it, and past 10,000 queued
-// events log lines are dropped (state events never are).
+// (docs/supervisor.md). Methods are safe for concurrent use.
 type Supervisor struct {
 	cfg      Config
 	root     string
@@ -167,19 +156,18 @@ type attempt struct {
 	err  error
 }
 
-// NewSupervisor returns a supervisor for cfg.Project; zero durations take
-// the defaults. No process starts until Acquire, Start or Restart. Call
-// Close to stop everything; Run adds the idle reaper and code watcher.
-func NewSupervisor(cfg Config, emit func(Event)) *Supervisor {
-	if cfg.BootTimeout <= 0 {
-		cfg.BootTimeout = DefaultBootTimeout
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
-	if cfg.Mode == "" {
-		cfg.Mode = PerSite
-	}
+// New returns a supervisor for cfg.Project; zero values take the defaults
+// (Config.WithDefaults). No process starts until Acquire, Start or
+// Restart. Call Close to stop everything; Run adds the idle reaper and
+// code watcher.
+//
+// emit receives every state change (EventState), output line (EventLog)
+// and background error (EventError) from the supervisor's own goroutine,
+// in order, one call at a time; nil drops them. It must not block for
+// long: events queue behind it, and past 10,000 queued events log lines
+// are dropped (state events never are).
+func New(cfg Config, emit func(Event)) *Supervisor {
+	cfg = cfg.WithDefaults()
 	s := &Supervisor{cfg: cfg, units: map[string]*unit{}, ports: map[int]bool{}}
 	if cfg.Project != nil {
 		s.root = cfg.Project.Root
@@ -191,9 +179,6 @@ func NewSupervisor(cfg Config, emit func(Event)) *Supervisor {
 		s.root = wd
 	}
 	s.runner = cfg.Runner
-	if s.runner == nil {
-		s.runner = LocalRunner()
-	}
 	s.q = newEventQueue(emit)
 	logDir := ""
 	if s.stateDir != "" {
@@ -711,7 +696,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	stop := context.AfterFunc(s.ctx, cancel) // Close ends Run too
 	defer stop()
 	if s.cfg.Watch && s.cfg.Project != nil {
-		w, err := NewWatcher(s.root, DefaultDebounce, s.codeChanged, s.backgroundError)
+		w, err := newWatcher(s.root, defaultDebounce, s.codeChanged, s.backgroundError)
 		if err != nil {
 			s.backgroundError(err)
 		} else {
@@ -725,7 +710,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 }
 
 // watch is the code watcher's goroutine.
-func (s *Supervisor) watch(ctx context.Context, w *Watcher, done chan<- struct{}) {
+func (s *Supervisor) watch(ctx context.Context, w *watcher, done chan<- struct{}) {
 	defer close(done)
 	_ = w.Run(ctx)
 }
@@ -879,14 +864,14 @@ func (s *Supervisor) runInstance(in *instance, site sites.Site, single bool, for
 	if !exited {
 		if timedOut {
 			s.logs.system(key, "did not accept connections on %s within %s: stopping it", p.Addr(), fmtDuration(s.cfg.BootTimeout))
-			_ = p.Stop(context.Background(), StopGrace)
+			_ = p.Stop(context.Background(), stopGrace)
 			res = <-exitc
 		} else {
 			select {
 			case res = <-exitc:
 			case <-in.stopNow:
 				s.drainInstance(in, exitc)
-				_ = p.Stop(context.Background(), StopGrace)
+				_ = p.Stop(context.Background(), stopGrace)
 				res = <-exitc
 			}
 		}
@@ -1071,7 +1056,8 @@ func (s *Supervisor) freePort(port int) {
 	s.mu.Unlock()
 }
 
-// buildSpec makes the argv and environment of a process (SPEC §6.2).
+// buildSpec makes the argv and environment of a process
+// (docs/supervisor.md, "The command").
 func (s *Supervisor) buildSpec(site sites.Site, single bool, forced int64, port int, token string) (ProcessSpec, error) {
 	tmpl := s.cfg.Command
 	if !single && len(site.Command) > 0 {
@@ -1085,7 +1071,7 @@ func (s *Supervisor) buildSpec(site sites.Site, single bool, forced int64, port 
 		tmpl = proj.Process.Command
 	}
 	if len(tmpl) == 0 {
-		tmpl = []string{DefaultPython(s.root), "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"}
+		tmpl = []string{defaultPython(s.root), "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"}
 	}
 	siteID := ""
 	switch {
@@ -1128,9 +1114,9 @@ func (s *Supervisor) buildSpec(site sites.Site, single bool, forced int64, port 
 	return ProcessSpec{Site: site, Port: port, Argv: argv, Env: env.list(), Dir: s.root, Single: single}, nil
 }
 
-// DefaultPython is the interpreter of the default command: the first of
+// defaultPython is the interpreter of the default command: the first of
 // root/.venv/bin/python, root/venv/bin/python, else python3 from PATH.
-func DefaultPython(root string) string {
+func defaultPython(root string) string {
 	for _, rel := range []string{".venv/bin/python", "venv/bin/python"} {
 		p := filepath.Join(root, rel)
 		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
