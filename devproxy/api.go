@@ -21,6 +21,7 @@ type (
 	Mode       = supervisor.Mode
 	State      = supervisor.State
 	SiteStatus = supervisor.SiteStatus
+	Identity   = supervisor.Identity
 	LogLine    = supervisor.LogLine
 )
 
@@ -109,4 +110,11 @@ type Config struct {
 	StartAll bool
 	// Log receives siteplex's own diagnostics (nil = discard).
 	Log io.Writer
+	// RewriteHost is rewrite_host: when the local names of a site go
+	// upstream as its canonical host ("" = auto; docs/engine.md, "Host
+	// rewriting").
+	RewriteHost RewriteHost
+	// NoOverlay, when not empty, says why the processes run without the
+	// overlay (and are not probed): the docker runner, say.
+	NoOverlay string
 }

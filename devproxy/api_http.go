@@ -123,11 +123,19 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(path, "/api/sites/"):
 		slug, action, ok := strings.Cut(strings.TrimPrefix(path, "/api/sites/"), "/")
 		if !ok || slug == "" {
-			apiFail(w, http.StatusNotFound, "use /api/sites/<slug>/start|stop|restart")
+			apiFail(w, http.StatusNotFound, "use /api/sites/<slug>/start|stop|restart|probe")
 			return
 		}
 		var err error
 		switch action {
+		case "probe":
+			id, err := e.ProbeSite(ctx, slug)
+			if err != nil {
+				apiFail(w, http.StatusConflict, "%v", err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"ok": true, "identity": id})
+			return
 		case "start":
 			err = e.StartSite(ctx, slug)
 		case "stop":
@@ -135,7 +143,7 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 		case "restart":
 			err = e.RestartSite(ctx, slug)
 		default:
-			apiFail(w, http.StatusNotFound, "unknown action %q: use start, stop or restart", action)
+			apiFail(w, http.StatusNotFound, "unknown action %q: use start, stop, restart or probe", action)
 			return
 		}
 		if err != nil {

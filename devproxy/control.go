@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/siteplex/siteplex/devproxy/internal/proc"
+	"github.com/siteplex/siteplex/sites/django"
 )
 
 // EngineFileName is the file a running engine writes in the project's
@@ -61,7 +62,8 @@ func (e *Engine) writeEngineFile() error {
 	if dir == "" {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// .siteplex gets its .gitignore when siteplex creates it.
+	if err := django.MakeStateDir(dir); err != nil {
 		return fmt.Errorf("writing %s: %w", EngineFileName, err)
 	}
 	ef := EngineFile{PID: os.Getpid(), Listen: e.Addrs(), Token: e.token, StartTicks: proc.Start(os.Getpid())}

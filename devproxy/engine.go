@@ -61,8 +61,15 @@ type Engine struct {
 	addrs       []string
 	started     bool
 	lastPollErr string
+	// noted are the unrouted wildcard aliases already reported.
+	noted map[string]bool
 	// envForced is the SITE_ID last seen in the env file.
 	envForced string
+
+	// ident is the overlay set-up Start decided (nil before Start);
+	// probes runs the identity probes (identity.go).
+	ident  atomic.Pointer[identitySetup]
+	probes *prober
 
 	// acquire hands out backend addresses (the supervisor's Acquire;
 	// tests may replace it before Start).
@@ -115,6 +122,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg:      cfg,
 		token:    hex.EncodeToString(tok),
 		counters: map[string]*atomic.Int64{},
+		noted:    map[string]bool{},
 		subs:     map[int]subscriber{},
 		done:     make(chan struct{}),
 		closing:  make(chan struct{}),
@@ -123,11 +131,13 @@ func New(cfg Config) (*Engine, error) {
 	e.tr = newTransport()
 	e.bufs = newBufferPool()
 	e.rp = e.newReverseProxy()
-	e.sup = supervisor.New(cfg.Config, e.supervisorEvent)
+	e.probes = newProber()
+	e.cfg.Config.ProcessEnv = e.processEnv
+	e.sup = supervisor.New(e.cfg.Config, e.supervisorEvent)
 	e.acquire = func(ctx context.Context, r *siteRoute) (string, func(), error) {
 		return e.sup.Acquire(ctx, r.site)
 	}
-	e.table.Store(buildTable(nil, 0, e.counters))
+	e.table.Store(buildTable(nil, 0, e.counters, routeOpts{}))
 	return e, nil
 }
 
@@ -224,6 +234,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		return err
 	}
 	e.runCtx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	e.setupIdentity(ctx)
 
 	if dir := e.stateDir(); dir != "" {
 		if n, err := supervisor.SweepStale(dir); err != nil {
@@ -471,7 +482,14 @@ func (e *Engine) apply(list []sites.Site, forced *int64) {
 	}
 	e.list = list
 	f := e.forced
-	e.table.Store(buildTable(list, f, e.counters))
+	t := buildTable(list, f, e.counters, e.routeOpts())
+	e.table.Store(t)
+	for _, w := range t.unrouted {
+		if !e.noted[w] {
+			e.noted[w] = true
+			fmt.Fprintf(e.cfg.Log, "siteplex: wildcard alias %s is not routed: it would route every name there, and siteplex forwards no name it does not know\n", w)
+		}
+	}
 	e.mu.Unlock()
 	e.sup.SetSites(sitesCopy(list), f)
 	e.emit(Event{Kind: EventSites})
@@ -512,6 +530,10 @@ func (e *Engine) Close(ctx context.Context) error {
 			}
 		}
 		cancel()
+		if started {
+			e.cancel() // ends the probes
+		}
+		e.probes.close()
 		if err := e.sup.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stopping processes: %w", err))
 		}
@@ -581,6 +603,7 @@ func (e *Engine) Status() Status {
 			ss.State = Stopped
 		}
 		ss.Requests = rt.requests.Load()
+		ss.Identity = e.identityOf(s.Slug)
 		st.Sites = append(st.Sites, ss)
 	}
 	return st
@@ -640,6 +663,7 @@ func (e *Engine) supervisorEvent(ev supervisor.Event) {
 	switch ev.Kind {
 	case supervisor.EventState:
 		e.emit(Event{Kind: EventState, Site: ev.Site})
+		e.onStateEvent(ev.Site)
 	case supervisor.EventLog:
 		e.emit(Event{Kind: EventLog, Log: ev.Log})
 	case supervisor.EventError:
@@ -661,6 +685,7 @@ func (e *Engine) emit(ev Event) {
 				ev.Site.Requests = rt.requests.Load()
 			}
 		}
+		ev.Site.Identity = e.identityOf(ev.Site.Slug)
 	}
 	e.subMu.RLock()
 	for _, sub := range e.subs {

@@ -25,6 +25,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/siteplex/siteplex/sites/django"
 )
 
 // limits are the server's bounds on clients (docs/engine.md, "What
@@ -131,14 +133,26 @@ func rewrite(pr *httputil.ProxyRequest) {
 	h := pr.Out.Header
 	for k := range h {
 		// siteplex is the first hop: nothing a client claims about
-		// earlier hops is passed on.
-		if strings.HasPrefix(k, "X-Forwarded-") || k == "X-Real-Ip" {
+		// earlier hops is passed on, nor any of siteplex's own headers
+		// to the process (the overlay's site and secret).
+		if strings.HasPrefix(k, "X-Forwarded-") || k == "X-Real-Ip" || strings.HasPrefix(k, "X-Siteplex-") {
 			delete(h, k)
 		}
 	}
 	// X-Forwarded-For: the client's address; -Host: its Host;
 	// -Proto: http, or https when the client came over TLS.
 	pr.SetXForwarded()
+	if r := x.route; r != nil {
+		if r.upstream != "" {
+			rewriteUpstream(pr, r.upstream) // hostrewrite.go
+		}
+		if r.siteHeader != nil && x.secret != nil {
+			// Single mode: the request's site, for the overlay
+			// (docs/django.md, "Single mode").
+			h[django.HeaderSite] = r.siteHeader
+			h[django.HeaderSecret] = x.secret
+		}
+	}
 	if pr.In.Method == http.MethodHead {
 		// Django's runserver (and others) send a body after a HEAD
 		// answer; a connection that carried a HEAD is never reused, so
@@ -149,8 +163,15 @@ func rewrite(pr *httputil.ProxyRequest) {
 
 // modifyResponse checks an answer before any of it reaches the client.
 func modifyResponse(resp *http.Response) error {
-	if x := exchangeOf(resp.Request.Context()); x != nil && x.unsolicited.Load() {
+	x := exchangeOf(resp.Request.Context())
+	if x == nil {
+		return nil
+	}
+	if x.unsolicited.Load() {
 		return errUnsolicited
+	}
+	if r := x.route; r.upstream != "" {
+		rewriteAnswer(resp.Header, r.upstream, x.host, r.site.LocalDomain, x.tls) // hostrewrite.go
 	}
 	return nil
 }
@@ -257,6 +278,13 @@ func (e *Engine) serveSelect(w http.ResponseWriter, r *http.Request, t *routeTab
 // serveSite between attempts.
 type exchange struct {
 	route *siteRoute
+	// host is the Host the client sent, tls whether it came over TLS
+	// (for the answer's Location and cookies under Host rewriting).
+	host string
+	tls  bool
+	// secret is the overlay's secret as a header value (nil: none is
+	// sent).
+	secret []string
 	// addr is the backend of the current attempt; rewrite reads it.
 	addr string
 	// idempotent: a GET, HEAD, OPTIONS or TRACE (or a request with an
@@ -384,7 +412,10 @@ func isIdempotent(r *http.Request) bool {
 func (e *Engine) serveSite(w http.ResponseWriter, r *http.Request, rt *siteRoute) {
 	start := time.Now()
 	rt.requests.Add(1)
-	x := &exchange{route: rt, idempotent: isIdempotent(r), rec: recorder{w: w}}
+	x := &exchange{route: rt, host: r.Host, tls: r.TLS != nil, idempotent: isIdempotent(r), rec: recorder{w: w}}
+	if s := e.ident.Load(); s != nil && rt.siteHeader != nil {
+		x.secret = s.secretHeader
+	}
 	x.trace = httptrace.ClientTrace{GotConn: x.gotConn, GotFirstResponseByte: x.gotFirstByte}
 	if r.Body != nil && r.Body != http.NoBody {
 		x.body = &clientBody{rc: r.Body, ctl: http.NewResponseController(w), start: start,

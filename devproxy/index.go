@@ -28,6 +28,11 @@ type IndexSite struct {
 	State       State    `json:"state,omitempty"`
 	Requests    int64    `json:"requests"`
 	Problems    []string `json:"problems"`
+	// Identity is the identity probe's verdict (docs/engine.md,
+	// "Identity"); nil when there is none yet.
+	Identity *Identity `json:"identity,omitempty"`
+	// Wildcards are the site's wildcard aliases, routed by matching.
+	Wildcards []string `json:"wildcards,omitempty"`
 }
 
 // Index is the JSON form of the index page.
@@ -36,6 +41,8 @@ type Index struct {
 	Mode         Mode        `json:"mode"`
 	ForcedSiteID int64       `json:"forced_site_id"`
 	Sites        []IndexSite `json:"sites"`
+	// Unrouted are wildcard aliases that are not routed ("slug: *").
+	Unrouted []string `json:"unrouted,omitempty"`
 }
 
 // serveIndex answers siteplex.localhost and localhost without a chosen
@@ -109,7 +116,7 @@ func (e *Engine) index(t *routeTable, reqHost string) Index {
 	if _, p, err := net.SplitHostPort(reqHost); err == nil && p != "80" {
 		port = ":" + p
 	}
-	idx := Index{Listen: st.Listen, Mode: st.Mode, ForcedSiteID: st.ForcedSiteID, Sites: []IndexSite{}}
+	idx := Index{Listen: st.Listen, Mode: st.Mode, ForcedSiteID: st.ForcedSiteID, Sites: []IndexSite{}, Unrouted: t.unrouted}
 	for i := range t.all {
 		s := &t.all[i]
 		is := IndexSite{ID: s.ID, Slug: s.Slug, Name: s.Name, Domain: s.Domain, LocalDomain: s.LocalDomain,
@@ -121,7 +128,8 @@ func (e *Engine) index(t *routeTable, reqHost string) Index {
 			is.Routed = true
 			is.URL = "http://" + s.LocalDomain + port + "/"
 			ss := states[s.Slug]
-			is.State, is.Requests = ss.State, ss.Requests
+			is.State, is.Requests, is.Identity = ss.State, ss.Requests, ss.Identity
+			is.Wildcards = s.Wildcards()
 		}
 		idx.Sites = append(idx.Sites, is)
 	}
@@ -145,20 +153,34 @@ func stateGlyph(s State) string {
 	return "–"
 }
 
+// identityHTML shows a verdict: ✓ in green, ✗ loud in red, anything else
+// muted.
+func identityHTML(id *Identity) string {
+	switch {
+	case id == nil:
+		return `<span class=muted>–</span>`
+	case id.Checked && id.OK:
+		return `<span class=ok>` + html.EscapeString(id.Detail) + `</span>`
+	case id.Checked:
+		return `<strong class=warn>` + html.EscapeString(id.Detail) + `</strong>`
+	}
+	return `<span class=muted>` + html.EscapeString(id.Detail) + `</span>`
+}
+
 // renderIndex renders the HTML index page.
 func renderIndex(idx Index) string {
 	var b strings.Builder
 	esc := html.EscapeString
 	b.WriteString(`<!doctype html><html><head><meta charset="utf-8"><title>siteplex</title>
 <style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
-th,td{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}.muted{color:#888}.warn{color:#b00}</style>
+th,td{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}.muted{color:#888}.warn{color:#b00}.ok{color:#070}</style>
 </head><body><h1>siteplex</h1>
 `)
 	fmt.Fprintf(&b, "<p class=muted>mode %s · listening on %s", esc(string(idx.Mode)), esc(strings.Join(idx.Listen, ", ")))
 	if idx.ForcedSiteID != 0 {
 		fmt.Fprintf(&b, " · forced SITE_ID %d", idx.ForcedSiteID)
 	}
-	b.WriteString("</p>\n<table><tr><th></th><th>ID</th><th>Slug</th><th>Name</th><th>Domain</th><th>Local</th><th>State</th><th>Requests</th></tr>\n")
+	b.WriteString("</p>\n<table><tr><th></th><th>ID</th><th>Slug</th><th>Name</th><th>Domain</th><th>Local</th><th>State</th><th>Identity</th><th>Requests</th></tr>\n")
 	for _, s := range idx.Sites {
 		mark := ""
 		if s.Forced {
@@ -168,6 +190,9 @@ th,td{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}.muted{colo
 		if s.URL != "" {
 			local = fmt.Sprintf(`<a href="%s">%s</a>`, esc(s.URL), esc(s.LocalDomain))
 		}
+		for _, w := range s.Wildcards {
+			local += `<br><span class=muted>` + esc(w) + `</span>`
+		}
 		state := stateGlyph(s.State)
 		switch {
 		case len(s.Problems) > 0:
@@ -175,12 +200,15 @@ th,td{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}.muted{colo
 		case !s.Enabled:
 			state = `<span class=muted>disabled</span>`
 		}
-		fmt.Fprintf(&b, "<tr><td>%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%d</td></tr>\n",
-			mark, s.ID, esc(s.Slug), esc(s.Name), esc(s.Domain), local, state, s.Requests)
+		fmt.Fprintf(&b, "<tr><td>%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%d</td></tr>\n",
+			mark, s.ID, esc(s.Slug), esc(s.Name), esc(s.Domain), local, state, identityHTML(s.Identity), s.Requests)
 	}
 	b.WriteString("</table>\n")
 	if len(idx.Sites) == 0 {
 		b.WriteString("<p class=muted>No sites yet.</p>\n")
+	}
+	for _, u := range idx.Unrouted {
+		fmt.Fprintf(&b, "<p class=warn>Wildcard alias %s is not routed: it would route every name there.</p>\n", esc(u))
 	}
 	b.WriteString(`<p class=muted>On localhost, <code>?siteplex-site=SLUG</code> picks the site for this browser; <code>?siteplex-site=</code> clears it. JSON: <code>Accept: application/json</code>; status: <a href="/api/status">/api/status</a>.</p>
 </body></html>
@@ -239,6 +267,11 @@ func (e *Engine) serveBackendError(w *recorder, r *http.Request, rt *siteRoute, 
 	b.WriteString("</h1>\n<p>")
 	b.WriteString(html.EscapeString(detail))
 	b.WriteString("</p>\n")
+	if id := e.identityOf(rt.site.Slug); id != nil {
+		b.WriteString("<style>.warn{color:#b00}.ok{color:#070}.muted{color:#888}</style><p>Identity: ")
+		b.WriteString(identityHTML(id))
+		b.WriteString("</p>\n")
+	}
 	if len(tail) > 0 {
 		fmt.Fprintf(&b, "<h2>Last %d lines of its output</h2>\n<pre>", len(tail))
 		for _, l := range tail {

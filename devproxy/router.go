@@ -1,7 +1,10 @@
 package devproxy
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"unsafe"
@@ -33,12 +36,42 @@ const IndexHost = "siteplex.localhost"
 // localhost in one browser").
 const cookieName = "siteplex-site"
 
-// siteRoute is one routable site with its request counter.
+// siteRoute is one routable site with its request counter, as reached
+// by one kind of name: a site has one route for the names its framework
+// knows (domain, aliases, real domain: the browser's Host goes upstream)
+// and, when its Host is rewritten, another for siteplex's own names
+// (local domain, its subdomains, localhost).
 type siteRoute struct {
 	site *sites.Site
 	// requests counts the requests proxied to the site; it lives across
 	// table rebuilds (shared by slug).
 	requests *atomic.Int64
+	// upstream is the Host sent to the process instead of the browser's,
+	// "" to send the browser's own (docs/engine.md, "Host rewriting").
+	upstream string
+	// siteHeader is the value of django.HeaderSite for this site in
+	// single mode with the overlay (nil: none is sent).
+	siteHeader []string
+	// local is the route of the site's local names: r itself when its
+	// Host is not rewritten.
+	local *siteRoute
+}
+
+// routeOpts are what the engine adds to the routing table: per site, the
+// canonical host to send for its local names ("" = none) and whether
+// single mode's site header goes with its requests.
+type routeOpts struct {
+	// upstream returns the canonical host for s's local names, or "".
+	upstream func(s *sites.Site) string
+	// siteHeader reports whether s's requests carry django.HeaderSite.
+	siteHeader func(s *sites.Site) bool
+}
+
+// wildRoute is a wildcard alias in the routing table: its port ("" = any)
+// and site.
+type wildRoute struct {
+	port  string
+	route *siteRoute
 }
 
 // routeTable is an immutable snapshot of the routing rules, rebuilt on every
@@ -50,6 +83,13 @@ type routeTable struct {
 	exact map[string]*siteRoute
 	// wild maps a local domain to its site for "*.<local_domain>".
 	wild map[string]*siteRoute
+	// wildAlias maps the suffix of a wildcard alias ("shop.example" for
+	// "*.shop.example") to its sites, those with a port first, then by
+	// id (django-multisite's preference, sites.WildcardRank).
+	wildAlias map[string][]wildRoute
+	// unrouted are wildcard aliases that are not routed ("*": every
+	// name), as "slug: alias".
+	unrouted []string
 	// bySlug and byID find a site for the cookie and the forced site.
 	bySlug map[string]*siteRoute
 	byID   map[int64]*siteRoute
@@ -63,10 +103,11 @@ type routeTable struct {
 // buildTable makes a routing table from list. Sites that are disabled or
 // have problems are listed but never routed. counters carries the request
 // counters over from the previous table (by slug) and is updated in place.
-func buildTable(list []sites.Site, forced int64, counters map[string]*atomic.Int64) *routeTable {
+func buildTable(list []sites.Site, forced int64, counters map[string]*atomic.Int64, opts routeOpts) *routeTable {
 	t := &routeTable{
-		exact:  make(map[string]*siteRoute, len(list)*4),
-		wild:   make(map[string]*siteRoute, len(list)),
+		exact:     make(map[string]*siteRoute, len(list)*4),
+		wild:      make(map[string]*siteRoute, len(list)),
+		wildAlias: map[string][]wildRoute{},
 		bySlug: make(map[string]*siteRoute, len(list)),
 		byID:   make(map[int64]*siteRoute, len(list)),
 		all:    append([]sites.Site(nil), list...),
@@ -84,9 +125,21 @@ func buildTable(list []sites.Site, forced int64, counters map[string]*atomic.Int
 			counters[s.Slug] = c
 		}
 		r := &siteRoute{site: s, requests: c}
+		if opts.siteHeader != nil && opts.siteHeader(s) {
+			r.siteHeader = []string{strconv.FormatInt(s.ID, 10)}
+		}
+		r.local = r
+		if opts.upstream != nil {
+			if up := opts.upstream(s); up != "" {
+				l := *r
+				l.upstream, l.local = up, nil
+				l.local = &l
+				r.local = &l
+			}
+		}
 		routes = append(routes, r)
-		t.bySlug[s.Slug] = r
-		t.byID[s.ID] = r
+		t.bySlug[s.Slug] = r.local
+		t.byID[s.ID] = r.local
 	}
 	add := func(name string, r *siteRoute) {
 		h, err := sites.Hostname(name)
@@ -111,17 +164,60 @@ func buildTable(list []sites.Site, forced int64, counters map[string]*atomic.Int
 		}
 	}
 	for _, r := range routes {
-		add(r.site.LocalDomain, r)
+		add(r.site.LocalDomain, r.local)
 	}
 	for _, r := range routes {
 		if h, err := sites.Hostname(r.site.LocalDomain); err == nil && h != "" {
 			if _, taken := t.wild[h]; !taken {
-				t.wild[h] = r
+				t.wild[h] = r.local
 			}
 		}
 	}
+	for _, r := range routes {
+		for _, a := range r.site.Aliases {
+			if !sites.IsWildcard(a) {
+				continue
+			}
+			name, port := splitHostPort(strings.ToLower(a))
+			suffix, ok := strings.CutPrefix(strings.TrimSuffix(name, "."), "*.")
+			if !ok || suffix == "" || strings.Contains(suffix, "*") {
+				// "*" (and "*:port") would route every name, foreign ones
+				// included: siteplex never forwards an unknown name.
+				t.unrouted = append(t.unrouted, r.site.Slug+": "+a)
+				continue
+			}
+			t.wildAlias[suffix] = append(t.wildAlias[suffix], wildRoute{port: port, route: r})
+		}
+	}
+	for _, ws := range t.wildAlias {
+		slices.SortStableFunc(ws, func(a, b wildRoute) int {
+			return cmp.Compare(boolRank(a.port == ""), boolRank(b.port == ""))
+		})
+	}
 	t.forcedRoute = t.byID[forced]
 	return t
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// splitHostPort splits "name:port" ("[v6]:port" keeps its brackets);
+// port is "" when there is none.
+func splitHostPort(h string) (name, port string) {
+	if strings.HasPrefix(h, "[") {
+		if end := strings.IndexByte(h, ']'); end >= 0 {
+			return h[:end+1], strings.TrimPrefix(h[end+1:], ":")
+		}
+		return h, ""
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h[:i], ':') < 0 {
+		return h[:i], h[i+1:]
+	}
+	return h, ""
 }
 
 // isLocalName reports whether h (lower-case, no port, no brackets) is one of
@@ -156,7 +252,36 @@ func (t *routeTable) lookup(host string) (routeKind, *siteRoute) {
 			}
 		}
 	}
+	// Wildcard aliases (django-multisite's "*.shop.example"): the longest
+	// suffix first, so the pattern with the most literal labels wins.
+	if len(t.wildAlias) > 0 && !isIPv4Literal(h) {
+		_, port := splitHostPort(host)
+		for i := 0; i < len(h); i++ {
+			if h[i] == '.' {
+				for _, w := range t.wildAlias[h[i+1:]] {
+					if w.port == "" || w.port == port {
+						return toSite, w.route
+					}
+				}
+			}
+		}
+	}
 	return toForeign, nil
+}
+
+// isIPv4Literal reports whether h is a dotted-decimal IPv4 address, which
+// wildcard aliases never match (sites.WildcardRank).
+func isIPv4Literal(h string) bool {
+	dots := 0
+	for i := 0; i < len(h); i++ {
+		switch c := h[i]; {
+		case c == '.':
+			dots++
+		case c < '0' || c > '9':
+			return false
+		}
+	}
+	return dots == 3
 }
 
 // validHost reports whether a Host header is unambiguous: hostname[:port]

@@ -31,7 +31,7 @@ func pxSites() []sites.Site {
 }
 
 func TestRouteLookup(t *testing.T) {
-	tab := buildTable(pxSites(), 2, map[string]*atomic.Int64{})
+	tab := buildTable(pxSites(), 2, map[string]*atomic.Int64{}, routeOpts{})
 	tests := []struct {
 		host string
 		kind routeKind
@@ -85,7 +85,7 @@ func TestRouteLookup(t *testing.T) {
 }
 
 func TestRouteLookupAllocs(t *testing.T) {
-	tab := buildTable(pxSites(), 2, map[string]*atomic.Int64{})
+	tab := buildTable(pxSites(), 2, map[string]*atomic.Int64{}, routeOpts{})
 	for _, h := range []string{"example.de", "De.Localhost:8080", "static.gh.localhost", "unknown.example"} {
 		if n := testing.AllocsPerRun(100, func() { tab.lookup(h) }); n != 0 {
 			t.Errorf("lookup(%q) allocates %.0f times, want 0", h, n)
@@ -95,9 +95,9 @@ func TestRouteLookupAllocs(t *testing.T) {
 
 func TestCountersSurviveRebuild(t *testing.T) {
 	counters := map[string]*atomic.Int64{}
-	a := buildTable(pxSites(), 0, counters)
+	a := buildTable(pxSites(), 0, counters, routeOpts{})
 	a.bySlug["gh"].requests.Add(3)
-	b := buildTable(pxSites(), 0, counters)
+	b := buildTable(pxSites(), 0, counters, routeOpts{})
 	if got := b.bySlug["gh"].requests.Load(); got != 3 {
 		t.Errorf("after rebuild gh has %d requests, want 3", got)
 	}
@@ -110,7 +110,7 @@ func BenchmarkRouteLookup(b *testing.B) {
 			Domain: "site" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + ".example", Enabled: true})
 	}
 	sites.Finalize(list, pxFormat(b), 0)
-	tab := buildTable(list, 0, map[string]*atomic.Int64{})
+	tab := buildTable(list, 0, map[string]*atomic.Int64{}, routeOpts{})
 	b.ReportAllocs()
 	for b.Loop() {
 		tab.lookup("static.gh.localhost:8080")

@@ -24,6 +24,10 @@ type Config struct {
 	// Overlay false turns the overlay's changes off (docs/django.md); nil
 	// means on.
 	Overlay *bool `toml:"overlay"`
+	// RewriteHost is auto, always or never: when the engine sends a site's
+	// canonical host upstream for siteplex's local names (docs/engine.md,
+	// "Host rewriting"); "" = auto.
+	RewriteHost string `toml:"rewrite_host"`
 
 	Listen      []string `toml:"listen"`
 	Mode        string   `toml:"mode"`

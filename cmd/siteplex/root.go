@@ -49,6 +49,10 @@ type Factory struct {
 	once    sync.Once
 	project *sites.Project
 	projErr error
+
+	// sourceMu guards source, set by Sites.
+	sourceMu sync.Mutex
+	source   *sites.SourceInfo
 }
 
 func newFactory(io *IOStreams) *Factory {
@@ -92,8 +96,21 @@ func (f *Factory) Sites(ctx context.Context) (*sites.Project, []sites.Site, *sit
 		return p, nil, &db, err
 	}
 	defer st.Close()
-	list, err := p.LoadSites(ctx, st)
+	list, info, err := p.LoadSitesSource(ctx, st)
+	if err == nil {
+		f.sourceMu.Lock()
+		f.source = &info
+		f.sourceMu.Unlock()
+	}
 	return p, list, &db, err
+}
+
+// Source is where the sites Sites read last came from (nil before, or
+// without a database).
+func (f *Factory) Source() *sites.SourceInfo {
+	f.sourceMu.Lock()
+	defer f.sourceMu.Unlock()
+	return f.source
 }
 
 // exitError carries an explicit exit status with its message.

@@ -31,13 +31,14 @@ type engineFlags struct {
 	MaxRunning  optInt
 	Command     optString
 	Runner      optString
+	RewriteHost optString
 	NoWatch     bool
 }
 
 // given reports whether any engine flag was given on the command line.
 func (ef *engineFlags) given() bool {
 	return ef.listenSet || ef.Mode.set || ef.Start.set || ef.BootTimeout.set || ef.IdleTimeout.set ||
-		ef.MaxRunning.set || ef.Command.set || ef.Runner.set || ef.NoWatch
+		ef.MaxRunning.set || ef.Command.set || ef.Runner.set || ef.RewriteHost.set || ef.NoWatch
 }
 
 // optString, optDuration and optInt are flag values that know whether
@@ -157,6 +158,7 @@ func addEngineFlags(cmd *cobra.Command, f *Factory) {
 		fs.Var(&ef.Command, "command", "process command, split like a shell line but never run by one; placeholders {port} {site_id} {slug} {domain} {root} (default <python> manage.py runserver 127.0.0.1:{port} --noreload)")
 		fs.Var(&ef.Runner, "runner", "local (processes) or docker (containers from the compose web service) (default local)")
 		fs.BoolVar(&ef.NoWatch, "no-watch", false, "do not restart processes when *.py files change")
+		fs.Var(&ef.RewriteHost, "rewrite-host", "auto, always or never: send a site's canonical host upstream for its local names; auto does for frameworks that pick the site from the Host (Wagtail, django-tenants, django-pgschemas, django-multisite, Mezzanine) (default auto; config rewrite_host)")
 		fs.BoolVar(&f.Opts.NoOverlay, "no-overlay", false, "leave the project's settings as they are: no per-site SITE_ID, ALLOWED_HOSTS or proxy header from siteplex's overlay (only its identity probe stays; config overlay = false)")
 	}
 	add(fs)
@@ -230,10 +232,25 @@ func (f *Factory) EngineConfig(ctx context.Context) (devproxy.Config, error) {
 	} else if len(c.Process.Command) > 0 {
 		cfg.Command = c.Process.Command
 	}
+	if cfg.RewriteHost, err = devproxy.ParseRewriteHost(pick(ef.RewriteHost, c.RewriteHost)); err != nil {
+		return cfg, err
+	}
+	if p.IsDjango {
+		// The default command runs the project's Python (--python, the
+		// config key python, else the usual search).
+		py, from, err := p.Python()
+		switch {
+		case err == nil:
+			cfg.Python = py
+		case from != "":
+			return cfg, sites.Usagef("%v", err)
+		}
+	}
 	switch runner := pick(ef.Runner, c.Process.Runner); runner {
 	case "", "local":
 		cfg.Runner = supervisor.LocalRunner()
 	case "docker":
+		cfg.NoOverlay = "the docker runner: the overlay's folder is not inside the container"
 		if f.DockerRunner == nil {
 			return cfg, errors.New("docker runner not available in this build")
 		}
@@ -387,7 +404,7 @@ func serveRun(ctx context.Context, f *Factory) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- e.Wait() }()
-	last := map[string]devproxy.State{}
+	last := map[string]string{}
 loop:
 	for {
 		select {
@@ -400,10 +417,11 @@ loop:
 				break loop
 			}
 			if ev.Kind == devproxy.EventState {
-				if last[ev.Site.Slug] == ev.Site.State {
+				key := string(ev.Site.State) + ev.Site.Identity.Mark()
+				if last[ev.Site.Slug] == key {
 					continue
 				}
-				last[ev.Site.Slug] = ev.Site.State
+				last[ev.Site.Slug] = key
 			}
 			printEvent(f, ev)
 		}
@@ -426,7 +444,14 @@ func printEvent(f *Factory, ev devproxy.Event) {
 		s := ev.Site
 		switch s.State {
 		case devproxy.Running:
-			fmt.Fprintf(f.IO.Err, "siteplex: %s running (pid %d, port %d)\n", s.Slug, s.PID, s.Port)
+			switch id := s.Identity; {
+			case id != nil && id.Checked && id.OK:
+				fmt.Fprintf(f.IO.Err, "siteplex: %s identity %s\n", s.Slug, id.Detail)
+			case id != nil && id.Checked:
+				// The mismatch itself comes as an error event.
+			default:
+				fmt.Fprintf(f.IO.Err, "siteplex: %s running (pid %d, port %d)\n", s.Slug, s.PID, s.Port)
+			}
 		case devproxy.Crashed:
 			code := "?"
 			if s.LastExit != nil {

@@ -22,7 +22,9 @@ type sitesOptions struct {
 	IO *IOStreams
 	// Sites loads the project's sites (Factory.Sites).
 	Sites func(ctx context.Context) (*sites.Project, []sites.Site, *sites.DB, error)
-	JSON  bool
+	// Source says where the sites Sites read came from (nil: not known).
+	Source func() *sites.SourceInfo
+	JSON   bool
 }
 
 func newCmdSites(f *Factory) *cobra.Command { return newCmdSitesRun(f, sitesRun) }
@@ -30,7 +32,7 @@ func newCmdSites(f *Factory) *cobra.Command { return newCmdSitesRun(f, sitesRun)
 // newCmdSitesRun builds the command with runF as its action (tests pass
 // their own to check flag parsing alone).
 func newCmdSitesRun(f *Factory, runF func(context.Context, *sitesOptions) error) *cobra.Command {
-	opts := &sitesOptions{IO: f.IO, Sites: f.Sites}
+	opts := &sitesOptions{IO: f.IO, Sites: f.Sites, Source: f.Source}
 	cmd := &cobra.Command{
 		Use:     "sites",
 		Aliases: []string{"ls"},
@@ -75,8 +77,24 @@ func sitesRun(ctx context.Context, opts *sitesOptions) error {
 	if opts.JSON {
 		return writeJSON(opts.IO.Out, list)
 	}
-	fmt.Fprintln(opts.IO.Err, "siteplex: "+databaseNote(ctx, p, db))
-	return printSitesTable(opts.IO.Out, list, engineStates(ctx, p))
+	note := databaseNote(ctx, p, db)
+	if opts.Source != nil {
+		if src := opts.Source(); src != nil && db != nil {
+			note += "; sites from " + sourceNote(*src)
+		}
+	}
+	fmt.Fprintln(opts.IO.Err, "siteplex: "+note)
+	states := engineStates(ctx, p)
+	if err := printSitesTable(opts.IO.Out, list, states); err != nil {
+		return err
+	}
+	// A wrong site is never only a mark in a column.
+	for _, s := range list {
+		if id := states[s.Slug].Identity; id != nil && id.Checked && !id.OK {
+			fmt.Fprintf(opts.IO.Err, "siteplex: %s: %s\n", s.Slug, id.Detail)
+		}
+	}
+	return nil
 }
 
 // databaseNote says where the sites came from, for people: "database
@@ -104,6 +122,17 @@ func databaseNote(ctx context.Context, p *sites.Project, db *sites.DB) string {
 		}
 	}
 	return note
+}
+
+// sourceNote names the framework the sites come from, for people:
+// "Wagtail (wagtailcore_site)", "django_site (django_site,
+// multisite_alias)".
+func sourceNote(src sites.SourceInfo) string {
+	s := src.String()
+	for _, n := range src.Notes {
+		s += "; " + n
+	}
+	return s
 }
 
 // engineStates asks a running engine of the project (docs/engine.md, "Control API") for its
@@ -174,7 +203,11 @@ func printSitesTable(w io.Writer, list []sites.Site, states map[string]devproxy.
 				if st.Port != 0 {
 					port = strconv.Itoa(st.Port)
 				}
-				fmt.Fprintf(tw, "\t%s\t%s\t%d", st.State, port, st.Requests)
+				state := string(st.State)
+				if m := st.Identity.Mark(); m != "" {
+					state += " " + m
+				}
+				fmt.Fprintf(tw, "\t%s\t%s\t%d", state, port, st.Requests)
 			} else {
 				fmt.Fprint(tw, "\tnot routed\t–\t–")
 			}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/siteplex/siteplex/sites/django"
 )
 
 const (
@@ -185,6 +187,10 @@ func (h *logHub) filePath(slug string) string {
 }
 
 func (h *logHub) openFile(slug string) (*logFile, error) {
+	// .siteplex gets its .gitignore when siteplex creates it.
+	if err := django.MakeStateDir(filepath.Dir(h.dir)); err != nil {
+		return nil, fmt.Errorf("log folder: %w", err)
+	}
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("log folder: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/siteplex/siteplex/devproxy/internal/proc"
+	"github.com/siteplex/siteplex/sites/django"
 )
 
 // procTokenEnv is set in every site process's environment to a random
@@ -49,6 +50,10 @@ func pidDir(stateDir string) string { return filepath.Join(stateDir, "pids") }
 // writePidFile records a started process; it returns the file's path.
 func writePidFile(stateDir string, rec pidRecord) (string, error) {
 	dir := pidDir(stateDir)
+	// .siteplex gets its .gitignore when siteplex creates it.
+	if err := django.MakeStateDir(stateDir); err != nil {
+		return "", fmt.Errorf("pid folder: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("pid folder: %w", err)
 	}

@@ -333,6 +333,25 @@ func (s *Supervisor) Acquire(ctx context.Context, site *sites.Site) (addr string
 	return addr, in.releaseFn, nil
 }
 
+// Running returns the address and pid of slug's process when it is
+// running (in single mode, the one process, whatever slug), without
+// counting a request: the engine's identity probe uses it, and so never
+// keeps a process from its idle stop.
+func (s *Supervisor) Running(slug string) (addr string, pid int, ok bool) {
+	key := slug
+	if s.single() {
+		key = SingleSlug
+	}
+	if m := s.snap.Load(); m != nil {
+		if u := (*m)[key]; u != nil {
+			if in := u.running.Load(); in != nil {
+				return in.addr, in.pid, true
+			}
+		}
+	}
+	return "", 0, false
+}
+
 // release ends one request on in. Callers of Acquire call it exactly once.
 func (in *instance) release() {
 	in.u.touch()
@@ -1071,7 +1090,11 @@ func (s *Supervisor) buildSpec(site sites.Site, single bool, forced int64, port 
 		tmpl = proj.Process.Command
 	}
 	if len(tmpl) == 0 {
-		tmpl = []string{defaultPython(s.root), "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"}
+		py := s.cfg.Python
+		if py == "" {
+			py = defaultPython(s.root)
+		}
+		tmpl = []string{py, "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"}
 	}
 	siteID := ""
 	switch {
@@ -1110,6 +1133,17 @@ func (s *Supervisor) buildSpec(site sites.Site, single bool, forced int64, port 
 	env.set("PORT", strconv.Itoa(port))
 	env.set("PYTHONUNBUFFERED", "1")
 	env.setMap(site.Env)
+	if s.cfg.ProcessEnv != nil {
+		add, err := s.cfg.ProcessEnv(site, single, forced, env.lookup)
+		if err != nil {
+			return ProcessSpec{}, err
+		}
+		for _, kv := range add {
+			if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+				env.set(k, v)
+			}
+		}
+	}
 	env.set(procTokenEnv, token)
 	return ProcessSpec{Site: site, Port: port, Argv: argv, Env: env.list(), Dir: s.root, Single: single}, nil
 }
@@ -1148,6 +1182,11 @@ func (e *envList) set(k, v string) {
 		e.keys = append(e.keys, k)
 	}
 	e.vals[k] = v
+}
+
+func (e *envList) lookup(k string) (string, bool) {
+	v, ok := e.vals[k]
+	return v, ok
 }
 
 func (e *envList) setMap(m map[string]string) {

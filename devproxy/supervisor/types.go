@@ -73,6 +73,39 @@ type SiteStatus struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
 	// BackoffUntil is when a crash-looping site may be started again.
 	BackoffUntil time.Time `json:"backoff_until,omitzero"`
+	// Identity is the identity probe's verdict on the site's process
+	// (docs/django.md, "The identity probe"); the supervisor does not
+	// probe and leaves it nil, the engine fills it in.
+	Identity *Identity `json:"identity,omitempty"`
+}
+
+// Identity is whether a site's process serves that site, as the engine's
+// identity probe found (docs/engine.md, "Identity").
+type Identity struct {
+	// Checked is false when nothing was probed: the process is still
+	// being probed, or cannot be (no overlay: Detail says why).
+	Checked bool `json:"checked"`
+	// OK is true when every name form probed reached the site.
+	OK bool `json:"ok"`
+	// Detail is one line: "✓ site 3 on gh.localhost, example.gh", or the
+	// loud "✗ serves site 1, expected 3, on …: settings ignore SITE_ID — …".
+	Detail string `json:"detail"`
+	// PID is the process the verdict is about (0 when none was probed).
+	PID int `json:"pid,omitempty"`
+	// At is when the verdict was reached.
+	At time.Time `json:"at,omitzero"`
+}
+
+// Mark is the verdict's one-character form for tables: ✓, ✗, or "" when
+// nothing was checked.
+func (i *Identity) Mark() string {
+	switch {
+	case i == nil || !i.Checked:
+		return ""
+	case i.OK:
+		return "✓"
+	}
+	return "✗"
 }
 
 // LogLine is one line of a process's output, or a lifecycle line siteplex
@@ -131,6 +164,16 @@ type Config struct {
 	Runner Runner
 	// Watch restarts the running processes when *.py files change.
 	Watch bool
+	// Python is the interpreter of the default command ("" = the first of
+	// .venv/bin/python, venv/bin/python, python3); the engine passes the
+	// project's (--python, the config key python, the same search).
+	Python string
+	// ProcessEnv, when set, is asked for each process start for
+	// environment entries (KEY=VALUE) applied last, over the env file,
+	// [process] env and the site's env: the engine's overlay
+	// (docs/django.md, "The overlay"). lookup reads the environment built
+	// so far. nil adds nothing.
+	ProcessEnv func(site sites.Site, single bool, forcedID int64, lookup func(key string) (string, bool)) ([]string, error)
 }
 
 // WithDefaults returns c with every zero value replaced by its default.
