@@ -393,9 +393,16 @@ func (e *Engine) probeSite(ctx context.Context, slug string, pid int) {
 			id.Detail += " (sent as " + rw + ")"
 		}
 	default:
+		// A wrong site says most: it goes first.
+		slices.SortStableFunc(fails, func(a, b string) int {
+			return boolRank(!strings.Contains(a, "serves ")) - boolRank(!strings.Contains(b, "serves "))
+		})
 		id.Detail = fails[0]
 		if len(fails) > 1 {
-			id.Detail += fmt.Sprintf(" (and %d more name forms fail)", len(fails)-1)
+			id.Detail += " · also " + fails[1]
+		}
+		if len(fails) > 2 {
+			id.Detail += fmt.Sprintf(" (and %d more)", len(fails)-2)
 		}
 	}
 	e.probes.set(slug, id)

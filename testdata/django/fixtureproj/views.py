@@ -18,14 +18,17 @@ from django.views.decorators.csrf import csrf_exempt
 
 
 def whoami(request):
+    # int(): in siteplex's single mode SITE_ID is a per-request object
+    # (docs/django.md, "Single mode"), which JSON cannot encode as is.
+    site_id = int(settings.SITE_ID)
     try:
-        name = Site.objects.get(pk=settings.SITE_ID).name
-        domain = Site.objects.get(pk=settings.SITE_ID).domain
+        name = Site.objects.get(pk=site_id).name
+        domain = Site.objects.get(pk=site_id).domain
     except Site.DoesNotExist:
         name, domain = None, None
     return JsonResponse(
         {
-            "site_id": settings.SITE_ID,
+            "site_id": site_id,
             "site_name": name,
             "domain": domain,
             "host": request.META.get("HTTP_HOST", ""),
