@@ -375,6 +375,9 @@ func demoSites() []sites.Site {
 		plus(7, "France", "example.fr", "fr", true),
 		plus(8, "Japan", "example.jp", "jp", true),
 	}
+	for i := range list {
+		list[i].Source = sites.SourceDjangoSite
+	}
 	df, _ := sites.ParseDomainFormat("{slug}.localhost")
 	sites.Finalize(list, df, 2)
 	return list

@@ -599,7 +599,8 @@ func TestViewGolden(t *testing.T) {
 			h.eng.mu.Lock()
 			st := h.eng.status
 			exit1 := 1
-			st["gh"] = devproxy.SiteStatus{ID: 2, Slug: "gh", State: devproxy.Running, PID: 4242, Port: 41234, Requests: 128, StartedAt: fixedNow.Add(-192 * time.Second)}
+			st["gh"] = devproxy.SiteStatus{ID: 2, Slug: "gh", State: devproxy.Running, PID: 4242, Port: 41234, Requests: 128, StartedAt: fixedNow.Add(-192 * time.Second),
+				Identity: &devproxy.Identity{Checked: true, OK: true, Detail: "✓ site 2 on gh.localhost, example.gh", PID: 4242}}
 			st["us"] = devproxy.SiteStatus{ID: 3, Slug: "us", State: devproxy.Starting, PID: 4243, Port: 41301, Requests: 2}
 			st["example-org"] = devproxy.SiteStatus{ID: 4, Slug: "example-org", State: devproxy.Crashed, LastExit: &exit1, Requests: 5}
 			h.eng.log("gh", "starting: siteplex demo-site --port 41234", true)

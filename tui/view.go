@@ -217,6 +217,9 @@ func (m *Model) header(compact bool) string {
 	if m.opt.Database != "" {
 		parts = append(parts, st.HeaderDim.Render(m.opt.Database))
 	}
+	if src := sourceName(m.sites); src != "" && !compact {
+		parts = append(parts, st.HeaderDim.Render("sites from "+src))
+	}
 	switch {
 	case m.proxyErr != nil:
 		parts = append(parts, st.HeaderWarn.Render("proxy not running"))
@@ -245,6 +248,27 @@ func (m *Model) header(compact bool) string {
 	}
 	parts = append(parts, st.HeaderDim.Render(string(m.mode)))
 	return strings.Join(parts, dot)
+}
+
+// sourceName names the framework the sites come from, as the header says
+// it ("" when not known): Wagtail, django-tenants, django-pgschemas,
+// django_site, or siteplex.toml.
+func sourceName(list []sites.Site) string {
+	for i := range list {
+		switch list[i].Source {
+		case sites.SourceWagtail:
+			return "Wagtail"
+		case sites.SourceTenants:
+			return "django-tenants"
+		case sites.SourcePGSchemas:
+			return "django-pgschemas"
+		case sites.SourceDjangoSite:
+			return "django_site"
+		case sites.SourceConfig:
+			return "siteplex.toml"
+		}
+	}
+	return ""
 }
 
 // fmtAddrs shows listen addresses as the header in docs/tui.md does: one address as
@@ -429,6 +453,13 @@ func (m *Model) viewRow(c columns, r int) string {
 		port := "–"
 		if ss.Port > 0 && (state == devproxy.Running || state == devproxy.Starting) {
 			port = strconv.Itoa(ss.Port)
+		}
+		// The identity probe's verdict on the process (✓ or a loud ✗).
+		if mark := ss.Identity.Mark(); mark != "" && state == devproxy.Running {
+			g += " " + mark
+			if mark == "✗" {
+				sty = st.Error
+			}
 		}
 		parts = append(parts, paint(sty, cell(g, c.state)), right(port, c.port), right(reqCount(ss.Requests), c.req))
 	}
@@ -698,6 +729,13 @@ func (m *Model) viewInfo(s *sites.Site, h int) []string {
 		state += ", retry after " + ss.BackoffUntil.Format("15:04:05")
 	}
 	out = append(out, kv("process", state))
+	if id := ss.Identity; id != nil && id.Detail != "" {
+		v := id.Detail
+		if id.Checked && !id.OK {
+			v = m.st.Error.Render(v)
+		}
+		out = append(out, kv("identity", v))
+	}
 	if ss.PID > 0 {
 		out = append(out, kv("pid / port", fmt.Sprintf("%d / %d", ss.PID, ss.Port)))
 	}
