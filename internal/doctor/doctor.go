@@ -196,19 +196,22 @@ func Database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 	}
 	tables := strings.Join([]string{mark("django_site", t.Site), mark("multisite_alias", t.Alias),
 		mark("django_multisite_plus_site", t.Plus)}, ", ")
-	if !t.Site {
-		if len(p.Config.Sites) > 0 {
-			list, lerr := p.LoadSites(ctx, st)
-			if lerr == nil {
-				return ok(NameDatabase, fmt.Sprintf("%s: %s; using the %d sites declared in %s", where, tables, len(list), filepath.Base(p.Config.Path))), list
-			}
-		}
-		return bad(NameDatabase, Fail, where+": "+tables, noSiteTableFix(ctx, p)), nil
-	}
-	list, err := p.LoadSites(ctx, st)
+	list, src, err := p.LoadSitesSource(ctx, st)
 	if err != nil {
+		var nst *sites.NoSiteTableError
+		if errors.As(err, &nst) && !t.Site {
+			return bad(NameDatabase, Fail, where+": "+tables+"; "+err.Error(), noSiteTableFix(ctx, p)), nil
+		}
 		return bad(NameDatabase, Fail, fmt.Sprintf("%s: %s; reading the sites: %v", where, tables, err),
 			"check the tables' contents, or point --db at the project's database"), nil
+	}
+	if src.Source == sites.SourceConfig && len(p.Config.Sites) > 0 {
+		return ok(NameDatabase, fmt.Sprintf("%s: %s; using the %d sites declared in %s", where, tables, len(list), filepath.Base(p.Config.Path))), list
+	}
+	// Which framework the sites come from (the one that routes requests).
+	tables = "sites from " + src.String() + "; " + tables
+	for _, n := range src.Notes {
+		tables += "; " + n
 	}
 	problems := 0
 	for _, s := range list {
