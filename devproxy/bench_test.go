@@ -4,12 +4,15 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/siteplex/siteplex/devproxy/supervisor"
+	"github.com/siteplex/siteplex/internal/testenv"
 	"github.com/siteplex/siteplex/sites"
 )
 
@@ -86,4 +89,91 @@ func BenchmarkEngineColdStart(b *testing.B) {
 	}
 	b.ReportMetric(float64(overhead.Microseconds())/1000/float64(b.N), "overhead-ms/op")
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "first-request-ms/op")
+}
+
+// BenchmarkProxyGETHostRewrite is BenchmarkProxyGET on a site's local
+// name with rewrite_host never and always, in the same run: what Host
+// rewriting costs a request (docs/engine.md, "Host rewriting").
+func BenchmarkProxyGETHostRewrite(b *testing.B) {
+	for _, policy := range []RewriteHost{RewriteNever, RewriteAlways} {
+		b.Run(string(policy), func(b *testing.B) {
+			list := []sites.Site{{ID: 1, Slug: "bench", Domain: "www.bench.example", LocalDomain: "bench.localhost", Enabled: true, Aliases: []string{}}}
+			bs := newBackends(b, list)
+			e, err := New(Config{Config: supervisor.Config{Project: pxProject(b)}, Listen: []string{"127.0.0.1:0"}, RewriteHost: policy,
+				LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			e.acquire = func(ctx context.Context, r *siteRoute) (string, func(), error) { return bs.addr["bench"], func() {}, nil }
+			addr := startEngine(b, e)
+			if got := e.table.Load().bySlug["bench"].upstream; (got != "") != (policy == RewriteAlways) {
+				b.Fatalf("rewrite %s: upstream %q", policy, got)
+			}
+			benchGET(b, "http://"+addr+"/plain", "bench.localhost")
+		})
+	}
+}
+
+// BenchmarkEngineStartDjango is Start of an engine over the djfixed
+// fixture (a Django project whose database is named in its settings)
+// until it serves: with the introspection cache valid (warm: no Python
+// runs, docs/django.md "The cache") and with it removed (cold: Django's
+// own start-up). ns/op is New + Start + the first /api/status answer.
+func BenchmarkEngineStartDjango(b *testing.B) {
+	dir := testenv.DjangoFixture(b, "djfixed", true)
+	for _, warm := range []bool{true, false} {
+		name := "cold"
+		if warm {
+			name = "warm"
+		}
+		b.Run(name, func(b *testing.B) {
+			cache := filepath.Join(dir, ".siteplex", "django.json")
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				if !warm {
+					_ = os.Remove(cache)
+				} else if i == 0 {
+					p, _ := sites.Load(sites.Options{Project: dir, Python: testenv.Python})
+					if _, err := p.Django(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				p, err := sites.Load(sites.Options{Project: dir, Python: testenv.Python})
+				if err != nil {
+					b.Fatal(err)
+				}
+				load := func(ctx context.Context) ([]sites.Site, error) {
+					db, err := p.ResolveDB(ctx, nil)
+					if err != nil {
+						return nil, err
+					}
+					st, err := sites.Open(ctx, db, false)
+					if err != nil {
+						return nil, err
+					}
+					defer st.Close()
+					return p.LoadSites(ctx, st)
+				}
+				e, err := New(Config{Config: supervisor.Config{Project: p, Python: testenv.Python}, LoadSites: load, Listen: []string{"127.0.0.1:0"}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := e.Start(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				resp, err := http.Get("http://" + e.Addrs()[0] + "/api/status")
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+				b.StopTimer()
+				if s := e.ident.Load(); s == nil || s.overlay == nil {
+					b.Fatalf("no overlay: %+v", s)
+				}
+				_ = e.Close(context.Background())
+				b.StartTimer()
+			}
+		})
+	}
 }
