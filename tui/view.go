@@ -199,15 +199,20 @@ func (m *Model) View() string {
 }
 
 func (m *Model) viewHeader() string {
-	if h := m.header(false); ansi.StringWidth(h) <= m.width {
+	// The site source goes first when the line is too narrow.
+	if h := m.header(false, true); ansi.StringWidth(h) <= m.width {
 		return h
 	}
-	return m.header(true)
+	if h := m.header(false, false); ansi.StringWidth(h) <= m.width {
+		return h
+	}
+	return m.header(true, false)
 }
 
 // header is the top line; compact shortens the proxy's addresses to their
-// port and the forced site to its marker, for narrow terminals.
-func (m *Model) header(compact bool) string {
+// port and the forced site to its marker, for narrow terminals; source
+// names the framework the sites come from.
+func (m *Model) header(compact, source bool) string {
 	st := m.st
 	dot := st.HeaderDim.Render(" · ")
 	parts := []string{st.HeaderTitle.Render(" siteplex")}
@@ -217,7 +222,7 @@ func (m *Model) header(compact bool) string {
 	if m.opt.Database != "" {
 		parts = append(parts, st.HeaderDim.Render(m.opt.Database))
 	}
-	if src := sourceName(m.sites); src != "" && !compact {
+	if src := sourceName(m.sites); src != "" && source {
 		parts = append(parts, st.HeaderDim.Render("sites from "+src))
 	}
 	switch {
