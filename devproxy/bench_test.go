@@ -104,7 +104,9 @@ func BenchmarkProxyGETHostRewrite(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			e.acquire = func(ctx context.Context, r *siteRoute) (string, func(), error) { return bs.addr["bench"], func() {}, nil }
+			e.acquire = func(ctx context.Context, r *siteRoute) (string, func(), error) {
+				return bs.addr["bench"], func() {}, nil
+			}
 			addr := startEngine(b, e)
 			if got := e.table.Load().bySlug["bench"].upstream; (got != "") != (policy == RewriteAlways) {
 				b.Fatalf("rewrite %s: upstream %q", policy, got)

@@ -59,7 +59,7 @@ type prober struct {
 	closed   bool
 	// lastPID is single mode's process last probed.
 	lastPID int
-	wg       sync.WaitGroup
+	wg      sync.WaitGroup
 }
 
 func newProber() *prober {

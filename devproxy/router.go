@@ -108,10 +108,10 @@ func buildTable(list []sites.Site, forced int64, counters map[string]*atomic.Int
 		exact:     make(map[string]*siteRoute, len(list)*4),
 		wild:      make(map[string]*siteRoute, len(list)),
 		wildAlias: map[string][]wildRoute{},
-		bySlug: make(map[string]*siteRoute, len(list)),
-		byID:   make(map[int64]*siteRoute, len(list)),
-		all:    append([]sites.Site(nil), list...),
-		forced: forced,
+		bySlug:    make(map[string]*siteRoute, len(list)),
+		byID:      make(map[int64]*siteRoute, len(list)),
+		all:       append([]sites.Site(nil), list...),
+		forced:    forced,
 	}
 	routes := make([]*siteRoute, 0, len(list))
 	for i := range t.all {

@@ -132,10 +132,10 @@ print(Tenant.objects.get(schema_name="tenant1").pk)`)
 	}
 	// Every Host form reaches its tenant.
 	for _, tc := range []struct{ host, cookie, want string }{
-		{"tenant1-localhost.localhost", "", "tenant1"},       // local name: rewritten
+		{"tenant1-localhost.localhost", "", "tenant1"},        // local name: rewritten
 		{"static.tenant1-localhost.localhost", "", "tenant1"}, // a subdomain of it
-		{"tenant1.localhost", "", "tenant1"},                 // the real domain: unchanged
-		{"tenant1.example", "", "tenant1"},                   // an alias: unchanged
+		{"tenant1.localhost", "", "tenant1"},                  // the real domain: unchanged
+		{"tenant1.example", "", "tenant1"},                    // an alias: unchanged
 		{"tenant2-localhost.localhost", "", "tenant2"},
 		{"blog-localhost.localhost", "", "blog"}, // a static tenant
 		{"localhost", "", "tenant1"},             // the forced site
