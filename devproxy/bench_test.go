@@ -145,19 +145,7 @@ func BenchmarkEngineStartDjango(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				load := func(ctx context.Context) ([]sites.Site, error) {
-					db, err := p.ResolveDB(ctx, nil)
-					if err != nil {
-						return nil, err
-					}
-					st, err := sites.Open(ctx, db, false)
-					if err != nil {
-						return nil, err
-					}
-					defer st.Close()
-					return p.LoadSites(ctx, st)
-				}
-				e, err := New(Config{Config: supervisor.Config{Project: p, Python: testenv.Python}, LoadSites: load, Listen: []string{"127.0.0.1:0"}})
+				e, err := New(Config{Config: supervisor.Config{Project: p, Python: testenv.Python}, LoadSites: projectSites(p), Listen: []string{"127.0.0.1:0"}})
 				if err != nil {
 					b.Fatal(err)
 				}

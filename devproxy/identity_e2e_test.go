@@ -54,7 +54,20 @@ func fixtureEngine(t *testing.T, dir string, mode Mode, noOverlay bool) *Engine 
 	if err != nil {
 		t.Fatal(err)
 	}
-	load := func(ctx context.Context) ([]sites.Site, error) {
+	e, err := New(Config{Config: supervisor.Config{Project: p, Mode: mode, Python: testenv.Python, IdleTimeout: supervisor.IdleNever},
+		LoadSites: projectSites(p), Listen: []string{"127.0.0.1:0"}, StartAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// projectSites reads p's sites from the database it names, as serve does.
+func projectSites(p *sites.Project) func(ctx context.Context) ([]sites.Site, error) {
+	return func(ctx context.Context) ([]sites.Site, error) {
 		db, err := p.ResolveDB(ctx, nil)
 		if err != nil {
 			return nil, err
@@ -66,15 +79,6 @@ func fixtureEngine(t *testing.T, dir string, mode Mode, noOverlay bool) *Engine 
 		defer st.Close()
 		return p.LoadSites(ctx, st)
 	}
-	e, err := New(Config{Config: supervisor.Config{Project: p, Mode: mode, Python: testenv.Python, IdleTimeout: supervisor.IdleNever},
-		LoadSites: load, Listen: []string{"127.0.0.1:0"}, StartAll: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return e
 }
 
 func closeEngine(t *testing.T, e *Engine) {
