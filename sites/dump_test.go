@@ -47,7 +47,12 @@ func addFailingTrigger(t testing.TB, e engine, db *sql.DB) {
 	t.Helper()
 	stmts := []string{`CREATE TRIGGER siteplex_test_clash BEFORE INSERT ON multisite_alias
 BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: multisite_alias.domain'); END`}
-	if e.name == "postgres" {
+	switch e.name {
+	case "mysql":
+		// What a duplicate raises: error 1062 (ER_DUP_ENTRY), SQLSTATE 23000.
+		stmts = []string{`CREATE TRIGGER siteplex_test_clash BEFORE INSERT ON multisite_alias FOR EACH ROW
+SIGNAL SQLSTATE '23000' SET MYSQL_ERRNO = 1062, MESSAGE_TEXT = 'Duplicate entry ''x'' for key ''domain'''`}
+	case "postgres":
 		stmts = []string{`CREATE FUNCTION siteplex_test_clash() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE unique_violation USING MESSAGE = 'duplicate key value violates unique constraint "multisite_alias_domain_key"'; END $$`,
 			`CREATE TRIGGER siteplex_test_clash BEFORE INSERT ON multisite_alias FOR EACH ROW EXECUTE FUNCTION siteplex_test_clash()`}
