@@ -417,7 +417,7 @@ func TestDomainsRestoreWithoutJournal(t *testing.T) {
 func TestDomainsCanonicalAliasCase(t *testing.T) {
 	forDomainEngine(t, func(t *testing.T, e engine) {
 		fx := fixture{Alias: true, Plus: true,
-			Sites: []fxSite{{ID: 1, Domain: "gh.localhost", Name: "Ghana", Plus: &fxPlus{Slug: "gh", RealDomain: "www.example.gh", Enabled: true}}},
+			Sites:   []fxSite{{ID: 1, Domain: "gh.localhost", Name: "Ghana", Plus: &fxPlus{Slug: "gh", RealDomain: "www.example.gh", Enabled: true}}},
 			Aliases: []fxAlias{{SiteID: 1, Domain: "GH.Localhost", Canonical: true}, {SiteID: 1, Domain: "www.example.gh"}},
 		}
 		u := e.build(t, fx)
