@@ -2,7 +2,6 @@ package sites_test
 
 import (
 	"database/sql"
-	"strings"
 	"testing"
 
 	"github.com/siteplex/siteplex/internal/testenv"
@@ -14,32 +13,8 @@ func fullDump(t testing.TB, e engine, u string, db *sql.DB) string {
 	return testenv.FullDump(t, e.name == "postgres", u, db)
 }
 
-// diffLines shows the lines of a that b lacks and the other way round.
-func diffLines(a, b string) string {
-	in := func(s string) map[string]bool {
-		m := map[string]bool{}
-		for _, l := range strings.Split(s, "\n") {
-			m[l] = true
-		}
-		return m
-	}
-	ma, mb := in(a), in(b)
-	var out []string
-	for _, l := range strings.Split(a, "\n") {
-		if !mb[l] {
-			out = append(out, "- "+l)
-		}
-	}
-	for _, l := range strings.Split(b, "\n") {
-		if !ma[l] {
-			out = append(out, "+ "+l)
-		}
-	}
-	if len(out) == 0 {
-		return "(the same lines, in another order)"
-	}
-	return strings.Join(out, "\n")
-}
+// diffLines is testenv.DiffLines.
+func diffLines(a, b string) string { return testenv.DiffLines(a, b) }
 
 // addFailingTrigger makes every INSERT into multisite_alias fail with a
 // UNIQUE violation, as a concurrent writer taking the domain would.

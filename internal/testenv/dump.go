@@ -102,6 +102,34 @@ func FullDump(t testing.TB, postgres bool, u string, db *sql.DB) string {
 	return b.String()
 }
 
+// DiffLines shows the lines of a that b lacks ("- ") and the other way
+// round ("+ "), for a failed comparison of two dumps.
+func DiffLines(a, b string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	ma, mb := in(a), in(b)
+	var out []string
+	for _, l := range strings.Split(a, "\n") {
+		if !mb[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range strings.Split(b, "\n") {
+		if !ma[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	if len(out) == 0 {
+		return "(the same lines, in another order)"
+	}
+	return strings.Join(out, "\n")
+}
+
 func column(t testing.TB, db *sql.DB, q string) []string {
 	t.Helper()
 	rows, err := db.Query(q)
