@@ -28,6 +28,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	testenv.StopPostgres()
+	testenv.StopMariaDB()
 	testenv.StopDocker()
 	os.Exit(code)
 }
@@ -241,6 +242,50 @@ func TestDatabase(t *testing.T) {
 			}
 			if strings.Contains(c.Detail, "postgres@") || strings.Contains(c.Detail, "password") {
 				t.Errorf("detail leaks credentials: %q", c.Detail)
+			}
+		})
+	}
+}
+
+// TestDatabaseMySQL: the database check on a real MariaDB, with advice
+// that fits a MySQL project (no PostgreSQL-only URL forms) and no password
+// anywhere.
+func TestDatabaseMySQL(t *testing.T) {
+	m := testenv.StartMariaDB(t)
+	full := m.DjangoDB(t, "doctor_full", `INSERT INTO django_site (id, domain, name) VALUES (1, 'www.example.gh', 'Ghana'), (2, 'example.de', 'Germany')`)
+	m.CreateDB(t, "doctor_empty")
+	const pw = "d0ctor-s3cret"
+	withPw := m.CreatePasswordUser(t, "doctor_app", pw, "doctor_full")
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "manage.py"), "", 0o644)
+	tests := []struct {
+		name, db string
+		st       doctor.Status
+		detail   []string
+		fix      []string
+	}{
+		{"tables found", full, doctor.OK, []string{"mysql 127.0.0.1:", "/doctor_full", "django_site ✓", "multisite_alias ✓", "django_multisite_plus_site ✓", "2 sites"}, nil},
+		{"password user", withPw, doctor.OK, []string{"2 sites"}, nil},
+		{"no django_site", m.URL("doctor_empty"), doctor.Fail, []string{"django_site absent"}, []string{"manage.py migrate"}},
+		{"wrong password", strings.Replace(withPw, pw, "n0t-th3-pw", 1), doctor.Fail, []string{`refused user "doctor_app": authentication failed`}, []string{"check the URL"}},
+		{"no such database", m.URL("doctor_nowhere"), doctor.Fail, []string{`has no database "doctor_nowhere"`}, []string{"check the URL"}},
+		{"closed port", fmt.Sprintf("mysql://root@127.0.0.1:%d/db", port), doctor.Fail, []string{"connection refused"}, []string{"database server is running"}},
+		{"bad URL", "mysql://root@127.0.0.1:3306/", doctor.Fail, []string{"names no database"}, []string{"mysql://user:pass@host:port/name"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := loadProject(t, dir, tt.db)
+			c, _ := doctor.Database(context.Background(), p, nil)
+			expect(t, c, doctor.NameDatabase, tt.st, tt.detail, tt.fix)
+			if strings.Contains(c.Detail+c.Fix, pw) || strings.Contains(c.Detail+c.Fix, "n0t-th3-pw") {
+				t.Errorf("the password is in the check: %+v", c)
+			}
+			if strings.Contains(c.Fix, "postgres://") && !strings.Contains(c.Fix, "mysql://") {
+				t.Errorf("the fix names PostgreSQL only: %q", c.Fix)
 			}
 		})
 	}
