@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -330,15 +329,8 @@ func TestDomainsCLIPostgres(t *testing.T) {
 // clash changes nothing; rewrite, status, restore; a full dump
 // (mariadb-dump, AUTO_INCREMENT included) is byte for byte what it was.
 func TestDomainsCLIRealDjangoMySQL(t *testing.T) {
-	testenv.NeedPython(t, "django", "MySQLdb")
-	m := testenv.StartMariaDB(t)
-	m.CreateDB(t, "cli_domains")
 	const pw = "d0m@ins/p:w#"
-	u := m.CreatePasswordUser(t, "domains_app", pw, "cli_domains")
-	dir := t.TempDir()
-	testenv.CopyProject(t, filepath.Join("..", "..", "sites", "testdata", "djangoproj"), dir, ".sqlite3")
-	testenv.Migrate(t, dir, "MYSQL_DATABASE=cli_domains", "MYSQL_HOST="+m.Host, "MYSQL_TCP_PORT="+strconv.Itoa(m.Port),
-		"MYSQL_USER=domains_app", "MYSQL_PWD="+pw)
+	m, dir, u, env := mysqlDjangoProject(t, "cli_domains", "domains_app", pw)
 	writeFile(t, filepath.Join(dir, ".env-local"), "DATABASE_URL="+u+"\n")
 	db := m.Open(t, "cli_domains")
 	defer db.Close()
@@ -399,8 +391,7 @@ func TestDomainsCLIRealDjangoMySQL(t *testing.T) {
 		t.Fatalf("rewrite: exit %d\n%s%s", r.code, r.out, r.err)
 	}
 	// What Django itself now sees.
-	out := testenv.Manage(t, dir, []string{"MYSQL_DATABASE=cli_domains", "MYSQL_HOST=" + m.Host, "MYSQL_TCP_PORT=" + strconv.Itoa(m.Port),
-		"MYSQL_USER=domains_app", "MYSQL_PWD=" + pw}, "shell", "-c",
+	out := testenv.Manage(t, dir, env, "shell", "-c",
 		"from django.contrib.sites.models import Site; from tenants.models import Alias; "+
 			"print(sorted(Site.objects.values_list('id', 'domain'))); "+
 			"print(sorted(Alias.objects.filter(is_canonical=True).values_list('site_id', 'domain')))")
