@@ -205,9 +205,13 @@ func (d domainSQL) resetSeq(ctx context.Context, tx *sql.Tx, now, to seqState) (
 		}
 	case MySQL:
 		// DDL takes no parameters; to.Value is an integer. The ALTER waits
-		// for every open transaction on the table: at most 10 s.
+		// for every open transaction on the table: at most 10 s, and then
+		// the session's wait is the server's again.
 		if _, err = tx.ExecContext(ctx, `SET SESSION lock_wait_timeout = 10`); err == nil {
 			_, err = tx.ExecContext(ctx, `ALTER TABLE multisite_alias AUTO_INCREMENT = `+strconv.FormatInt(to.Value, 10))
+			if _, rerr := tx.ExecContext(ctx, `SET SESSION lock_wait_timeout = DEFAULT`); err == nil {
+				err = rerr
+			}
 		}
 	}
 	return "", err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -364,6 +365,53 @@ func TestDomainsRestoreAfterManualEdit(t *testing.T) {
 		}
 		if _, err := os.Stat(journal); !os.IsNotExist(err) {
 			t.Error("the journal stays after everything was restored")
+		}
+	})
+}
+
+// TestDomainsRestoreCounterMoved: an alias added by hand after a rewrite
+// that created aliases moves the id counter; restore still puts every row
+// back and deletes the aliases the rewrite created, but leaves the counter
+// as it is (saying so), so no id is handed out twice.
+func TestDomainsRestoreCounterMoved(t *testing.T) {
+	forDomainEngine(t, func(t *testing.T, e engine) {
+		u := e.build(t, issueFixture())
+		st := openWritable(t, u)
+		db := st.SQL()
+		orig := readState(t, db)
+		journal := journalIn(t)
+		if rep, err := rewrite(t, st, journal, "{slug}.localhost"); err != nil || rep.AliasesCreated != 2 {
+			t.Fatalf("rewrite: %+v, %v", rep, err)
+		}
+		if _, err := db.Exec(`INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES ('by-hand.example', 3, NULL, TRUE)`); err != nil {
+			t.Fatal(err)
+		}
+		var hand int64
+		if err := db.QueryRow(`SELECT id FROM multisite_alias WHERE domain = 'by-hand.example'`).Scan(&hand); err != nil {
+			t.Fatal(err)
+		}
+		res, err := restore(t, st, journal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(res.Counter, "moved since") {
+			t.Errorf("counter note = %q, want it left as it is", res.Counter)
+		}
+		got := readState(t, db)
+		want := orig // and the alias made by hand
+		want.nonCanonical = append(slices.Clone(orig.nonCanonical), "3 by-hand.example")
+		if got.String() != want.String() {
+			t.Errorf("after restore:\n got %s\nwant %s", got, want)
+		}
+		if _, err := db.Exec(`INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES ('next.example', 3, NULL, TRUE)`); err != nil {
+			t.Fatal(err)
+		}
+		var next int64
+		if err := db.QueryRow(`SELECT id FROM multisite_alias WHERE domain = 'next.example'`).Scan(&next); err != nil {
+			t.Fatal(err)
+		}
+		if next <= hand {
+			t.Errorf("the next alias got id %d, not above the hand-made one's %d", next, hand)
 		}
 	})
 }
