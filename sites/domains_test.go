@@ -383,13 +383,7 @@ func TestDomainsRestoreCounterMoved(t *testing.T) {
 		if rep, err := rewrite(t, st, journal, "{slug}.localhost"); err != nil || rep.AliasesCreated != 2 {
 			t.Fatalf("rewrite: %+v, %v", rep, err)
 		}
-		if _, err := db.Exec(`INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES ('by-hand.example', 3, NULL, TRUE)`); err != nil {
-			t.Fatal(err)
-		}
-		var hand int64
-		if err := db.QueryRow(`SELECT id FROM multisite_alias WHERE domain = 'by-hand.example'`).Scan(&hand); err != nil {
-			t.Fatal(err)
-		}
+		hand := addAlias(t, db, "by-hand.example")
 		res, err := restore(t, st, journal)
 		if err != nil {
 			t.Fatal(err)
@@ -403,17 +397,25 @@ func TestDomainsRestoreCounterMoved(t *testing.T) {
 		if got.String() != want.String() {
 			t.Errorf("after restore:\n got %s\nwant %s", got, want)
 		}
-		if _, err := db.Exec(`INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES ('next.example', 3, NULL, TRUE)`); err != nil {
-			t.Fatal(err)
-		}
-		var next int64
-		if err := db.QueryRow(`SELECT id FROM multisite_alias WHERE domain = 'next.example'`).Scan(&next); err != nil {
-			t.Fatal(err)
-		}
+		next := addAlias(t, db, "next.example")
 		if next <= hand {
 			t.Errorf("the next alias got id %d, not above the hand-made one's %d", next, hand)
 		}
 	})
+}
+
+// addAlias adds a non-canonical alias of site 3, as a user would, and
+// returns its id.
+func addAlias(t *testing.T, db *sql.DB, domain string) int64 {
+	t.Helper()
+	if _, err := db.Exec(`INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES ('`+domain+`', 3, NULL, TRUE)`); err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	if err := db.QueryRow(`SELECT id FROM multisite_alias WHERE domain = '`+domain+`'`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 // TestDomainsRestoreWithoutJournal refuses, explains and changes nothing
