@@ -308,19 +308,28 @@ func TestDomainsTwoRewrites(t *testing.T) {
 	})
 }
 
+// rewrittenIssueFixture builds issueFixture in e and rewrites it to
+// {slug}.localhost; it returns the store, the rows from before, the
+// journal and the rewrite's report.
+func rewrittenIssueFixture(t *testing.T, e engine) (*sites.Store, dbState, string, *sites.DomainReport) {
+	t.Helper()
+	st := openWritable(t, e.build(t, issueFixture()))
+	orig := readState(t, st.SQL())
+	journal := journalIn(t)
+	rep, err := rewrite(t, st, journal, "{slug}.localhost")
+	if err != nil {
+		t.Fatalf("rewrite: %v", err)
+	}
+	return st, orig, journal, rep
+}
+
 // TestDomainsRestoreAfterManualEdit: a row changed by hand after the
 // rewrite is reported and kept; everything else is restored; the journal
 // keeps the changed row.
 func TestDomainsRestoreAfterManualEdit(t *testing.T) {
 	forDomainEngine(t, func(t *testing.T, e engine) {
-		u := e.build(t, issueFixture())
-		st := openWritable(t, u)
+		st, orig, journal, _ := rewrittenIssueFixture(t, e)
 		db := st.SQL()
-		orig := readState(t, db)
-		journal := journalIn(t)
-		if _, err := rewrite(t, st, journal, "{slug}.localhost"); err != nil {
-			t.Fatal(err)
-		}
 		if _, err := db.Exec(`UPDATE django_site SET domain = 'my-own.example' WHERE id = 6`); err != nil {
 			t.Fatal(err)
 		}
@@ -375,13 +384,10 @@ func TestDomainsRestoreAfterManualEdit(t *testing.T) {
 // as it is (saying so), so no id is handed out twice.
 func TestDomainsRestoreCounterMoved(t *testing.T) {
 	forDomainEngine(t, func(t *testing.T, e engine) {
-		u := e.build(t, issueFixture())
-		st := openWritable(t, u)
+		st, orig, journal, rep := rewrittenIssueFixture(t, e)
 		db := st.SQL()
-		orig := readState(t, db)
-		journal := journalIn(t)
-		if rep, err := rewrite(t, st, journal, "{slug}.localhost"); err != nil || rep.AliasesCreated != 2 {
-			t.Fatalf("rewrite: %+v, %v", rep, err)
+		if rep.AliasesCreated != 2 {
+			t.Fatalf("rewrite created %d aliases, want 2", rep.AliasesCreated)
 		}
 		hand := addAlias(t, db, "by-hand.example")
 		res, err := restore(t, st, journal)
@@ -408,11 +414,11 @@ func TestDomainsRestoreCounterMoved(t *testing.T) {
 // returns its id.
 func addAlias(t *testing.T, db *sql.DB, domain string) int64 {
 	t.Helper()
-	if _, err := db.Exec(`INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES ('`+domain+`', 3, NULL, TRUE)`); err != nil {
+	if _, err := db.Exec(`INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES ('` + domain + `', 3, NULL, TRUE)`); err != nil {
 		t.Fatal(err)
 	}
 	var id int64
-	if err := db.QueryRow(`SELECT id FROM multisite_alias WHERE domain = '`+domain+`'`).Scan(&id); err != nil {
+	if err := db.QueryRow(`SELECT id FROM multisite_alias WHERE domain = '` + domain + `'`).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	return id
