@@ -100,6 +100,10 @@ func (d DB) ConnString() string {
 	return u.String()
 }
 
+// DatabaseURLForms is the short list of database URL forms for help texts
+// and messages.
+const DatabaseURLForms = "postgres://user:pass@host:port/name, mysql://user:pass@host:port/name or sqlite:///path"
+
 // ParseDatabaseURL parses a dj-database-url style URL: postgres://,
 // postgresql://, pgsql://, postgis://, mysql://, mysql2://, mysqlgis://,
 // mysql-connector:// and sqlite:// forms, or a bare path to an existing
@@ -120,7 +124,7 @@ func ParseDatabaseURL(raw, root string) (DB, error) {
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
 			return DB{Driver: SQLite, Path: p}, nil
 		}
-		return DB{}, Usagef("database URL %q has no scheme and is not an existing file: use postgres://user:pass@host:port/name, mysql://user:pass@host:port/name or sqlite:///path", RedactURL(raw))
+		return DB{}, Usagef("database URL %q has no scheme and is not an existing file: use %s", RedactURL(raw), DatabaseURLForms)
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite", "spatialite":

@@ -248,7 +248,7 @@ func (s *Store) RewriteDomains(ctx context.Context, opts DomainOptions) (*Domain
 // beginDomainTx begins the transaction of a rewrite or restore; with
 // lock, it takes the write locks first (see domainSQL.lock).
 func (s *Store) beginDomainTx(ctx context.Context, d domainSQL, aliasTable, lock bool) (*sql.Tx, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx, d.txOptions())
 	if err != nil {
 		return nil, s.wrap(err)
 	}
@@ -524,7 +524,9 @@ func (s *Store) applyPlan(ctx context.Context, tx *sql.Tx, d domainSQL, e *journ
 // checks could not see (a concurrent change, an inconsistent alias table).
 func (s *Store) wrapWrite(err error) error {
 	m := err.Error()
-	if strings.Contains(m, "UNIQUE constraint failed") || strings.Contains(m, "SQLSTATE 23505") || strings.Contains(m, "duplicate key") {
+	// MySQL: ER_DUP_ENTRY, ER_DUP_ENTRY_WITH_KEY_NAME.
+	if strings.Contains(m, "UNIQUE constraint failed") || strings.Contains(m, "SQLSTATE 23505") || strings.Contains(m, "duplicate key") ||
+		isMySQLError(err, 1062, 1586) {
 		return fmt.Errorf("a domain is already in use: %w", err)
 	}
 	if s.cfg.Driver == SQLite && (strings.Contains(m, "readonly database") || strings.Contains(m, "SQLITE_READONLY")) {

@@ -83,8 +83,10 @@ type domainJournal struct {
 }
 
 // dbKey identifies a database for its journal: the SQLite file (absolute,
-// symlinks resolved), or the PostgreSQL database name (not the host or
-// port, which a compose database may change between runs).
+// symlinks resolved), or the PostgreSQL or MySQL database name — not the
+// host or port, which a compose database may change between runs, and
+// which for MySQL on "localhost" is a unix socket or TCP depending on
+// what exists (see mysqlAddress).
 func dbKey(d DB) string {
 	id := d.Display()
 	switch d.Driver {
@@ -93,7 +95,7 @@ func dbKey(d DB) string {
 		if real, err := filepath.EvalSymlinks(d.Path); err == nil {
 			id = real
 		}
-	case Postgres:
+	case Postgres, MySQL:
 		id = d.Database
 	}
 	sum := sha256.Sum256([]byte(string(d.Driver) + "\x00" + id))
@@ -464,7 +466,8 @@ func (s *Store) RestoreDomains(ctx context.Context, opts RestoreOptions) (*Resto
 		return nil, fmt.Errorf("committing the restore (nothing was changed): %w", s.wrap(err))
 	}
 	if seqNow != nil && d.driver != SQLite && t.Alias {
-		// A sequence is not transactional: after the rows are in.
+		// A sequence or AUTO_INCREMENT is not transactional (and MySQL's
+		// ALTER TABLE commits): after the rows are in.
 		if rep.Counter, err = s.resetSeqTx(ctx, d, *seqNow, *seqTo); err != nil {
 			rep.Counter = fmt.Sprintf("the rows are restored, but the multisite_alias id counter could not be put back: %v", err)
 		}
@@ -477,7 +480,7 @@ func (s *Store) RestoreDomains(ctx context.Context, opts RestoreOptions) (*Resto
 
 // resetSeqTx runs domainSQL.resetSeq in a transaction of its own.
 func (s *Store) resetSeqTx(ctx context.Context, d domainSQL, now, to seqState) (string, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx, d.txOptions())
 	if err != nil {
 		return "", err
 	}

@@ -5,72 +5,111 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // domainSQL is the SQL `siteplex domains` runs, per engine. Every
-// statement goes through it, so adding an engine (MySQL/MariaDB) means
-// filling in one more case in each method: parameters (ph), how the
-// tables are locked (lock) and how the id counter of multisite_alias is
-// read and put back (readSeq, resetSeq). Everything else is plain SQL
-// that runs unchanged on SQLite and PostgreSQL: CASE, IN, INSERT with
-// parameters, no string concatenation.
+// statement goes through it: argument markers come from the store's
+// Dialect, and each engine has its case in how the tables are locked
+// (lock) and how the id counter of multisite_alias is read and put back
+// (readSeq, resetSeq). Everything else is plain SQL that runs unchanged on
+// SQLite, PostgreSQL and MySQL/MariaDB: CASE, IN, INSERT with parameters,
+// no string concatenation. Domains are compared in Go, never with the
+// database's `=` (MySQL's default collations ignore case; see Dialect).
 type domainSQL struct {
-	driver Driver
+	Dialect
 }
 
 // domainSQL returns the SQL for s's engine, or an error for an engine
-// `domains` does not support yet.
+// `domains` does not support.
 func (s *Store) domainSQL() (domainSQL, error) {
 	switch s.cfg.Driver {
-	case SQLite, Postgres:
-		return domainSQL{s.cfg.Driver}, nil
+	case SQLite, Postgres, MySQL:
+		return domainSQL{s.Dialect()}, nil
 	}
-	return domainSQL{}, fmt.Errorf("siteplex domains does not support %s databases yet; nothing was changed", s.cfg.Driver)
+	return domainSQL{}, fmt.Errorf("siteplex domains does not support %s databases; nothing was changed", s.cfg.Driver)
 }
 
-// ph is the n-th (1-based) query parameter.
-func (d domainSQL) ph(n int) string {
-	if d.driver == Postgres {
-		return "$" + strconv.Itoa(n)
+// txOptions are the options of a domains transaction: on MySQL and
+// MariaDB REPEATABLE READ (InnoDB's default, named in case the server's
+// is READ COMMITTED), under which lock's row locks also lock the gaps
+// between the rows, so that no one inserts either.
+func (d domainSQL) txOptions() *sql.TxOptions {
+	if d.driver == MySQL {
+		return &sql.TxOptions{Isolation: sql.LevelRepeatableRead}
 	}
-	return "?"
+	return nil
 }
 
 // lock takes the write locks first, so a concurrent writer makes the
-// transaction wait rather than fail half-way: SQLite's database lock, or
+// transaction wait rather than fail half-way: SQLite's database lock;
 // PostgreSQL locks on both tables that let readers read but no one else
 // write until the transaction ends (which also keeps the alias id counter
-// still).
+// still); on MySQL and MariaDB a locking read of every row of both tables
+// (SELECT … FOR UPDATE: record and gap locks, so no other transaction
+// updates, deletes or inserts until this one ends; plain reads still
+// run). Never LOCK TABLES there: it commits the transaction it runs in.
 func (d domainSQL) lock(ctx context.Context, tx *sql.Tx, aliasTable bool) error {
-	q := `UPDATE django_site SET domain = domain WHERE 0 = 1`
-	if d.driver == Postgres {
-		q = `LOCK TABLE django_site IN SHARE ROW EXCLUSIVE MODE`
+	switch d.driver {
+	case Postgres:
+		q := `LOCK TABLE django_site IN SHARE ROW EXCLUSIVE MODE`
 		if aliasTable {
 			q = `LOCK TABLE django_site, multisite_alias IN SHARE ROW EXCLUSIVE MODE`
 		}
+		_, err := tx.ExecContext(ctx, q)
+		return err
+	case MySQL:
+		if err := lockRows(ctx, tx, "django_site"); err != nil || !aliasTable {
+			return err
+		}
+		return lockRows(ctx, tx, "multisite_alias")
 	}
-	_, err := tx.ExecContext(ctx, q)
+	_, err := tx.ExecContext(ctx, `UPDATE django_site SET domain = domain WHERE 0 = 1`)
 	return err
 }
 
+// lockRows locks every row of table (MySQL, MariaDB) until tx ends.
+func lockRows(ctx context.Context, tx *sql.Tx, table string) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM `+table+` FOR UPDATE`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+	}
+	return rows.Err()
+}
+
 // seqState is the id counter of multisite_alias: SQLite's sqlite_sequence
-// row (Present false: no row), PostgreSQL's sequence (last_value,
-// is_called).
+// row (Present false: no row; Value the last id given), PostgreSQL's
+// sequence (last_value, is_called), MySQL's AUTO_INCREMENT table option
+// (Value the next id to give).
 type seqState struct {
 	Present  bool  `json:"present"`
 	Value    int64 `json:"value"`
 	IsCalled bool  `json:"is_called,omitempty"`
 }
 
-// readSeq reads the id counter of multisite_alias; nil when the table has
-// none (no AUTOINCREMENT, no serial column).
-func (d domainSQL) readSeq(ctx context.Context, q queryer) (*seqState, error) {
+// lastGiven is the highest id the counter st accounts for: an alias with a
+// higher id means it was moved since.
+func (d domainSQL) lastGiven(st seqState) int64 {
+	if d.driver == MySQL {
+		return st.Value - 1
+	}
+	return st.Value
+}
+
+// readSeq reads the id counter of multisite_alias in tx; nil when the
+// table has none (no AUTOINCREMENT, no serial column, no AUTO_INCREMENT).
+func (d domainSQL) readSeq(ctx context.Context, tx *sql.Tx) (*seqState, error) {
 	switch d.driver {
 	case SQLite:
 		var v sql.NullInt64
-		err := q.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'multisite_alias'`).Scan(&v)
+		err := tx.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'multisite_alias'`).Scan(&v)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return &seqState{}, nil
@@ -81,14 +120,29 @@ func (d domainSQL) readSeq(ctx context.Context, q queryer) (*seqState, error) {
 		}
 		return &seqState{Present: true, Value: v.Int64}, nil
 	case Postgres:
-		name, err := d.seqName(ctx, q)
+		name, err := d.seqName(ctx, tx)
 		if err != nil || name == "" {
 			return nil, err
 		}
 		st := &seqState{Present: true}
 		// name is the server's own quoted, schema-qualified name.
-		err = q.QueryRowContext(ctx, `SELECT last_value, is_called FROM `+name).Scan(&st.Value, &st.IsCalled)
+		err = tx.QueryRowContext(ctx, `SELECT last_value, is_called FROM `+name).Scan(&st.Value, &st.IsCalled)
 		return st, err
+	case MySQL:
+		// MySQL 8 caches information_schema's table statistics, this
+		// counter among them, for a day; 0 makes it ask InnoDB. MariaDB
+		// and MySQL 5.7 read InnoDB's counter anyway, and have no such
+		// variable (error 1193). The counter is not transactional: it
+		// includes this transaction's own inserts.
+		if _, err := tx.ExecContext(ctx, `SET SESSION information_schema_stats_expiry = 0`); err != nil && !isMySQLError(err, 1193) {
+			return nil, err
+		}
+		var v sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'multisite_alias'`).Scan(&v)
+		if err != nil || !v.Valid {
+			return nil, err
+		}
+		return &seqState{Present: true, Value: v.Int64}, nil
 	}
 	return nil, nil
 }
@@ -102,13 +156,21 @@ func (d domainSQL) seqName(ctx context.Context, q queryer) (string, error) {
 }
 
 // resetSeq puts the id counter of multisite_alias back from now to to:
-// only when it is still now and no row has an id above to's value (else
-// it says why not, changing nothing). On PostgreSQL the sequence is not
-// transactional: call it in a transaction of its own after the rows are
-// committed; it locks the table so that no insert runs in between.
+// only when it is still now and no row has an id above what to accounts
+// for (else it says why not, changing nothing). On PostgreSQL and MySQL
+// the counter is not transactional: call it in a transaction of its own
+// after the rows are committed. It locks the table first so that no insert
+// runs in between; on MySQL the ALTER TABLE that sets the counter commits
+// tx (and so ends the lock) before it runs, and InnoDB never sets the
+// counter at or below an id in use, so an insert in between is safe.
 func (d domainSQL) resetSeq(ctx context.Context, tx *sql.Tx, now, to seqState) (string, error) {
-	if d.driver == Postgres {
+	switch d.driver {
+	case Postgres:
 		if _, err := tx.ExecContext(ctx, `LOCK TABLE multisite_alias IN EXCLUSIVE MODE`); err != nil {
+			return "", err
+		}
+	case MySQL:
+		if err := lockRows(ctx, tx, "multisite_alias"); err != nil {
 			return "", err
 		}
 	}
@@ -126,7 +188,7 @@ func (d domainSQL) resetSeq(ctx context.Context, tx *sql.Tx, now, to seqState) (
 	if err := tx.QueryRowContext(ctx, `SELECT MAX(id) FROM multisite_alias`).Scan(&maxID); err != nil {
 		return "", err
 	}
-	if maxID.Valid && maxID.Int64 > to.Value {
+	if maxID.Valid && maxID.Int64 > d.lastGiven(to) {
 		return "aliases with higher ids exist, so the multisite_alias id counter was left as it is", nil
 	}
 	switch d.driver {
@@ -141,8 +203,24 @@ func (d domainSQL) resetSeq(ctx context.Context, tx *sql.Tx, now, to seqState) (
 		if name, err = d.seqName(ctx, tx); err == nil && name != "" {
 			_, err = tx.ExecContext(ctx, `SELECT setval($1, $2, $3)`, name, to.Value, to.IsCalled)
 		}
+	case MySQL:
+		// DDL takes no parameters; to.Value is an integer. The ALTER waits
+		// for every open transaction on the table: at most 10 s, and then
+		// the session's wait is the server's again.
+		if _, err = tx.ExecContext(ctx, `SET SESSION lock_wait_timeout = 10`); err == nil {
+			_, err = tx.ExecContext(ctx, `ALTER TABLE multisite_alias AUTO_INCREMENT = `+strconv.FormatInt(to.Value, 10))
+			if _, rerr := tx.ExecContext(ctx, `SET SESSION lock_wait_timeout = DEFAULT`); err == nil {
+				err = rerr
+			}
+		}
 	}
 	return "", err
+}
+
+// isMySQLError reports whether err is MySQL or MariaDB error number n.
+func isMySQLError(err error, n ...uint16) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && slices.Contains(n, me.Number)
 }
 
 // queryer is a *sql.DB or a *sql.Tx.
@@ -167,14 +245,14 @@ func (d domainSQL) setDomains(ctx context.Context, tx *sql.Tx, table string, row
 		args := make([]any, 0, 3*len(part))
 		n := 0
 		for _, r := range part {
-			fmt.Fprintf(&cases, " WHEN %s THEN %s", d.ph(n+1), d.ph(n+2))
+			fmt.Fprintf(&cases, " WHEN %s THEN %s", d.Placeholder(n+1), d.Placeholder(n+2))
 			args = append(args, r.id, r.domain)
 			n += 2
 		}
 		ids := make([]string, len(part))
 		for i, r := range part {
 			n++
-			ids[i] = d.ph(n)
+			ids[i] = d.Placeholder(n)
 			args = append(args, r.id)
 		}
 		q := `UPDATE ` + table + ` SET domain = CASE id` + cases.String() + ` END WHERE id IN (` + strings.Join(ids, ", ") + `)`
@@ -193,7 +271,7 @@ func (d domainSQL) deleteAliases(ctx context.Context, tx *sql.Tx, ids []int64) e
 		phs := make([]string, len(part))
 		args := make([]any, len(part))
 		for i, id := range part {
-			phs[i], args[i] = d.ph(i+1), id
+			phs[i], args[i] = d.Placeholder(i+1), id
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM multisite_alias WHERE id IN (`+strings.Join(phs, ", ")+`)`, args...); err != nil {
 			return err
@@ -203,18 +281,18 @@ func (d domainSQL) deleteAliases(ctx context.Context, tx *sql.Tx, ids []int64) e
 }
 
 // insertAlias inserts a multisite_alias row and returns its id (domain
-// is unique in the table).
+// is unique in the table, on MySQL case-insensitively, so the SELECT finds
+// this row only).
 func (d domainSQL) insertAlias(ctx context.Context, tx *sql.Tx, a aliasValues) (int64, error) {
 	var canon any // NULL, as django-multisite stores "not canonical"
 	if a.Canonical {
 		canon = true
 	}
-	q := fmt.Sprintf(`INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES (%s, %s, %s, %s)`,
-		d.ph(1), d.ph(2), d.ph(3), d.ph(4))
+	q := `INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES (` + d.Placeholders(1, 4) + `)`
 	if _, err := tx.ExecContext(ctx, q, a.Domain, a.SiteID, canon, a.Redirect); err != nil {
 		return 0, err
 	}
 	var id int64
-	err := tx.QueryRowContext(ctx, `SELECT id FROM multisite_alias WHERE domain = `+d.ph(1), a.Domain).Scan(&id)
+	err := tx.QueryRowContext(ctx, `SELECT id FROM multisite_alias WHERE domain = `+d.Placeholder(1), a.Domain).Scan(&id)
 	return id, err
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,15 +51,19 @@ func migrateDomainsProj(t testing.TB) string {
 	return path
 }
 
-// forDomainEngine runs fn on PostgreSQL and on a Django-made SQLite file.
+// forDomainEngine runs fn on PostgreSQL, on a Django-made SQLite file and
+// on MariaDB.
 func forDomainEngine(t *testing.T, fn func(t *testing.T, e engine)) {
 	t.Helper()
-	for _, name := range []string{"postgres", "sqlite-django"} {
+	for _, name := range []string{"postgres", "sqlite-django", "mysql"} {
 		t.Run(name, func(t *testing.T) {
 			var e engine
-			if name == "postgres" {
+			switch name {
+			case "postgres":
 				e = pgEngine(t)
-			} else {
+			case "mysql":
+				e = mysqlEngine(t)
+			default:
 				e = djangoEngine(t)
 			}
 			fn(t, e)
@@ -143,7 +148,9 @@ func readState(t testing.TB, db *sql.DB) dbState {
 		}
 		return nil
 	})
-	query(`SELECT site_id, slug, real_domain, CAST(is_enabled AS TEXT), CAST(last_updated_at AS TEXT), extra_uwsgi_ini
+	// Every column scanned into a string: the same text before and after
+	// on each engine (MySQL has no CAST … AS TEXT).
+	query(`SELECT site_id, slug, real_domain, is_enabled, last_updated_at, extra_uwsgi_ini
 FROM django_multisite_plus_site ORDER BY site_id`, func(r *sql.Rows) error {
 		var id, slug, real, en, lu, extra string
 		err := r.Scan(&id, &slug, &real, &en, &lu, &extra)
@@ -227,7 +234,8 @@ func issueFixture() fixture {
 
 // TestDomainsRoundTripFullDump: rewrite then restore gives back every
 // byte of a full dump of the database — every table, every row, the id
-// counters — on SQLite (a Django-made file) and PostgreSQL (issue 15).
+// counters — on SQLite (a Django-made file), PostgreSQL and MariaDB
+// (issue 15).
 func TestDomainsRoundTripFullDump(t *testing.T) {
 	forDomainEngine(t, func(t *testing.T, e engine) {
 		u := e.build(t, issueFixture())
@@ -300,19 +308,28 @@ func TestDomainsTwoRewrites(t *testing.T) {
 	})
 }
 
+// rewrittenIssueFixture builds issueFixture in e and rewrites it to
+// {slug}.localhost; it returns the store, the rows from before, the
+// journal and the rewrite's report.
+func rewrittenIssueFixture(t *testing.T, e engine) (*sites.Store, dbState, string, *sites.DomainReport) {
+	t.Helper()
+	st := openWritable(t, e.build(t, issueFixture()))
+	orig := readState(t, st.SQL())
+	journal := journalIn(t)
+	rep, err := rewrite(t, st, journal, "{slug}.localhost")
+	if err != nil {
+		t.Fatalf("rewrite: %v", err)
+	}
+	return st, orig, journal, rep
+}
+
 // TestDomainsRestoreAfterManualEdit: a row changed by hand after the
 // rewrite is reported and kept; everything else is restored; the journal
 // keeps the changed row.
 func TestDomainsRestoreAfterManualEdit(t *testing.T) {
 	forDomainEngine(t, func(t *testing.T, e engine) {
-		u := e.build(t, issueFixture())
-		st := openWritable(t, u)
+		st, orig, journal, _ := rewrittenIssueFixture(t, e)
 		db := st.SQL()
-		orig := readState(t, db)
-		journal := journalIn(t)
-		if _, err := rewrite(t, st, journal, "{slug}.localhost"); err != nil {
-			t.Fatal(err)
-		}
 		if _, err := db.Exec(`UPDATE django_site SET domain = 'my-own.example' WHERE id = 6`); err != nil {
 			t.Fatal(err)
 		}
@@ -361,6 +378,52 @@ func TestDomainsRestoreAfterManualEdit(t *testing.T) {
 	})
 }
 
+// TestDomainsRestoreCounterMoved: an alias added by hand after a rewrite
+// that created aliases moves the id counter; restore still puts every row
+// back and deletes the aliases the rewrite created, but leaves the counter
+// as it is (saying so), so no id is handed out twice.
+func TestDomainsRestoreCounterMoved(t *testing.T) {
+	forDomainEngine(t, func(t *testing.T, e engine) {
+		st, orig, journal, rep := rewrittenIssueFixture(t, e)
+		db := st.SQL()
+		if rep.AliasesCreated != 2 {
+			t.Fatalf("rewrite created %d aliases, want 2", rep.AliasesCreated)
+		}
+		hand := addAlias(t, db, "by-hand.example")
+		res, err := restore(t, st, journal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(res.Counter, "moved since") {
+			t.Errorf("counter note = %q, want it left as it is", res.Counter)
+		}
+		got := readState(t, db)
+		want := orig // and the alias made by hand
+		want.nonCanonical = append(slices.Clone(orig.nonCanonical), "3 by-hand.example")
+		if got.String() != want.String() {
+			t.Errorf("after restore:\n got %s\nwant %s", got, want)
+		}
+		next := addAlias(t, db, "next.example")
+		if next <= hand {
+			t.Errorf("the next alias got id %d, not above the hand-made one's %d", next, hand)
+		}
+	})
+}
+
+// addAlias adds a non-canonical alias of site 3, as a user would, and
+// returns its id.
+func addAlias(t *testing.T, db *sql.DB, domain string) int64 {
+	t.Helper()
+	if _, err := db.Exec(`INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES ('` + domain + `', 3, NULL, TRUE)`); err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	if err := db.QueryRow(`SELECT id FROM multisite_alias WHERE domain = '` + domain + `'`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // TestDomainsRestoreWithoutJournal refuses, explains and changes nothing
 // (issue 15: it overwrote every domain that differed from real_domain).
 func TestDomainsRestoreWithoutJournal(t *testing.T) {
@@ -382,8 +445,41 @@ func TestDomainsRestoreWithoutJournal(t *testing.T) {
 	})
 }
 
+// TestDomainsCanonicalAliasCase: a canonical alias that differs from the
+// new domain only in letter case is re-synced to the new domain's exact
+// spelling (MySQL's `=` would call them equal; siteplex compares in Go),
+// and restore puts the old spelling back.
+func TestDomainsCanonicalAliasCase(t *testing.T) {
+	forDomainEngine(t, func(t *testing.T, e engine) {
+		fx := fixture{Alias: true, Plus: true,
+			Sites:   []fxSite{{ID: 1, Domain: "gh.localhost", Name: "Ghana", Plus: &fxPlus{Slug: "gh", RealDomain: "www.example.gh", Enabled: true}}},
+			Aliases: []fxAlias{{SiteID: 1, Domain: "GH.Localhost", Canonical: true}, {SiteID: 1, Domain: "www.example.gh"}},
+		}
+		u := e.build(t, fx)
+		st := openWritable(t, u)
+		before := fullDump(t, e, u, st.SQL())
+		journal := journalIn(t)
+		rep, err := rewrite(t, st, journal, "{slug}.localhost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.ChangedCount() != 0 || rep.AliasesUpdated != 1 {
+			t.Errorf("report: %d sites changed, %d aliases re-synced; want 0, 1", rep.ChangedCount(), rep.AliasesUpdated)
+		}
+		if got := readState(t, st.SQL()).canonical[1]; got != "gh.localhost" {
+			t.Errorf("canonical alias after rewrite = %q, want gh.localhost", got)
+		}
+		if _, err := restore(t, st, journal); err != nil {
+			t.Fatal(err)
+		}
+		if got := fullDump(t, e, u, st.SQL()); got != before {
+			t.Fatalf("rewrite→restore:\n%s", diffLines(before, got))
+		}
+	})
+}
+
 // Two sites swapping domains must not trip the UNIQUE constraints, which
-// both engines check row by row.
+// every engine checks row by row.
 func TestChangeDomainsSwap(t *testing.T) {
 	forDomainEngine(t, func(t *testing.T, e engine) {
 		fx := fixture{Alias: true, Plus: true,
@@ -445,6 +541,14 @@ func TestChangeDomainsClashRollsBack(t *testing.T) {
 		{
 			name:   "another site's alias",
 			edit:   func(fx *fixture) { fx.Aliases = append(fx.Aliases, fxAlias{SiteID: 3, Domain: "de.localhost"}) },
+			format: "{slug}.localhost", typed: true,
+			want: []string{"de.localhost", "site 2 (de", "site 3 (portal.example.com)", "alias"},
+		},
+		{
+			// Hosts ignore case, so does the check, on every engine (on
+			// MySQL the UNIQUE index would too; not on the others).
+			name:   "another site's alias, in other letter case",
+			edit:   func(fx *fixture) { fx.Aliases = append(fx.Aliases, fxAlias{SiteID: 3, Domain: "DE.Localhost"}) },
 			format: "{slug}.localhost", typed: true,
 			want: []string{"de.localhost", "site 2 (de", "site 3 (portal.example.com)", "alias"},
 		},
@@ -524,7 +628,7 @@ func TestChangeDomainsDryRunWritesNothing(t *testing.T) {
 			t.Errorf("dry-run rewrite report: %+v", rep)
 		}
 		if after := readState(t, st.SQL()); after.String() != before.String() {
-			t.Errorf("dry-run rewrite changed rows:\nbefore %s\nafter  %s", before, after)
+			t.Errorf("a dry-run rewrite changed rows:\nbefore %s\nafter  %s", before, after)
 		}
 		// A dry-run restore after a real rewrite changes nothing either.
 		journal := journalIn(t)
@@ -614,11 +718,14 @@ func BenchmarkChangeDomains(b *testing.B) {
 		fx.Sites = append(fx.Sites, fxSite{ID: i, Domain: live, Name: "s", Plus: &fxPlus{Slug: fmt.Sprintf("s%d", i), RealDomain: live, Enabled: true}})
 		fx.Aliases = append(fx.Aliases, fxAlias{SiteID: i, Domain: live, Canonical: true}, fxAlias{SiteID: i, Domain: fmt.Sprintf("site%d.example.com", i)})
 	}
-	for _, name := range []string{"postgres", "sqlite"} {
+	for _, name := range []string{"postgres", "sqlite", "mysql"} {
 		b.Run(name, func(b *testing.B) {
 			e := sqliteEngine()
-			if name == "postgres" {
+			switch name {
+			case "postgres":
 				e = pgEngine(b)
+			case "mysql":
+				e = mysqlEngine(b)
 			}
 			st := openWritable(b, e.build(b, fx))
 			ctx := context.Background()
@@ -635,4 +742,94 @@ func BenchmarkChangeDomains(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestDomainsLockBlocksWriters: the locks a rewrite or restore takes first
+// let others read both tables, and make every other writer wait — here,
+// told not to wait, fail — an UPDATE of django_site and an INSERT into
+// multisite_alias alike; and taking them commits nothing (MySQL's LOCK
+// TABLES would commit the transaction, and every statement after it).
+func TestDomainsLockBlocksWriters(t *testing.T) {
+	forDomainEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		u := e.build(t, domainsFixture())
+		st := openWritable(t, u)
+		before := readState(t, st.SQL())
+		tx, err := sites.BeginDomainTx(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.Exec(`UPDATE django_site SET domain = 'in-the-transaction.example' WHERE id = 3`); err != nil {
+			t.Fatal(err)
+		}
+
+		// tryWrite runs q as another session that may not wait for a lock.
+		var tryWrite func(q string) error
+		var read func(q string) error
+		switch e.name {
+		case "sqlite-django":
+			other, err := sql.Open("sqlite", "file:"+strings.TrimPrefix(u, "sqlite:///")+"?_pragma=busy_timeout(0)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			tryWrite = func(q string) error { _, err := other.Exec(q); return err }
+			read = func(q string) error { _, err := other.Exec(q); return err }
+		default:
+			conn, err := st.SQL().Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			read = func(q string) error { _, err := conn.ExecContext(ctx, q); return err }
+			if e.name == "mysql" {
+				if _, err := conn.ExecContext(ctx, `SET SESSION innodb_lock_wait_timeout = 0`); err != nil {
+					t.Fatal(err)
+				}
+				tryWrite = read
+				break
+			}
+			// PostgreSQL: the lock every UPDATE and INSERT takes, NOWAIT.
+			tryWrite = func(q string) error {
+				otx, err := conn.BeginTx(ctx, nil)
+				if err != nil {
+					return err
+				}
+				defer otx.Rollback()
+				table := "django_site"
+				if strings.Contains(q, "multisite_alias") {
+					table = "multisite_alias"
+				}
+				if _, err := otx.Exec(`LOCK TABLE ` + table + ` IN ROW EXCLUSIVE MODE NOWAIT`); err != nil {
+					return err
+				}
+				_, err = otx.Exec(q)
+				return err
+			}
+		}
+		for _, q := range []string{`SELECT COUNT(*) FROM django_site`, `SELECT COUNT(*) FROM multisite_alias`} {
+			if err := read(q); err != nil {
+				t.Errorf("another session cannot read while the locks are held: %s: %v", q, err)
+			}
+		}
+		for _, q := range []string{
+			`UPDATE django_site SET name = 'other writer' WHERE id = 1`,
+			`INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES ('other-writer.example', 3, NULL, TRUE)`,
+			`DELETE FROM multisite_alias WHERE site_id = 2`,
+		} {
+			err := tryWrite(q)
+			if err == nil {
+				t.Errorf("another session wrote while the locks were held: %s", q)
+			} else {
+				t.Logf("%s: %v", q, err)
+			}
+		}
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		if after := readState(t, st.SQL()); after.String() != before.String() {
+			t.Errorf("a rolled-back transaction left changes (something committed it):\nbefore %s\nafter  %s", before, after)
+		}
+	})
 }

@@ -2,7 +2,6 @@ package sites_test
 
 import (
 	"database/sql"
-	"strings"
 	"testing"
 
 	"github.com/siteplex/siteplex/internal/testenv"
@@ -14,32 +13,8 @@ func fullDump(t testing.TB, e engine, u string, db *sql.DB) string {
 	return testenv.FullDump(t, e.name == "postgres", u, db)
 }
 
-// diffLines shows the lines of a that b lacks and the other way round.
-func diffLines(a, b string) string {
-	in := func(s string) map[string]bool {
-		m := map[string]bool{}
-		for _, l := range strings.Split(s, "\n") {
-			m[l] = true
-		}
-		return m
-	}
-	ma, mb := in(a), in(b)
-	var out []string
-	for _, l := range strings.Split(a, "\n") {
-		if !mb[l] {
-			out = append(out, "- "+l)
-		}
-	}
-	for _, l := range strings.Split(b, "\n") {
-		if !ma[l] {
-			out = append(out, "+ "+l)
-		}
-	}
-	if len(out) == 0 {
-		return "(the same lines, in another order)"
-	}
-	return strings.Join(out, "\n")
-}
+// diffLines is testenv.DiffLines.
+func diffLines(a, b string) string { return testenv.DiffLines(a, b) }
 
 // addFailingTrigger makes every INSERT into multisite_alias fail with a
 // UNIQUE violation, as a concurrent writer taking the domain would.
@@ -47,7 +22,12 @@ func addFailingTrigger(t testing.TB, e engine, db *sql.DB) {
 	t.Helper()
 	stmts := []string{`CREATE TRIGGER siteplex_test_clash BEFORE INSERT ON multisite_alias
 BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: multisite_alias.domain'); END`}
-	if e.name == "postgres" {
+	switch e.name {
+	case "mysql":
+		// What a duplicate raises: error 1062 (ER_DUP_ENTRY), SQLSTATE 23000.
+		stmts = []string{`CREATE TRIGGER siteplex_test_clash BEFORE INSERT ON multisite_alias FOR EACH ROW
+SIGNAL SQLSTATE '23000' SET MYSQL_ERRNO = 1062, MESSAGE_TEXT = 'Duplicate entry ''x'' for key ''domain'''`}
+	case "postgres":
 		stmts = []string{`CREATE FUNCTION siteplex_test_clash() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE unique_violation USING MESSAGE = 'duplicate key value violates unique constraint "multisite_alias_domain_key"'; END $$`,
 			`CREATE TRIGGER siteplex_test_clash BEFORE INSERT ON multisite_alias FOR EACH ROW EXECUTE FUNCTION siteplex_test_clash()`}

@@ -322,13 +322,113 @@ func TestDomainsCLIPostgres(t *testing.T) {
 	}
 }
 
+// TestDomainsCLIRealDjangoMySQL: a real Django 3.2 project migrated on
+// MariaDB through mysqlclient (sites/testdata/djangoproj: django-multisite's
+// and django-multisite-plus's tables built by Django's own schema editor),
+// named by DATABASE_URL=mysql://… with a password, through the CLI: a
+// clash changes nothing; rewrite, status, restore; a full dump
+// (mariadb-dump, AUTO_INCREMENT included) is byte for byte what it was.
+func TestDomainsCLIRealDjangoMySQL(t *testing.T) {
+	const pw = "d0m@ins/p:w#"
+	m, dir, u, env := mysqlDjangoProject(t, "cli_domains", "domains_app", pw)
+	writeFile(t, filepath.Join(dir, ".env-local"), "DATABASE_URL="+u+"\n")
+	db := m.Open(t, "cli_domains")
+	defer db.Close()
+	// A site the migration does not have: a multisite-plus row and no
+	// alias, so that the rewrite creates one (and moves AUTO_INCREMENT).
+	for _, q := range []string{
+		`INSERT INTO django_site (id, domain, name) VALUES (5, 'www.example.it', 'Italy')`,
+		`INSERT INTO django_multisite_plus_site (site_id, real_domain, slug, is_enabled, last_updated_at, extra_uwsgi_ini) VALUES (5, 'www.example.it', 'it', TRUE, '2024-01-02 03:04:05.123456', '')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	dump := func() string { t.Helper(); return testenv.FullDump(t, false, m.URL("cli_domains"), db) }
+	run := func(args ...string) cliRun {
+		t.Helper()
+		out, errOut, code := runCLI(t, dir, nil, append([]string{"--project", dir}, args...)...)
+		if strings.Contains(out+errOut, pw) || strings.Contains(out+errOut, "d0m%40ins") {
+			t.Errorf("siteplex %s printed the password:\n%s%s", strings.Join(args, " "), out, errOut)
+		}
+		return cliRun{out: out, err: errOut, code: code}
+	}
+
+	// gh.test is taken by a live alias of site 1 (left alone): a clash
+	// the database itself would not see on PostgreSQL, and nothing changes.
+	if _, err := db.Exec(`INSERT INTO multisite_alias (domain, site_id, is_canonical, redirect_to_canonical) VALUES ('GH.test', 1, NULL, TRUE)`); err != nil {
+		t.Fatal(err)
+	}
+	before := dump()
+	r := run("domains", "rewrite", "--format", "{}.test")
+	if r.code != 1 || !strings.Contains(r.err, `domain clash: "gh.test" for site 2 (gh, example.gh) is already an alias (multisite_alias) of site 1 (example.com)`) {
+		t.Errorf("clash: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	if got := dump(); got != before {
+		t.Fatalf("the failed rewrite changed the database:\n%s", testenv.DiffLines(before, got))
+	}
+	if _, err := db.Exec(`DELETE FROM multisite_alias WHERE domain = 'GH.test'`); err != nil {
+		t.Fatal(err)
+	}
+
+	before = dump()
+	r = run("domains", "rewrite", "--dry-run")
+	if r.code != 0 || !strings.Contains(r.out, "would change 3 sites; canonical aliases: 2 re-synced, 1 created. Nothing was changed") {
+		t.Fatalf("rewrite --dry-run: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	if got := dump(); got != before {
+		t.Fatalf("--dry-run changed the database:\n%s", testenv.DiffLines(before, got))
+	}
+	r = run("domains", "rewrite")
+	for _, want := range []string{"example.gh → gh.localhost", "example.de → de.localhost", "www.example.it → it.localhost",
+		"1  example.com       no django-multisite-plus row", "4  Example.ORG:8000  no django-multisite-plus row",
+		"changed 3 sites; canonical aliases: 2 re-synced, 1 created.", "domains restore` undoes it exactly"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("rewrite output lacks %q:\n%s", want, r.out)
+		}
+	}
+	if r.code != 0 {
+		t.Fatalf("rewrite: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	// What Django itself now sees.
+	out := testenv.Manage(t, dir, env, "shell", "-c",
+		"from django.contrib.sites.models import Site; from tenants.models import Alias; "+
+			"print(sorted(Site.objects.values_list('id', 'domain'))); "+
+			"print(sorted(Alias.objects.filter(is_canonical=True).values_list('site_id', 'domain')))")
+	if want := "[(1, 'example.com'), (2, 'gh.localhost'), (3, 'de.localhost'), (4, 'Example.ORG:8000'), (5, 'it.localhost')]\n" +
+		"[(2, 'gh.localhost'), (3, 'de.localhost'), (5, 'it.localhost')]\n"; out != want {
+		t.Errorf("Django sees after the rewrite:\n%s\nwant\n%s", out, want)
+	}
+	r = run("domains", "status")
+	if r.code != 0 || !strings.Contains(r.out, "a rewrite is in effect in mysql") || !strings.Contains(r.out, "puts back 6 rows") {
+		t.Fatalf("status: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	r = run("domains", "restore")
+	if r.code != 0 || !strings.Contains(r.out, "gh.localhost → example.gh") || !strings.Contains(r.out, "it.localhost: created by the rewrite, deleted") ||
+		!strings.Contains(r.out, "put back 6 rows.") || strings.Contains(r.out, "note:") {
+		t.Fatalf("restore: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	if got := dump(); got != before {
+		t.Fatalf("rewrite→restore is not byte-exact on a full dump:\n%s", testenv.DiffLines(before, got))
+	}
+	r = run("domains", "status")
+	if r.code != 0 || !strings.Contains(r.out, "no rewrite in effect") {
+		t.Fatalf("status after restore: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	r = run("domains", "restore")
+	if r.code != 1 || !strings.Contains(r.err, "no rewrite of") || !strings.Contains(r.err, "nothing was changed") {
+		t.Fatalf("restore without a journal: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+}
+
 // TestDomainsKilledBetweenJournalAndCommit: siteplex is killed (SIGKILL,
 // through strace's fault injection) when the journal is on disk and the
-// transaction has not committed. Nothing was changed; on SQLite the
-// killed transaction left a hot journal, which read-only commands refuse
-// to work around (never suggesting to delete it) and --rollback-journal
-// rolls back; restore then finds nothing to undo, puts the alias id
-// counter back (PostgreSQL's sequence moved anyway) and removes the
+// transaction has not committed, on SQLite, PostgreSQL and MariaDB.
+// Nothing was changed; on SQLite the killed transaction left a hot
+// journal, which read-only commands refuse to work around (never
+// suggesting to delete it) and --rollback-journal rolls back; restore then
+// finds nothing to undo, puts the alias id counter back (PostgreSQL's
+// sequence and MySQL's AUTO_INCREMENT moved anyway) and removes the
 // journal; a full dump is what it was.
 func TestDomainsKilledBetweenJournalAndCommit(t *testing.T) {
 	needStrace(t)
@@ -336,7 +436,7 @@ func TestDomainsKilledBetweenJournalAndCommit(t *testing.T) {
 	for _, tc := range []struct {
 		engine, at string
 	}{
-		{"sqlite", "journal"}, {"postgres", "journal"},
+		{"sqlite", "journal"}, {"postgres", "journal"}, {"mysql", "journal"},
 		// Killed inside SQLite's commit, once its own journal is synced:
 		// the hot journal case.
 		{"sqlite", "commit"},
@@ -350,14 +450,22 @@ func TestDomainsKilledBetweenJournalAndCommit(t *testing.T) {
 			var root, u string
 			var db *sql.DB
 			var args []string
-			if engine == "sqlite" {
+			switch engine {
+			case "sqlite":
 				root = domainsProject(t)
 				u = "sqlite:///" + filepath.Join(root, "db.sqlite3")
-			} else {
+			case "mysql":
+				m := testenv.StartMariaDB(t)
+				u = m.DjangoDB(t, "domains_killed", domainsRows)
+				db = m.Open(t, "domains_killed")
+				defer db.Close()
+			default:
 				pg := testenv.StartPostgres(t)
 				u = pg.DjangoDB(t, "domains_killed", domainsRows)
 				db = pg.Open(t, "domains_killed")
 				defer db.Close()
+			}
+			if engine != "sqlite" {
 				root = t.TempDir()
 				os.WriteFile(filepath.Join(root, "manage.py"), nil, 0o644)
 				args = []string{"--db", u}
@@ -380,7 +488,7 @@ func TestDomainsKilledBetweenJournalAndCommit(t *testing.T) {
 				return cliRun{out: out.String(), err: errb.String(), code: code}
 			}
 			var before string
-			if engine == "postgres" {
+			if engine != "sqlite" {
 				before = dump()
 			} else {
 				// Copy the file: a read here must not touch the real one.

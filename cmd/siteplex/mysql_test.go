@@ -15,15 +15,8 @@ import (
 // (python3-mysqldb), the database named by DATABASE_URL=mysql://… with a
 // password that needs escaping.
 func TestRealDjangoMySQLCLI(t *testing.T) {
-	testenv.NeedPython(t, "django", "MySQLdb")
-	m := testenv.StartMariaDB(t)
-	m.CreateDB(t, "cli_django")
 	const pw = "s3cr@t/p:w#"
-	u := m.CreatePasswordUser(t, "django_app", pw, "cli_django")
-	dir := t.TempDir()
-	testenv.CopyProject(t, filepath.Join("..", "..", "sites", "testdata", "djangoproj"), dir, ".sqlite3")
-	testenv.Migrate(t, dir, "MYSQL_DATABASE=cli_django", "MYSQL_HOST="+m.Host, "MYSQL_TCP_PORT="+strconv.Itoa(m.Port),
-		"MYSQL_USER=django_app", "MYSQL_PWD="+pw)
+	m, dir, u, _ := mysqlDjangoProject(t, "cli_django", "django_app", pw)
 	writeFile(t, filepath.Join(dir, ".env-local"), "# local\nDATABASE_URL="+u+"\n")
 
 	out, stderr, code := runCLI(t, dir, nil, "sites", "--json")
@@ -66,4 +59,23 @@ func TestRealDjangoMySQLCLI(t *testing.T) {
 	if code != 1 || stderr != want {
 		t.Errorf("wrong password: exit %d\n%s\nwant\n%s", code, stderr, want)
 	}
+}
+
+// mysqlDjangoProject copies sites/testdata/djangoproj to a temp folder and
+// migrates it with Django 3.2 and mysqlclient onto a fresh MariaDB
+// database name, owned by user with password. It returns the server, the
+// project folder, the database's mysql:// URL as that user, and the
+// environment that points the project's settings at it (for manage.py).
+func mysqlDjangoProject(t *testing.T, name, user, password string) (m *testenv.MariaDB, dir, url string, env []string) {
+	t.Helper()
+	testenv.NeedPython(t, "django", "MySQLdb")
+	m = testenv.StartMariaDB(t)
+	m.CreateDB(t, name)
+	url = m.CreatePasswordUser(t, user, password, name)
+	dir = t.TempDir()
+	testenv.CopyProject(t, filepath.Join("..", "..", "sites", "testdata", "djangoproj"), dir, ".sqlite3")
+	env = []string{"MYSQL_DATABASE=" + name, "MYSQL_HOST=" + m.Host, "MYSQL_TCP_PORT=" + strconv.Itoa(m.Port),
+		"MYSQL_USER=" + user, "MYSQL_PWD=" + password}
+	testenv.Migrate(t, dir, env...)
+	return m, dir, url, env
 }

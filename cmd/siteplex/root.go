@@ -154,7 +154,7 @@ Run it in the project's root (where manage.py is).`,
 	pf.StringVar(&f.Opts.Project, "project", "", "project root (default: the folder with manage.py, from the current one up)")
 	pf.StringVar(&f.Opts.Config, "config", "", "config file (default: siteplex.toml in the project root)")
 	pf.StringVar(&f.Opts.EnvFile, "env-file", "", "env file (default: .env-local, else .env)")
-	pf.StringVar(&f.Opts.DB, "db", "", "database URL: postgres://user:pass@host:port/name, mysql://user:pass@host:port/name or sqlite:///path")
+	pf.StringVar(&f.Opts.DB, "db", "", "database URL: "+sites.DatabaseURLForms)
 	pf.StringVar(&f.Opts.HostsFile, "hosts-file", "", "hosts file to manage (default /etc/hosts, env SITEPLEX_HOSTS_FILE)")
 	pf.StringVar(&f.Opts.DomainFormat, "domain-format", "", "local domain format: {slug}, {id}, {} (default {slug}.localhost)")
 	pf.StringVar(&f.Opts.Python, "python", "", "Python that runs the project: asked about its settings, and runs the default command (default: config python, else .venv/bin/python, venv/bin/python, python3)")

@@ -170,7 +170,7 @@ func Database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 			fix = "declare the sites in siteplex.toml ([sites.<slug>] with domain), or remove database = \"none\""
 		}
 		if sites.IsUsage(err) {
-			fix = "fix the database URL (postgres://user:pass@host:port/name or sqlite:///path)"
+			fix = "fix the database URL (" + sites.DatabaseURLForms + ")"
 		}
 		return bad(NameDatabase, Fail, err.Error(), fix), nil
 	}

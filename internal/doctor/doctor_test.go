@@ -28,6 +28,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	testenv.StopPostgres()
+	testenv.StopMariaDB()
 	testenv.StopDocker()
 	os.Exit(code)
 }
@@ -207,6 +208,48 @@ func loadProject(t *testing.T, dir, db string) *sites.Project {
 	return p
 }
 
+// dbCase is one case of the database check: the URL and what the check
+// says about it.
+type dbCase struct {
+	name, db string
+	st       doctor.Status
+	detail   []string
+	fix      []string
+}
+
+// checkDatabase runs the database check on each case, in a project at dir;
+// a passing check has read 2 sites. None of secrets may show, and no fix
+// may offer PostgreSQL URLs only.
+func checkDatabase(t *testing.T, dir string, tests []dbCase, secrets ...string) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := loadProject(t, dir, tt.db)
+			c, list := doctor.Database(context.Background(), p, nil)
+			expect(t, c, doctor.NameDatabase, tt.st, tt.detail, tt.fix)
+			if tt.st == doctor.OK && len(list) != 2 {
+				t.Errorf("sites = %d, want 2", len(list))
+			}
+			for _, s := range secrets {
+				if strings.Contains(c.Detail+c.Fix, s) {
+					t.Errorf("the check leaks %q: %+v", s, c)
+				}
+			}
+			if strings.Contains(c.Fix, "postgres://") && !strings.Contains(c.Fix, "mysql://") {
+				t.Errorf("the fix names PostgreSQL only: %q", c.Fix)
+			}
+		})
+	}
+}
+
+// projectDir is a temp folder with an empty manage.py.
+func projectDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "manage.py"), "", 0o644)
+	return dir
+}
+
 func TestDatabase(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	full := pg.CreateDB(t, "doctor_full")
@@ -216,34 +259,36 @@ func TestDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "manage.py"), "", 0o644)
-	tests := []struct {
-		name, db string
-		st       doctor.Status
-		detail   []string
-		fix      []string
-	}{
+	checkDatabase(t, projectDir(t), []dbCase{
 		{"tables found", full, doctor.OK, []string{"django_site ✓", "multisite_alias absent", "django_multisite_plus_site ✓", "2 sites"}, nil},
 		{"no django_site", empty, doctor.Fail, []string{"django_site absent"}, []string{"manage.py migrate"}},
 		{"closed port", fmt.Sprintf("postgres://postgres@127.0.0.1:%d/db?sslmode=disable", port), doctor.Fail,
 			[]string{"connection refused"}, []string{"database server is running"}},
 		{"bad URL", "mysqlx://nope", doctor.Fail, nil, []string{"fix the database URL"}},
 		{"no database", "", doctor.Fail, []string{"no database found"}, []string{"--db URL"}},
+	}, "postgres@", "password")
+}
+
+// TestDatabaseMySQL: the database check on a real MariaDB.
+func TestDatabaseMySQL(t *testing.T) {
+	m := testenv.StartMariaDB(t)
+	full := m.DjangoDB(t, "doctor_full", `INSERT INTO django_site (id, domain, name) VALUES (1, 'www.example.gh', 'Ghana'), (2, 'example.de', 'Germany')`)
+	m.CreateDB(t, "doctor_empty")
+	const pw, wrong = "d0ctor-s3cret", "n0t-th3-pw"
+	withPw := m.CreatePasswordUser(t, "doctor_app", pw, "doctor_full")
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := loadProject(t, dir, tt.db)
-			c, list := doctor.Database(context.Background(), p, nil)
-			expect(t, c, doctor.NameDatabase, tt.st, tt.detail, tt.fix)
-			if tt.st == doctor.OK && len(list) != 2 {
-				t.Errorf("sites = %d, want 2", len(list))
-			}
-			if strings.Contains(c.Detail, "postgres@") || strings.Contains(c.Detail, "password") {
-				t.Errorf("detail leaks credentials: %q", c.Detail)
-			}
-		})
-	}
+	checkDatabase(t, projectDir(t), []dbCase{
+		{"tables found", full, doctor.OK, []string{"mysql 127.0.0.1:", "/doctor_full", "django_site ✓", "multisite_alias ✓", "django_multisite_plus_site ✓", "2 sites"}, nil},
+		{"password user", withPw, doctor.OK, []string{"2 sites"}, nil},
+		{"no django_site", m.URL("doctor_empty"), doctor.Fail, []string{"django_site absent"}, []string{"manage.py migrate"}},
+		{"wrong password", strings.Replace(withPw, pw, wrong, 1), doctor.Fail, []string{`refused user "doctor_app": authentication failed`}, []string{"check the URL"}},
+		{"no such database", m.URL("doctor_nowhere"), doctor.Fail, []string{`has no database "doctor_nowhere"`}, []string{"check the URL"}},
+		{"closed port", fmt.Sprintf("mysql://root@127.0.0.1:%d/db", port), doctor.Fail, []string{"connection refused"}, []string{"database server is running"}},
+		{"bad URL", "mysql://root@127.0.0.1:3306/", doctor.Fail, []string{"names no database"}, []string{"mysql://user:pass@host:port/name"}},
+	}, pw, wrong)
 }
 
 // djangoProject is a temp Django project whose .venv/bin/python is a real
