@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"database/sql"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -36,6 +38,27 @@ func DjangoFixture(t testing.TB, name string, migrate bool) string {
 	}
 	if migrate {
 		Migrate(t, dir)
+	}
+	return dir
+}
+
+// DjangoFixtureSites copies testdata/django (four sites, SITE_ID read from
+// the environment) and adds sites up to n in all (ids 6, 7, …, domains
+// site6.example.com, …), the size of the preload tests and benchmarks. It
+// skips loudly without Django.
+func DjangoFixtureSites(t testing.TB, n int) string {
+	t.Helper()
+	dir := DjangoFixture(t, "django", false)
+	db, err := sql.Open("sqlite", filepath.Join(dir, "db.sqlite3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for id := 6; id < n+2; id++ {
+		if _, err := db.Exec("INSERT INTO django_site (id, domain, name) VALUES (?, ?, ?)",
+			id, fmt.Sprintf("site%d.example.com", id), fmt.Sprintf("Site %d", id)); err != nil {
+			t.Fatalf("adding site %d to the fixture: %v", id, err)
+		}
 	}
 	return dir
 }
