@@ -3,6 +3,8 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siteplex/siteplex/devproxy/internal/proc"
 	"github.com/siteplex/siteplex/internal/testenv"
 	"github.com/siteplex/siteplex/sites"
+	"github.com/siteplex/siteplex/sites/django"
 )
 
 // The tests in this file run the supervisor with Config.Preload over the
@@ -27,24 +31,7 @@ func svPreload(t *testing.T, root string, cfg Config) (*Supervisor, []sites.Site
 	if root == "" {
 		root = testenv.DjangoFixtureSites(t, 8)
 	}
-	p, err := sites.Load(sites.Options{Project: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	db, ok, err := p.DatabaseSource()
-	if err != nil || !ok {
-		t.Fatalf("fixture database: %v %v", ok, err)
-	}
-	st, err := sites.Open(ctx, db, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := p.LoadSites(ctx, st)
-	st.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, list := svLoadDjango(t, root)
 	if len(list) != 8 {
 		t.Fatalf("fixture sites: %d, want 8", len(list))
 	}
@@ -63,6 +50,37 @@ func svPreload(t *testing.T, root string, cfg Config) (*Supervisor, []sites.Site
 		}
 	})
 	return s, list
+}
+
+// svLoadDjango loads the Django project in root, asking Debian's Python
+// (Options.Python), and its sites.
+func svLoadDjango(t *testing.T, root string) (*sites.Project, []sites.Site) {
+	t.Helper()
+	state := t.TempDir()
+	p, err := sites.Load(sites.Options{Project: root, Python: testenv.Python, Getenv: func(k string) string {
+		if k == "XDG_STATE_HOME" {
+			return state
+		}
+		return os.Getenv(k)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db, ok, err := p.DatabaseSource()
+	if err != nil || !ok {
+		t.Fatalf("fixture database: %v %v", ok, err)
+	}
+	st, err := sites.Open(ctx, db, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	list, err := p.LoadSites(ctx, st)
+	if err != nil || len(list) < 3 {
+		t.Fatalf("sites: %v %+v", err, list)
+	}
+	return p, list
 }
 
 // svWho acquires st, asks /whoami/ and releases.
@@ -166,6 +184,236 @@ type startFunc func(ctx context.Context, spec ProcessSpec) (Proc, error)
 
 func (f startFunc) Start(ctx context.Context, spec ProcessSpec) (Proc, error) { return f(ctx, spec) }
 
-var _ = errors.New
-var _ = filepath.Join
-var _ = syscall.Kill
+func TestPreloadKill9OfAChildThenOfTheParent(t *testing.T) {
+	s, list := svPreload(t, "", Config{})
+	a, b := list[0], list[1]
+	wa, wb := svWho(t, s, a), svWho(t, s, b)
+	parent := s.Preload().ParentPID
+
+	// kill -9 of a child: crashed (137), the next request forks it again
+	// from the same warm parent.
+	if err := syscall.Kill(wa.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	svWaitFor(t, 10*time.Second, "crashed", func() bool { return svStatus(t, s, a.Slug).State == Crashed })
+	if st := svStatus(t, s, a.Slug); st.LastExit == nil || *st.LastExit != 137 {
+		t.Errorf("after kill -9 of the child: %+v, want last exit 137", st)
+	}
+	again := svWho(t, s, a)
+	if again.PID == wa.PID || again.SiteID != a.ID || ppid(t, again.PID) != parent {
+		t.Errorf("after kill -9: pid %d (was %d), site %d, parent %d, want a new child of %d", again.PID, wa.PID, again.SiteID, ppid(t, again.PID), parent)
+	}
+
+	// kill -9 of the parent: its children die with it and are crashed;
+	// the next request boots a new parent.
+	if err := syscall.Kill(parent, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []sites.Site{a, b} {
+		svWaitFor(t, 10*time.Second, st.Slug+" crashed", func() bool { return svStatus(t, s, st.Slug).State == Crashed })
+	}
+	for _, pid := range []int{again.PID, wb.PID, parent} {
+		svWaitFor(t, 5*time.Second, "pid "+strconv.Itoa(pid)+" gone", func() bool { return !proc.Alive(pid) })
+	}
+	after := svWho(t, s, b)
+	next := s.Preload().ParentPID
+	if after.SiteID != b.ID || next == 0 || next == parent || ppid(t, after.PID) != next {
+		t.Errorf("after kill -9 of the parent: site %d pid %d (parent %d), Preload() parent %d, old parent %d",
+			after.SiteID, after.PID, ppid(t, after.PID), next, parent)
+	}
+	if !svStatus(t, s, b.Slug).Preloaded {
+		t.Errorf("%s after a new parent: %+v, want preloaded", b.Slug, svStatus(t, s, b.Slug))
+	}
+	if !slices.ContainsFunc(svLogTexts(s, PreloadLog), func(l string) bool {
+		return strings.Contains(l, "pid "+strconv.Itoa(parent)+" was killed by signal 9") && strings.Contains(l, "the next start boots a new one")
+	}) {
+		t.Errorf("the preload log does not say the parent was killed: %q", svLogTexts(s, PreloadLog))
+	}
+}
+
+// Settings that raise at import: the warm parent cannot boot, the sites
+// start the plain way, die with the traceback and go to backoff; fixing
+// the settings (a code change) boots a warm parent again.
+func TestPreloadBrokenSettingsBackoffAndRecovery(t *testing.T) {
+	s, list := svPreload(t, "", Config{})
+	st := list[2]
+	if w := svWho(t, s, st); w.SiteID != st.ID {
+		t.Fatalf("whoami %+v", w)
+	}
+	settings := filepath.Join(s.root, "fixtureproj", "settings.py")
+	good, err := os.ReadFile(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := append(append([]byte{}, good...), "\nraise RuntimeError('siteplex test: settings are broken')\n"...)
+	if err := os.WriteFile(settings, broken, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.ReloadCode()
+	ctx := context.Background()
+	var last error
+	for range 3 {
+		_, _, last = s.Acquire(ctx, &st)
+		if last == nil {
+			t.Fatal("a broken project started")
+		}
+	}
+	var bo *BackoffError
+	if !errors.As(last, &bo) {
+		t.Fatalf("after 3 deaths: %v, want *BackoffError", last)
+	}
+	if tail := strings.Join(bo.Tail, "\n"); !strings.Contains(tail, "Traceback (most recent call last)") || !strings.Contains(tail, "RuntimeError: siteplex test: settings are broken") {
+		t.Errorf("tail lacks the traceback:\n%s", tail)
+	}
+	pre := s.Preload()
+	if !pre.On || pre.ParentPID != 0 || !strings.Contains(pre.Reason, "failed to import: RuntimeError: siteplex test: settings are broken") {
+		t.Errorf("Preload() = %+v, want on, no parent, the import error as the reason", pre)
+	}
+	if err := os.WriteFile(settings, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.ReloadCode()
+	w := svWho(t, s, st)
+	if w.SiteID != st.ID {
+		t.Errorf("after the fix: whoami %+v", w)
+	}
+	if pre := s.Preload(); pre.ParentPID == 0 || pre.Reason != "" || ppid(t, w.PID) != pre.ParentPID || !svStatus(t, s, st.Slug).Preloaded {
+		t.Errorf("after the fix: Preload() = %+v, pid %d's parent %d, status %+v", pre, w.PID, ppid(t, w.PID), svStatus(t, s, st.Slug))
+	}
+}
+
+// A settings module that starts a thread at import cannot be forked: the
+// sites start the plain way and the reason names the thread.
+func TestPreloadThreadAtImportFallsBackToPlain(t *testing.T) {
+	root := testenv.DjangoFixtureSites(t, 8)
+	f, err := os.OpenFile(filepath.Join(root, "fixtureproj", "settings.py"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString("\nimport threading, time\nthreading.Thread(target=time.sleep, args=(3600,), name='metrics-flusher', daemon=True).start()\n")
+	f.Close()
+	s, list := svPreload(t, root, Config{})
+	const want = "threads running after the project loaded: 'metrics-flusher'"
+	for _, st := range list[:2] {
+		w := svWho(t, s, st)
+		ss := svStatus(t, s, st.Slug)
+		if w.SiteID != st.ID || ss.Preloaded || !strings.Contains(ss.PreloadReason, want) {
+			t.Errorf("%s: whoami %+v, status %+v, want started plain because %q", st.Slug, w, ss, want)
+		}
+		if got := ppid(t, w.PID); got != os.Getpid() {
+			t.Errorf("%s: pid %d's parent is %d, want siteplex (%d)", st.Slug, w.PID, got, os.Getpid())
+		}
+		if !slices.Contains(svLogTexts(s, st.Slug), "started the plain way: "+ss.PreloadReason) {
+			t.Errorf("%s: no plain-start line in %q", st.Slug, svLogTexts(s, st.Slug))
+		}
+	}
+	if pre := s.Preload(); !pre.On || pre.ParentPID != 0 || !strings.Contains(pre.Reason, want) {
+		t.Errorf("Preload() = %+v, want the thread as the reason", pre)
+	}
+}
+
+// A forked child's output goes to its site's ring and log file, as a plain
+// process's does; the parent's own lines go to PreloadLog.
+func TestPreloadLogs(t *testing.T) {
+	s, list := svPreload(t, "", Config{})
+	st := list[3]
+	w := svWho(t, s, st)
+	port := strconv.Itoa(svStatus(t, s, st.Slug).Port)
+	wantLines := []string{"Starting development server at http://127.0.0.1:" + port + "/", `"GET /whoami/ HTTP/1.1" 200`}
+	svWaitFor(t, 10*time.Second, "the request's log line", func() bool {
+		return slices.ContainsFunc(svLogTexts(s, st.Slug), func(l string) bool { return strings.Contains(l, wantLines[1]) })
+	})
+	file, err := os.ReadFile(filepath.Join(s.stateDir, "logs", st.Slug+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range wantLines {
+		if !slices.ContainsFunc(svLogTexts(s, st.Slug), func(l string) bool { return strings.Contains(l, want) }) {
+			t.Errorf("ring of %s lacks %q: %q", st.Slug, want, svLogTexts(s, st.Slug))
+		}
+		if !strings.Contains(string(file), want) {
+			t.Errorf("%s.log lacks %q:\n%s", st.Slug, want, file)
+		}
+	}
+	if !strings.Contains(string(file), "forked from the warm parent (pid "+strconv.Itoa(ppid(t, w.PID))+")") {
+		t.Errorf("%s.log does not say the process was forked:\n%s", st.Slug, file)
+	}
+	if !slices.ContainsFunc(svLogTexts(s, PreloadLog), func(l string) bool { return strings.HasPrefix(l, "warm parent ready: pid ") }) {
+		t.Errorf("preload log: %q", svLogTexts(s, PreloadLog))
+	}
+}
+
+// With the overlay (its environment built as the engine does, with
+// Project.WriteOverlay and Overlay.ProcessEnv), a forked child becomes its
+// site through the overlay's own reconfigure(): projects that hard-code
+// SITE_ID, keep their settings in a package, or make SITE_ID an object
+// each serve every site from one warm parent, and the identity probe says
+// ✓ for each.
+func TestPreloadWithTheOverlay(t *testing.T) {
+	for _, name := range []string{"djfixed", "djpackage", "djsiteid"} {
+		t.Run(name, func(t *testing.T) {
+			p, list := svLoadDjango(t, testenv.DjangoFixture(t, name, true))
+			ctx := context.Background()
+			ov, err := p.WriteOverlay(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			secret, err := django.NewSecret()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range list {
+				s := &list[i]
+				env, err := ov.ProcessEnv(django.ProcessOverlay{Mode: django.PerSite, SiteID: s.ID,
+					AllowedHosts: []string{s.LocalDomain, s.Domain}, Secret: secret, Key: s.Slug})
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.Env = map[string]string{}
+				for _, kv := range env {
+					k, v, _ := strings.Cut(kv, "=")
+					s.Env[k] = v
+				}
+			}
+			sv := New(Config{Project: p, Command: djangoCommand, Preload: true}, nil)
+			t.Cleanup(func() { _ = sv.Close(context.Background()) })
+			sv.SetSites(list, 0)
+			parent := 0
+			for _, s := range list {
+				addr, release, err := sv.Acquire(ctx, &s)
+				if err != nil {
+					t.Fatalf("%s: %v", s.Slug, err)
+				}
+				for _, host := range []string{s.LocalDomain, strings.Split(s.Domain, ":")[0]} {
+					req, _ := django.NewProbeRequest(ctx, "http://"+addr, host, secret, 0)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if v := django.CheckResponse(django.Expect{Host: host, SiteID: s.ID}, resp.StatusCode, resp.Header, body); !v.OK {
+						t.Errorf("%s on %s: %s", s.Slug, host, v)
+					}
+				}
+				release()
+				ss := svStatus(t, sv, s.Slug)
+				if !ss.Preloaded {
+					t.Errorf("%s: %+v, want preloaded", s.Slug, ss)
+					continue
+				}
+				if parent == 0 {
+					parent = ppid(t, ss.PID)
+				}
+				if got := ppid(t, ss.PID); got != parent {
+					t.Errorf("%s: forked from %d, want one warm parent for every site (%d)", s.Slug, got, parent)
+				}
+			}
+			if !slices.ContainsFunc(svLogTexts(sv, PreloadLog), func(l string) bool {
+				return strings.Contains(l, "each child becomes its site through the overlay")
+			}) {
+				t.Errorf("preload log: %q", svLogTexts(sv, PreloadLog))
+			}
+		})
+	}
+}
