@@ -57,7 +57,7 @@ func preloadConfig(t testing.TB, root string, watch bool) Config {
 func preloadEngine(t *testing.T, root string, watch bool) (*Engine, string, string) {
 	t.Helper()
 	if root == "" {
-		root = testenv.DjangoFixtureSites(t, 8)
+		root = testenv.DjangoFixtureSites(t, "django", 8)
 	}
 	e, addr := startRealEngine(t, preloadConfig(t, root, watch))
 	if n := len(e.Sites()); n != 8 {
@@ -226,7 +226,7 @@ func waitGone(t testing.TB, pid int, d time.Duration) {
 // traceback (backoff after three deaths); fixing the file recovers, with
 // the processes forked again.
 func TestEnginePreloadBrokenSettingsShowTheTraceback(t *testing.T) {
-	root := testenv.DjangoFixtureSites(t, 8)
+	root := testenv.DjangoFixtureSites(t, "django", 8)
 	settings := filepath.Join(root, "fixtureproj", "settings.py")
 	good, err := os.ReadFile(settings)
 	if err != nil {
@@ -278,7 +278,7 @@ func TestEnginePreloadBrokenSettingsShowTheTraceback(t *testing.T) {
 // A settings module that starts a thread at import: every site starts the
 // plain way, and /api/status says why.
 func TestEnginePreloadThreadAtImportShownInStatus(t *testing.T) {
-	root := testenv.DjangoFixtureSites(t, 8)
+	root := testenv.DjangoFixtureSites(t, "django", 8)
 	f, err := os.OpenFile(filepath.Join(root, "fixtureproj", "settings.py"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -403,7 +403,7 @@ func TestEnginePreloadHost(t *testing.T) {
 // 5 s: the warm parent, its 8 children and a grandchild that ignores
 // SIGTERM.
 func TestEnginePreloadSIGKILLLeavesNothing(t *testing.T) {
-	root := testenv.DjangoFixtureSites(t, 8)
+	root := testenv.DjangoFixtureSites(t, "django", 8)
 	f, err := os.OpenFile(filepath.Join(root, "fixtureproj", "urls.py"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ import (
 func svPreload(t *testing.T, root string, cfg Config) (*Supervisor, []sites.Site) {
 	t.Helper()
 	if root == "" {
-		root = testenv.DjangoFixtureSites(t, 8)
+		root = testenv.DjangoFixtureSites(t, "django", 8)
 	}
 	p, list := svLoadDjango(t, root)
 	if len(list) != 8 {
@@ -285,7 +285,7 @@ func TestPreloadBrokenSettingsBackoffAndRecovery(t *testing.T) {
 // A settings module that starts a thread at import cannot be forked: the
 // sites start the plain way and the reason names the thread.
 func TestPreloadThreadAtImportFallsBackToPlain(t *testing.T) {
-	root := testenv.DjangoFixtureSites(t, 8)
+	root := testenv.DjangoFixtureSites(t, "django", 8)
 	f, err := os.OpenFile(filepath.Join(root, "fixtureproj", "settings.py"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
