@@ -4,8 +4,6 @@ package supervisor
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -69,30 +67,31 @@ func preloadRefusal(cfg Config) string {
 // warm parent: each forked child gets its own values (the fork request
 // carries its whole environment). So do variables whose name ends in
 // SITE_ID (SITE_ID, SITEPLEX_SITE_ID, MEZZANINE_SITE_ID, DJANGO_SITE_ID…)
-// and the one the project's SITE_ID follows. Any other difference means
-// another parent: two settings modules never share one.
+// and any whose value is the site's id (the variable the project's
+// SITE_ID follows, whatever its name). Any other difference means another
+// parent: two settings modules never share one.
 var perSiteEnv = map[string]bool{
 	"PORT": true, procTokenEnv: true,
 	"SITEPLEX_ALLOWED_HOSTS": true, "SITEPLEX_CANONICAL_HOSTS": true, "SITEPLEX_HOSTS_FILE": true,
 }
 
 // preloadRunner forks site processes from warm parents, one per
-// interpreter, folder and environment (parentKey).
+// interpreter, folder and environment (warmParent.fits).
 type preloadRunner struct {
 	local *localRunner
 	s     *Supervisor // its logs, context, boot timeout, project, errors
 
 	mu sync.Mutex // guards the fields below and the fields of every warmParent
-	// current are the parents new processes fork from, by parentKey.
-	current map[string]*warmParent
+	// current are the parents new processes fork from, oldest first.
+	current []*warmParent
 	// live are all parents whose process runs (current and stale).
 	live map[*warmParent]bool
 	// transient is why the last start went plain for a reason that is not
 	// a parent's (it ended twice while forking); cleared by a fork.
 	transient string
-	// siteVar is what the project's Django says its SITE_ID follows; nil
-	// until asked, reset by a code change.
-	siteVar *siteVariable
+	// siteVar is what the project's Django says its SITE_ID follows, asked
+	// once per code version (a code change replaces it).
+	siteVar *siteVarCell
 	closed  bool
 	watches sync.WaitGroup // watch goroutines
 }
@@ -103,10 +102,21 @@ type siteVariable struct {
 	known bool   // false when the project's Django could not be asked
 }
 
+// siteVarCell asks for the siteVariable once.
+type siteVarCell struct {
+	once sync.Once
+	v    siteVariable
+}
+
 // warmParent is one parent, from its boot until it ended.
 type warmParent struct {
-	key   string
-	ready chan struct{} // closed when the boot ended: p or err is set
+	// python, dir, env and ids are what it booted with: the interpreter,
+	// folder, environment (KEY → VALUE) and the ids of that site (its id,
+	// SITEPLEX_SITE_ID).
+	python, dir string
+	env         map[string]string
+	ids         []string
+	ready       chan struct{} // closed when the boot ended: p or err is set
 	// p is the running parent (nil when the boot failed).
 	p *preload.Parent
 	// err says why this parent could not boot, or can no longer fork.
@@ -118,7 +128,7 @@ type warmParent struct {
 }
 
 func newPreloadRunner(local *localRunner, s *Supervisor) *preloadRunner {
-	return &preloadRunner{local: local, s: s, current: map[string]*warmParent{}, live: map[*warmParent]bool{}}
+	return &preloadRunner{local: local, s: s, live: map[*warmParent]bool{}}
 }
 
 // Start forks spec's site from the warm parent of its environment,
@@ -129,18 +139,16 @@ func (r *preloadRunner) Start(ctx context.Context, spec ProcessSpec) (Proc, erro
 	if spec.Single || !isRunserver(spec.Argv, strconv.Itoa(spec.Port)) {
 		return r.plain(ctx, spec, fmt.Sprintf("its command is not Django's runserver ([sites.%s] command in siteplex.toml)", spec.Site.Slug))
 	}
-	sv := r.siteVariable()
-	key := parentKey(spec, sv.name)
 	var gone error
 	for range 2 {
-		wp, err := r.parent(ctx, key, spec, sv)
+		wp, err := r.parent(ctx, spec)
 		if err != nil {
 			return nil, err
 		}
 		if wp.err != nil {
 			return r.plain(ctx, spec, wp.err.Reason)
 		}
-		p, err := r.fork(wp, spec, sv)
+		p, err := r.fork(wp, spec)
 		var un *preload.Unavailable
 		switch {
 		case err == nil:
@@ -172,27 +180,32 @@ func (r *preloadRunner) plain(ctx context.Context, spec ProcessSpec, reason stri
 	return &plainProc{Proc: p, reason: reason}, nil
 }
 
-// parent returns the parent for key once it is booted (or failed to),
-// booting it when none is current. ctx bounds only the wait.
-func (r *preloadRunner) parent(ctx context.Context, key string, spec ProcessSpec, sv siteVariable) (*warmParent, error) {
+// parent returns the current parent spec's site fits once it is booted
+// (or failed to), booting one when none fits. ctx bounds only the wait.
+func (r *preloadRunner) parent(ctx context.Context, spec ProcessSpec) (*warmParent, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return nil, ErrClosed
 	}
-	wp := r.current[key]
-	if wp != nil && wp.err == nil && wp.p != nil && wp.p.Err() != nil {
-		delete(r.current, key) // it ended; its watcher cleans up
-		wp = nil
+	var wp *warmParent
+	for _, c := range r.current {
+		if c.err == nil && c.p != nil && c.p.Err() != nil {
+			continue // it ended; its watcher drops it
+		}
+		if c.fits(spec) {
+			wp = c
+			break
+		}
 	}
 	boot := wp == nil
 	if boot {
-		wp = &warmParent{key: key, ready: make(chan struct{})}
-		r.current[key] = wp
+		wp = newWarmParent(spec)
+		r.current = append(r.current, wp)
 	}
 	r.mu.Unlock()
 	if boot {
-		r.boot(wp, spec, sv)
+		r.boot(wp, spec)
 	}
 	select {
 	case <-wp.ready:
@@ -205,8 +218,13 @@ func (r *preloadRunner) parent(ctx context.Context, key string, spec ProcessSpec
 // boot starts wp's parent with spec's interpreter, folder and environment
 // (its own SITEPLEX_PROC token) and waits until it is ready, at most the
 // boot timeout. Its output goes to the PreloadLog log.
-func (r *preloadRunner) boot(wp *warmParent, spec ProcessSpec, sv siteVariable) {
+func (r *preloadRunner) boot(wp *warmParent, spec ProcessSpec) {
 	defer close(wp.ready)
+	if envValue(spec.Env, "SITEPLEX_OVERLAY") != "per-site" {
+		// Without the overlay the children need to know what the
+		// settings' SITE_ID follows: ask while the parent boots.
+		go r.siteVariable()
+	}
 	python := spec.Argv[0]
 	token := newToken()
 	env := make([]string, 0, len(spec.Env)+1)
@@ -251,6 +269,10 @@ func (r *preloadRunner) boot(wp *warmParent, spec ProcessSpec, sv siteVariable) 
 	}
 	info := p.Info()
 	how := "each child becomes its site through the overlay"
+	sv := siteVariable{}
+	if !info.Overlay {
+		sv = r.siteVariable()
+	}
 	switch {
 	case info.Overlay:
 	case !sv.known:
@@ -294,8 +316,8 @@ func (r *preloadRunner) watch(wp *warmParent, out, errw *lineWriter) {
 	}
 	r.mu.Lock()
 	delete(r.live, wp)
-	if r.current[wp.key] == wp && wp.err == nil {
-		delete(r.current, wp.key) // a failed one stays, until the next code change
+	if wp.err == nil {
+		r.dropLocked(wp) // a failed one stays, until the next code change
 	}
 	asked := wp.closing || r.closed
 	r.mu.Unlock()
@@ -309,16 +331,16 @@ func (r *preloadRunner) watch(wp *warmParent, out, errw *lineWriter) {
 
 // fork forks spec's site from wp: the site's whole environment, port and
 // output writers. The child's SITE_ID comes from the overlay when it is
-// loaded, else from the variable the project's SITE_ID follows (sv), as a
+// loaded, else from the variable the project's SITE_ID follows, as a
 // plain process would read it.
-func (r *preloadRunner) fork(wp *warmParent, spec ProcessSpec, sv siteVariable) (Proc, error) {
+func (r *preloadRunner) fork(wp *warmParent, spec ProcessSpec) (Proc, error) {
 	cs := preload.ChildSpec{Port: spec.Port, Env: spec.Env, Stdout: spec.Stdout, Stderr: spec.Stderr}
-	envVar := "SITE_ID"
-	switch {
-	case wp.p.Info().Overlay:
-		envVar = "SITEPLEX_SITE_ID"
-	case sv.known:
-		envVar = sv.name
+	envVar := "SITEPLEX_SITE_ID"
+	if !wp.p.Info().Overlay {
+		envVar = "SITE_ID"
+		if sv := r.siteVariable(); sv.known {
+			envVar = sv.name
+		}
 	}
 	if envVar != "" {
 		cs.SiteID, _ = strconv.ParseInt(envValue(spec.Env, envVar), 10, 64)
@@ -370,10 +392,13 @@ func (r *preloadRunner) unusable(wp *warmParent, un *preload.Unavailable) {
 // forget drops wp after its parent ended, so the next start boots anew.
 func (r *preloadRunner) forget(wp *warmParent) {
 	r.mu.Lock()
-	if r.current[wp.key] == wp {
-		delete(r.current, wp.key)
-	}
+	r.dropLocked(wp)
 	r.mu.Unlock()
+}
+
+// dropLocked takes wp out of the current parents.
+func (r *preloadRunner) dropLocked(wp *warmParent) {
+	r.current = slices.DeleteFunc(r.current, func(c *warmParent) bool { return c == wp })
 }
 
 // closeIfStale stops wp's parent when it is stale and has no child left.
@@ -395,11 +420,10 @@ func (r *preloadRunner) closeIfStale(wp *warmParent) {
 // and the next start boots a new parent with the new code.
 func (r *preloadRunner) codeChanged() {
 	r.mu.Lock()
-	var old []*warmParent
-	for k, wp := range r.current {
-		delete(r.current, k)
+	old := r.current
+	r.current = nil
+	for _, wp := range old {
 		wp.stale = true
-		old = append(old, wp)
 	}
 	r.transient = ""
 	r.siteVar = nil
@@ -414,13 +438,7 @@ func (r *preloadRunner) status() *PreloadStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := &PreloadStatus{On: true}
-	keys := make([]string, 0, len(r.current))
-	for k := range r.current {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		wp := r.current[k]
+	for _, wp := range r.current {
 		if wp.p != nil && wp.err == nil && wp.p.Err() == nil && st.ParentPID == 0 {
 			st.ParentPID = wp.p.PID()
 		}
@@ -447,7 +465,7 @@ func (r *preloadRunner) Close() error {
 			stop = append(stop, wp)
 		}
 	}
-	r.current = map[string]*warmParent{}
+	r.current = nil
 	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, wp := range stop {
@@ -459,49 +477,85 @@ func (r *preloadRunner) Close() error {
 }
 
 // siteVariable asks the project's Django (cached in .siteplex/django.json)
-// which variable its SITE_ID follows, once until the next code change.
+// which variable its SITE_ID follows, once per code version; concurrent
+// callers wait for the one answer.
 func (r *preloadRunner) siteVariable() siteVariable {
 	r.mu.Lock()
-	if sv := r.siteVar; sv != nil {
-		r.mu.Unlock()
-		return *sv
+	cell := r.siteVar
+	if cell == nil {
+		cell = &siteVarCell{}
+		r.siteVar = cell
 	}
 	r.mu.Unlock()
-	sv := siteVariable{}
-	if p := r.s.cfg.Project; p != nil && p.Env != nil && p.Config != nil && p.IsDjango {
+	cell.once.Do(func() {
+		p := r.s.cfg.Project
+		if p == nil || p.Env == nil || p.Config == nil || !p.IsDjango {
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.s.ctx, django.DefaultTimeout+5*time.Second)
-		info, err := p.Django(ctx)
-		cancel()
-		if err == nil && info != nil {
-			sv.known = true
+		defer cancel()
+		if info, err := p.Django(ctx); err == nil && info != nil {
+			cell.v.known = true
 			if info.SiteID.Kind == django.KindEnv {
-				sv.name = info.SiteID.EnvVar
+				cell.v.name = info.SiteID.EnvVar
 			}
 		}
-	}
-	r.mu.Lock()
-	r.siteVar = &sv
-	r.mu.Unlock()
-	return sv
+	})
+	return cell.v
 }
 
-// parentKey says which warm parent spec's site can fork from: the same
-// interpreter, folder and environment, except for the per-site variables
-// (perSiteEnv, *SITE_ID and siteVar), whose presence still counts.
-func parentKey(spec ProcessSpec, siteVar string) string {
-	env := slices.Clone(spec.Env)
-	slices.Sort(env)
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00", spec.Argv[0], spec.Dir)
-	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		if perSiteEnv[k] || strings.HasSuffix(k, "SITE_ID") || (siteVar != "" && k == siteVar) {
-			kv = k
+// newWarmParent is a parent to boot for spec's site.
+func newWarmParent(spec ProcessSpec) *warmParent {
+	env := make(map[string]string, len(spec.Env))
+	for _, kv := range spec.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
 		}
-		h.Write([]byte(kv))
-		h.Write([]byte{0})
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return &warmParent{python: spec.Argv[0], dir: spec.Dir, env: env, ids: siteIDs(spec.Site.ID, env), ready: make(chan struct{})}
+}
+
+// siteIDs are the values that name a site in its environment: its id and
+// the overlay's SITEPLEX_SITE_ID.
+func siteIDs(id int64, env map[string]string) []string {
+	ids := []string{strconv.FormatInt(id, 10)}
+	if v := env["SITEPLEX_SITE_ID"]; v != "" {
+		ids = append(ids, v)
+	}
+	return ids
+}
+
+// fits reports whether spec's site can fork from wp: the same interpreter,
+// folder and variables, each with the same value unless it is a per-site
+// variable (perSiteEnv, a name ending in SITE_ID) or holds each site's own
+// id in both (the variable the project's SITE_ID follows, whatever its
+// name).
+func (wp *warmParent) fits(spec ProcessSpec) bool {
+	if spec.Argv[0] != wp.python || spec.Dir != wp.dir {
+		return false
+	}
+	env := make(map[string]string, len(spec.Env))
+	for _, kv := range spec.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	if len(env) != len(wp.env) {
+		return false
+	}
+	ids := siteIDs(spec.Site.ID, env)
+	for k, v := range env {
+		pv, ok := wp.env[k]
+		switch {
+		case !ok:
+			return false
+		case v == pv, perSiteEnv[k], strings.HasSuffix(k, "SITE_ID"):
+		case slices.Contains(ids, v) && slices.Contains(wp.ids, pv):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // envValue is the value of key in env (KEY=VALUE, the last one wins).

@@ -417,3 +417,35 @@ func TestPreloadWithTheOverlay(t *testing.T) {
 		})
 	}
 }
+
+// Which sites share a warm parent: the same interpreter, folder and
+// environment, per-site variables aside.
+func TestWarmParentFits(t *testing.T) {
+	spec := func(id int64, env ...string) ProcessSpec {
+		base := []string{"PATH=/usr/bin", "PYTHONUNBUFFERED=1", "DJANGO_SETTINGS_MODULE=proj.settings",
+			"SITE_ID=" + strconv.FormatInt(id, 10), "PORT=" + strconv.FormatInt(8000+id, 10), "SITEPLEX_PROC=t" + strconv.FormatInt(id, 10)}
+		return ProcessSpec{Site: sites.Site{ID: id}, Argv: []string{"/usr/bin/python3", "manage.py", "runserver", "127.0.0.1:1", "--noreload"}, Dir: "/p", Env: append(base, env...)}
+	}
+	tests := []struct {
+		name         string
+		parent, site ProcessSpec
+		want         bool
+	}{
+		{"another site", spec(2), spec(1), true},
+		{"overlay variables", spec(2, "SITEPLEX_SITE_ID=2", "SITEPLEX_ALLOWED_HOSTS=b.localhost", "MEZZANINE_SITE_ID=2"),
+			spec(1, "SITEPLEX_SITE_ID=1", "SITEPLEX_ALLOWED_HOSTS=a.localhost", "MEZZANINE_SITE_ID=1"), true},
+		{"the variable SITE_ID follows, any name", spec(2, "TENANT=2"), spec(1, "TENANT=1"), true},
+		{"a value that is only site 1's id by chance", spec(2, "WORKERS=7"), spec(1, "WORKERS=1"), false},
+		{"another settings module", spec(2), spec(1, "DJANGO_SETTINGS_MODULE=proj.other"), false},
+		{"a variable more", spec(2), spec(1, "THEME=dark"), false},
+		{"no SITEPLEX_SITE_ID (not a django_site row)", spec(2, "SITEPLEX_SITE_ID=2"), spec(1), false},
+		{"another interpreter", spec(2), func() ProcessSpec { s := spec(1); s.Argv = append([]string{"/venv/bin/python"}, s.Argv[1:]...); return s }(), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := newWarmParent(tt.parent).fits(tt.site); got != tt.want {
+				t.Errorf("fits = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
