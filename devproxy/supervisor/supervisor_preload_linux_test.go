@@ -439,7 +439,11 @@ func TestWarmParentFits(t *testing.T) {
 		{"another settings module", spec(2), spec(1, "DJANGO_SETTINGS_MODULE=proj.other"), false},
 		{"a variable more", spec(2), spec(1, "THEME=dark"), false},
 		{"no SITEPLEX_SITE_ID (not a django_site row)", spec(2, "SITEPLEX_SITE_ID=2"), spec(1), false},
-		{"another interpreter", spec(2), func() ProcessSpec { s := spec(1); s.Argv = append([]string{"/venv/bin/python"}, s.Argv[1:]...); return s }(), false},
+		{"another interpreter", spec(2), func() ProcessSpec {
+			s := spec(1)
+			s.Argv = append([]string{"/venv/bin/python"}, s.Argv[1:]...)
+			return s
+		}(), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
