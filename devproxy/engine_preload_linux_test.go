@@ -1,11 +1,9 @@
 package devproxy
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,7 +19,6 @@ import (
 	"github.com/siteplex/siteplex/devproxy/internal/proc"
 	"github.com/siteplex/siteplex/devproxy/supervisor"
 	"github.com/siteplex/siteplex/internal/testenv"
-	"github.com/siteplex/siteplex/sites"
 )
 
 // The tests in this file run the whole engine with --preload over the
@@ -33,22 +29,7 @@ import (
 // project in root.
 func preloadConfig(t testing.TB, root string, watch bool) Config {
 	t.Helper()
-	p, err := sites.Load(sites.Options{Project: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	load := func(ctx context.Context) ([]sites.Site, error) {
-		db, ok, err := p.DatabaseSource()
-		if err != nil || !ok {
-			return nil, fmt.Errorf("fixture database: %v %v", ok, err)
-		}
-		st, err := sites.Open(ctx, db, false)
-		if err != nil {
-			return nil, err
-		}
-		defer st.Close()
-		return p.LoadSites(ctx, st)
-	}
+	p, load := fixtureLoader(t, root)
 	return Config{Config: supervisor.Config{Project: p, Command: djangoCommand, Watch: watch, Preload: true}, LoadSites: load}
 }
 
@@ -88,18 +69,6 @@ func getWho(t testing.TB, addr, host string) djangoWho {
 	return w
 }
 
-// parentOf is pid's parent process id.
-func parentOf(t testing.TB, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		t.Fatalf("pid %d: %v", pid, err)
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	n, _ := strconv.Atoi(f[1])
-	return n
-}
-
 func TestEnginePreloadEveryHostReachesItsSiteID(t *testing.T) {
 	e, addr, _ := preloadEngine(t, "", false)
 	for _, s := range e.Sites() {
@@ -115,7 +84,7 @@ func TestEnginePreloadEveryHostReachesItsSiteID(t *testing.T) {
 		t.Fatalf("/api/status preload: %+v, want on with a parent", st.Preload)
 	}
 	for _, s := range st.Sites {
-		if s.State != Running || !s.Preloaded || parentOf(t, s.PID) != st.Preload.ParentPID {
+		if s.State != Running || !s.Preloaded || proc.Parent(s.PID) != st.Preload.ParentPID {
 			t.Errorf("%s: %+v, want running, preloaded, a child of %d", s.Slug, s, st.Preload.ParentPID)
 		}
 	}
@@ -139,32 +108,14 @@ func TestEnginePreloadReloadUnderLoadDropsNoRequest(t *testing.T) {
 	}
 	oldParent := apiFullStatus(t, addr).Preload.ParentPID
 	var (
-		ok, failed atomic.Int64
-		lastFail   atomic.Value
-		mu         sync.Mutex
-		newPIDs    = map[string]int{}
+		mu      sync.Mutex
+		newPIDs = map[string]int{}
 	)
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 90 * time.Second}
+	loop := newWhoLoop(addr)
 	stop := untilStopped(8, func(i int) {
 		s := list[i%len(list)]
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/whoami/", nil)
-		req.Host = s.Domain
-		resp, err := client.Do(req)
-		if err != nil {
-			failed.Add(1)
-			lastFail.Store(err.Error())
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var w djangoWho
-		if resp.StatusCode != 200 || json.Unmarshal(b, &w) != nil || w.SiteID != s.ID {
-			failed.Add(1)
-			lastFail.Store(fmt.Sprintf("%s: %d %.200s", s.Slug, resp.StatusCode, b))
-			return
-		}
-		ok.Add(1)
-		if !old[w.PID] {
+		w, ok := loop.get(s.Domain, s.ID)
+		if ok && !old[w.PID] {
 			mu.Lock()
 			newPIDs[s.Slug] = w.PID
 			mu.Unlock()
@@ -187,38 +138,25 @@ func TestEnginePreloadReloadUnderLoadDropsNoRequest(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	stop()
-	t.Logf("%d requests across the reload, %d failed", ok.Load()+failed.Load(), failed.Load())
-	if failed.Load() != 0 {
-		t.Errorf("%d requests failed across the reload; last: %v", failed.Load(), lastFail.Load())
-	}
+	loop.check(t, "the reload")
 	st := apiFullStatus(t, addr)
 	if st.Preload.ParentPID == 0 || st.Preload.ParentPID == oldParent {
 		t.Errorf("warm parent after the reload: %d (before %d), want a new one", st.Preload.ParentPID, oldParent)
 	}
 	for _, s := range st.Sites {
-		if old[s.PID] || !s.Preloaded || s.State != Running || parentOf(t, s.PID) != st.Preload.ParentPID {
+		if old[s.PID] || !s.Preloaded || s.State != Running || proc.Parent(s.PID) != st.Preload.ParentPID {
 			t.Errorf("%s after the reload: %+v, want a new process forked from %d", s.Slug, s, st.Preload.ParentPID)
 		}
 		if newPIDs[s.Slug] == 0 {
 			t.Errorf("%s: no request reached a new process", s.Slug)
 		}
 	}
+	gone := []int{oldParent}
 	for pid := range old {
-		waitGone(t, pid, 10*time.Second)
+		gone = append(gone, pid)
 	}
-	waitGone(t, oldParent, 10*time.Second)
-}
-
-// waitGone fails the test unless pid is gone (or a zombie) within d.
-func waitGone(t testing.TB, pid int, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for proc.Alive(pid) {
-		if time.Now().After(deadline) {
-			t.Errorf("pid %d still runs after %s", pid, d)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if left := testenv.WaitGone(gone, 10*time.Second, proc.Alive); len(left) > 0 {
+		t.Errorf("the old parent and children %v: %v still run 10 s after the reload", gone, left)
 	}
 }
 
@@ -279,16 +217,12 @@ func TestEnginePreloadBrokenSettingsShowTheTraceback(t *testing.T) {
 // plain way, and /api/status says why.
 func TestEnginePreloadThreadAtImportShownInStatus(t *testing.T) {
 	root := testenv.DjangoFixtureSites(t, "django", 8)
-	f, err := os.OpenFile(filepath.Join(root, "fixtureproj", "settings.py"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = f.WriteString("\nimport threading, time\nthreading.Thread(target=time.sleep, args=(3600,), name='sentry-worker', daemon=True).start()\n")
-	f.Close()
+	testenv.AppendFile(t, root, "fixtureproj/settings.py",
+		"\nimport threading, time\nthreading.Thread(target=time.sleep, args=(3600,), name='sentry-worker', daemon=True).start()\n")
 	e, addr, _ := preloadEngine(t, root, false)
 	s := e.Sites()[0]
-	if w := getWho(t, addr, s.Domain); w.SiteID != s.ID || parentOf(t, w.PID) != os.Getpid() {
-		t.Errorf("whoami %+v (parent %d), want site %d started by siteplex itself", w, parentOf(t, w.PID), s.ID)
+	if w := getWho(t, addr, s.Domain); w.SiteID != s.ID || proc.Parent(w.PID) != os.Getpid() {
+		t.Errorf("whoami %+v (parent %d), want site %d started by siteplex itself", w, proc.Parent(w.PID), s.ID)
 	}
 	const want = "threads running after the project loaded: 'sentry-worker'; a fork keeps only the forking thread"
 	st := apiFullStatus(t, addr)
@@ -348,12 +282,7 @@ const preloadHostMarker = "engine-preload-host"
 // SIGTERM, prints "READY <pid>…" (parent, children, grandchild) and
 // waits.
 func TestEnginePreloadHost(t *testing.T) {
-	var root string
-	for i, a := range os.Args {
-		if a == preloadHostMarker && i > 0 && os.Args[i-1] == "--" && i+1 < len(os.Args) {
-			root = os.Args[i+1]
-		}
-	}
+	root := childArg(preloadHostMarker)
 	if root == "" {
 		return
 	}
@@ -404,11 +333,7 @@ func TestEnginePreloadHost(t *testing.T) {
 // SIGTERM.
 func TestEnginePreloadSIGKILLLeavesNothing(t *testing.T) {
 	root := testenv.DjangoFixtureSites(t, "django", 8)
-	f, err := os.OpenFile(filepath.Join(root, "fixtureproj", "urls.py"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = f.WriteString(`
+	testenv.AppendFile(t, root, "fixtureproj/urls.py", `
 import subprocess
 from django.http import HttpResponse
 
@@ -418,69 +343,24 @@ def spawn(request):
 
 urlpatterns.append(path("spawn/", spawn))
 `)
-	f.Close()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^TestEnginePreloadHost$", "--", preloadHostMarker, root)
 	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "READY ") || strings.HasPrefix(sc.Text(), "host:") {
-				lines <- sc.Text()
-				return
-			}
+	pids := testenv.StartHost(t, cmd, 10, 3*time.Minute) // the parent, 8 children, a grandchild
+	for _, pid := range pids {
+		if !proc.Alive(pid) {
+			t.Fatalf("the engine reported pid %d, which does not run", pid)
 		}
-		close(lines)
-	}()
-	var line string
-	select {
-	case line = <-lines:
-	case <-time.After(3 * time.Minute):
-		t.Fatal("the engine did not get ready within 3 minutes")
-	}
-	f2 := strings.Fields(line)
-	if len(f2) != 11 || f2[0] != "READY" {
-		t.Fatalf("the engine said %q, want READY with a parent, 8 children and a grandchild", line)
-	}
-	var pids []int
-	for _, s := range f2[1:] {
-		pid, err := strconv.Atoi(s)
-		if err != nil || !proc.Alive(pid) {
-			t.Fatalf("the engine reported %q, not a live pid (%v)", s, err)
-		}
-		pids = append(pids, pid)
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	deadline := start.Add(5 * time.Second)
-	for {
-		var left []int
-		for _, pid := range pids {
-			if proc.Alive(pid) {
-				left = append(left, pid)
-			}
-		}
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alive 5 s after SIGKILL of siteplex: %v (parent, children, grandchild: %v)", left, pids)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if left := testenv.WaitGone(pids, 5*time.Second, proc.Alive); len(left) > 0 {
+		t.Fatalf("alive 5 s after SIGKILL of siteplex: %v (parent, children, grandchild: %v)", left, pids)
 	}
 	t.Logf("warm parent, 8 children and a grandchild gone %s after SIGKILL of siteplex", time.Since(start).Round(time.Millisecond))
 }

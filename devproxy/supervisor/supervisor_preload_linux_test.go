@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -35,21 +34,8 @@ func svPreload(t *testing.T, root string, cfg Config) (*Supervisor, []sites.Site
 	if len(list) != 8 {
 		t.Fatalf("fixture sites: %d, want 8", len(list))
 	}
-	cfg.Project = p
 	cfg.Preload = true
-	if cfg.Command == nil {
-		cfg.Command = djangoCommand
-	}
-	s := New(cfg, nil)
-	s.SetSites(list, 0)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s, list
+	return svStart(t, p, cfg, list), list
 }
 
 // svLoadDjango loads the Django project in root, asking Debian's Python
@@ -66,21 +52,7 @@ func svLoadDjango(t *testing.T, root string) (*sites.Project, []sites.Site) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	db, ok, err := p.DatabaseSource()
-	if err != nil || !ok {
-		t.Fatalf("fixture database: %v %v", ok, err)
-	}
-	st, err := sites.Open(ctx, db, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	list, err := p.LoadSites(ctx, st)
-	if err != nil || len(list) < 3 {
-		t.Fatalf("sites: %v %+v", err, list)
-	}
-	return p, list
+	return p, svDBSites(t, p)
 }
 
 // svWho acquires st, asks /whoami/ and releases.
@@ -92,18 +64,6 @@ func svWho(t *testing.T, s *Supervisor, st sites.Site) svWhoami {
 	}
 	defer release()
 	return svGetWhoami(t, addr, st.Domain)
-}
-
-// ppid is pid's parent process id, from /proc.
-func ppid(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		t.Fatalf("pid %d: %v", pid, err)
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	n, _ := strconv.Atoi(f[1])
-	return n
 }
 
 func TestPreloadEverySiteForkedWithItsSiteID(t *testing.T) {
@@ -119,9 +79,9 @@ func TestPreloadEverySiteForkedWithItsSiteID(t *testing.T) {
 			t.Errorf("%s: status %+v, want preloaded pid %d", st.Slug, ss, w.PID)
 		}
 		if parent == 0 {
-			parent = ppid(t, w.PID)
+			parent = proc.Parent(w.PID)
 		}
-		if got := ppid(t, w.PID); got != parent {
+		if got := proc.Parent(w.PID); got != parent {
 			t.Errorf("%s: pid %d's parent is %d, want the warm parent %d", st.Slug, w.PID, got, parent)
 		}
 	}
@@ -200,8 +160,8 @@ func TestPreloadKill9OfAChildThenOfTheParent(t *testing.T) {
 		t.Errorf("after kill -9 of the child: %+v, want last exit 137", st)
 	}
 	again := svWho(t, s, a)
-	if again.PID == wa.PID || again.SiteID != a.ID || ppid(t, again.PID) != parent {
-		t.Errorf("after kill -9: pid %d (was %d), site %d, parent %d, want a new child of %d", again.PID, wa.PID, again.SiteID, ppid(t, again.PID), parent)
+	if again.PID == wa.PID || again.SiteID != a.ID || proc.Parent(again.PID) != parent {
+		t.Errorf("after kill -9: pid %d (was %d), site %d, parent %d, want a new child of %d", again.PID, wa.PID, again.SiteID, proc.Parent(again.PID), parent)
 	}
 
 	// kill -9 of the parent: its children die with it and are crashed;
@@ -217,9 +177,9 @@ func TestPreloadKill9OfAChildThenOfTheParent(t *testing.T) {
 	}
 	after := svWho(t, s, b)
 	next := s.Preload().ParentPID
-	if after.SiteID != b.ID || next == 0 || next == parent || ppid(t, after.PID) != next {
+	if after.SiteID != b.ID || next == 0 || next == parent || proc.Parent(after.PID) != next {
 		t.Errorf("after kill -9 of the parent: site %d pid %d (parent %d), Preload() parent %d, old parent %d",
-			after.SiteID, after.PID, ppid(t, after.PID), next, parent)
+			after.SiteID, after.PID, proc.Parent(after.PID), next, parent)
 	}
 	if !svStatus(t, s, b.Slug).Preloaded {
 		t.Errorf("%s after a new parent: %+v, want preloaded", b.Slug, svStatus(t, s, b.Slug))
@@ -240,45 +200,21 @@ func TestPreloadBrokenSettingsBackoffAndRecovery(t *testing.T) {
 	if w := svWho(t, s, st); w.SiteID != st.ID {
 		t.Fatalf("whoami %+v", w)
 	}
-	settings := filepath.Join(s.root, "fixtureproj", "settings.py")
-	good, err := os.ReadFile(settings)
-	if err != nil {
-		t.Fatal(err)
-	}
-	broken := append(append([]byte{}, good...), "\nraise RuntimeError('siteplex test: settings are broken')\n"...)
-	if err := os.WriteFile(settings, broken, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fix := svBreakSettings(t, s)
 	s.ReloadCode()
-	ctx := context.Background()
-	var last error
-	for range 3 {
-		_, _, last = s.Acquire(ctx, &st)
-		if last == nil {
-			t.Fatal("a broken project started")
-		}
-	}
-	var bo *BackoffError
-	if !errors.As(last, &bo) {
-		t.Fatalf("after 3 deaths: %v, want *BackoffError", last)
-	}
-	if tail := strings.Join(bo.Tail, "\n"); !strings.Contains(tail, "Traceback (most recent call last)") || !strings.Contains(tail, "RuntimeError: siteplex test: settings are broken") {
-		t.Errorf("tail lacks the traceback:\n%s", tail)
-	}
+	svWantBackoff(t, s, st)
 	pre := s.Preload()
 	if !pre.On || pre.ParentPID != 0 || !strings.Contains(pre.Reason, "failed to import: RuntimeError: siteplex test: settings are broken") {
 		t.Errorf("Preload() = %+v, want on, no parent, the import error as the reason", pre)
 	}
-	if err := os.WriteFile(settings, good, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fix()
 	s.ReloadCode()
 	w := svWho(t, s, st)
 	if w.SiteID != st.ID {
 		t.Errorf("after the fix: whoami %+v", w)
 	}
-	if pre := s.Preload(); pre.ParentPID == 0 || pre.Reason != "" || ppid(t, w.PID) != pre.ParentPID || !svStatus(t, s, st.Slug).Preloaded {
-		t.Errorf("after the fix: Preload() = %+v, pid %d's parent %d, status %+v", pre, w.PID, ppid(t, w.PID), svStatus(t, s, st.Slug))
+	if pre := s.Preload(); pre.ParentPID == 0 || pre.Reason != "" || proc.Parent(w.PID) != pre.ParentPID || !svStatus(t, s, st.Slug).Preloaded {
+		t.Errorf("after the fix: Preload() = %+v, pid %d's parent %d, status %+v", pre, w.PID, proc.Parent(w.PID), svStatus(t, s, st.Slug))
 	}
 }
 
@@ -286,12 +222,8 @@ func TestPreloadBrokenSettingsBackoffAndRecovery(t *testing.T) {
 // sites start the plain way and the reason names the thread.
 func TestPreloadThreadAtImportFallsBackToPlain(t *testing.T) {
 	root := testenv.DjangoFixtureSites(t, "django", 8)
-	f, err := os.OpenFile(filepath.Join(root, "fixtureproj", "settings.py"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = f.WriteString("\nimport threading, time\nthreading.Thread(target=time.sleep, args=(3600,), name='metrics-flusher', daemon=True).start()\n")
-	f.Close()
+	testenv.AppendFile(t, root, "fixtureproj/settings.py",
+		"\nimport threading, time\nthreading.Thread(target=time.sleep, args=(3600,), name='metrics-flusher', daemon=True).start()\n")
 	s, list := svPreload(t, root, Config{})
 	const want = "threads running after the project loaded: 'metrics-flusher'"
 	for _, st := range list[:2] {
@@ -300,7 +232,7 @@ func TestPreloadThreadAtImportFallsBackToPlain(t *testing.T) {
 		if w.SiteID != st.ID || ss.Preloaded || !strings.Contains(ss.PreloadReason, want) {
 			t.Errorf("%s: whoami %+v, status %+v, want started plain because %q", st.Slug, w, ss, want)
 		}
-		if got := ppid(t, w.PID); got != os.Getpid() {
+		if got := proc.Parent(w.PID); got != os.Getpid() {
 			t.Errorf("%s: pid %d's parent is %d, want siteplex (%d)", st.Slug, w.PID, got, os.Getpid())
 		}
 		if !slices.Contains(svLogTexts(s, st.Slug), "started the plain way: "+ss.PreloadReason) {
@@ -335,7 +267,7 @@ func TestPreloadLogs(t *testing.T) {
 			t.Errorf("%s.log lacks %q:\n%s", st.Slug, want, file)
 		}
 	}
-	if !strings.Contains(string(file), "forked from the warm parent (pid "+strconv.Itoa(ppid(t, w.PID))+")") {
+	if !strings.Contains(string(file), "forked from the warm parent (pid "+strconv.Itoa(proc.Parent(w.PID))+")") {
 		t.Errorf("%s.log does not say the process was forked:\n%s", st.Slug, file)
 	}
 	if !slices.ContainsFunc(svLogTexts(s, PreloadLog), func(l string) bool { return strings.HasPrefix(l, "warm parent ready: pid ") }) {
@@ -375,9 +307,7 @@ func TestPreloadWithTheOverlay(t *testing.T) {
 					s.Env[k] = v
 				}
 			}
-			sv := New(Config{Project: p, Command: djangoCommand, Preload: true}, nil)
-			t.Cleanup(func() { _ = sv.Close(context.Background()) })
-			sv.SetSites(list, 0)
+			sv := svStart(t, p, Config{Preload: true}, list)
 			parent := 0
 			for _, s := range list {
 				addr, release, err := sv.Acquire(ctx, &s)
@@ -403,9 +333,9 @@ func TestPreloadWithTheOverlay(t *testing.T) {
 					continue
 				}
 				if parent == 0 {
-					parent = ppid(t, ss.PID)
+					parent = proc.Parent(ss.PID)
 				}
-				if got := ppid(t, ss.PID); got != parent {
+				if got := proc.Parent(ss.PID); got != parent {
 					t.Errorf("%s: forked from %d, want one warm parent for every site (%d)", s.Slug, got, parent)
 				}
 			}

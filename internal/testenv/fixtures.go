@@ -3,6 +3,7 @@ package testenv
 import (
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -81,5 +82,18 @@ func FillDjangoSites(t testing.TB, dir string, n int) {
 			t.Fatalf("adding site %d to the fixture: %v", id, err)
 		}
 		have++
+	}
+}
+
+// AppendFile appends text to dir/rel (a fixture's settings, its URLconf).
+func AppendFile(t testing.TB, dir, rel, text string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, rel), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
 	}
 }
