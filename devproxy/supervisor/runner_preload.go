@@ -145,8 +145,11 @@ func (r *preloadRunner) Start(ctx context.Context, spec ProcessSpec) (Proc, erro
 		if err != nil {
 			return nil, err
 		}
-		if wp.err != nil {
-			return r.plain(ctx, spec, wp.err.Reason)
+		r.mu.Lock()
+		failed := wp.err
+		r.mu.Unlock()
+		if failed != nil {
+			return r.plain(ctx, spec, failed.Reason)
 		}
 		p, err := r.fork(wp, spec)
 		var un *preload.Unavailable
