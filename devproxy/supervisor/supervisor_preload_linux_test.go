@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -381,5 +382,67 @@ func TestWarmParentFits(t *testing.T) {
 				t.Errorf("fits = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// Supervision is the same for forked processes: twenty concurrent first
+// requests wait for one process, --max-running stops the least recently
+// used, the idle timeout stops the rest, and the warm parent stays for the
+// next start.
+func TestPreloadHeldRequestsMaxRunningAndIdle(t *testing.T) {
+	s, list := svPreload(t, "", Config{MaxRunning: 2, IdleTimeout: 3 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx) // the idle reaper
+	var (
+		mu   sync.Mutex
+		pids = map[int]bool{}
+		wg   sync.WaitGroup
+	)
+	for range 20 {
+		wg.Go(func() {
+			st := list[0]
+			addr, release, err := s.Acquire(ctx, &st)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer release()
+			w := svGetWhoami(t, addr, st.Domain)
+			mu.Lock()
+			pids[w.PID] = true
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(pids) != 1 {
+		t.Errorf("20 concurrent first requests reached %d processes, want 1", len(pids))
+	}
+	parent := s.Preload().ParentPID
+	for _, st := range list[1:3] {
+		svWho(t, s, st)
+	}
+	running := 0
+	for _, st := range list[:3] {
+		if svStatus(t, s, st.Slug).State == Running {
+			running++
+		}
+	}
+	if running != 2 || svStatus(t, s, list[0].Slug).State == Running {
+		t.Errorf("max-running 2: %d running, %s %s", running, list[0].Slug, svStatus(t, s, list[0].Slug).State)
+	}
+	svWaitFor(t, 30*time.Second, "every site stopped when idle", func() bool {
+		for _, st := range list[:3] {
+			if svStatus(t, s, st.Slug).State != Stopped {
+				return false
+			}
+		}
+		return true
+	})
+	if pre := s.Preload(); pre.ParentPID != parent || !proc.Alive(parent) {
+		t.Errorf("after the idle stop: Preload() = %+v, want the warm parent %d still there", pre, parent)
+	}
+	if w := svWho(t, s, list[0]); proc.Parent(w.PID) != parent {
+		t.Errorf("the next start: pid %d forked from %d, want %d", w.PID, proc.Parent(w.PID), parent)
 	}
 }
