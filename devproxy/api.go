@@ -25,6 +25,9 @@ type (
 	LogLine    = supervisor.LogLine
 )
 
+// PreloadStatus is Status.Preload (docs/preload.md).
+type PreloadStatus = supervisor.PreloadStatus
+
 const (
 	PerSite  = supervisor.PerSite
 	Single   = supervisor.Single
@@ -35,6 +38,8 @@ const (
 	Backoff  = supervisor.Backoff
 	// SingleSlug is the Site of the log lines of single mode's one process.
 	SingleSlug = supervisor.SingleSlug
+	// PreloadLog is the Site of the warm parents' log lines (--preload).
+	PreloadLog = supervisor.PreloadLog
 )
 
 // Status is a snapshot of the engine (GET /api/status).
@@ -45,6 +50,10 @@ type Status struct {
 	Mode         Mode         `json:"mode"`
 	ForcedSiteID int64        `json:"forced_site_id"`
 	Sites        []SiteStatus `json:"sites"`
+	// Preload is set when preload was asked for (--preload, preload =
+	// true): whether it applies, the warm parent, why sites start the
+	// plain way (docs/preload.md).
+	Preload *PreloadStatus `json:"preload,omitempty"`
 }
 
 // RequestRecord is one proxied request (docs/engine.md, "Request records").

@@ -181,7 +181,7 @@ func (e *Engine) serveAPIRead(w http.ResponseWriter, r *http.Request, path strin
 		writeJSON(w, http.StatusOK, e.Requests(n))
 	default: // /api/sites/<slug>/logs
 		slug := strings.TrimSuffix(strings.TrimPrefix(path, "/api/sites/"), "/logs")
-		if _, err := e.findSite(slug); err != nil && slug != SingleSlug {
+		if _, err := e.findSite(slug); err != nil && slug != SingleSlug && slug != PreloadLog {
 			apiFail(w, http.StatusNotFound, "%v", err)
 			return
 		}

@@ -582,6 +582,7 @@ func (e *Engine) Status() Status {
 	st := Status{PID: os.Getpid(), Listen: append([]string{}, e.addrs...), Mode: e.cfg.Mode, ForcedSiteID: e.forced}
 	list := e.list
 	e.mu.Unlock()
+	st.Preload = e.sup.Preload()
 	byslug := map[string]SiteStatus{}
 	for _, s := range e.sup.Statuses() {
 		byslug[s.Slug] = s

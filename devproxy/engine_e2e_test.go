@@ -45,12 +45,7 @@ func demoChildCmd(t testing.TB) []string {
 // TestEngineDemoSiteChild is not a test: it is the demo-site child process
 // of the engine tests, and returns at once in a normal run.
 func TestEngineDemoSiteChild(t *testing.T) {
-	var slug string
-	for i, a := range os.Args {
-		if a == demoChildMarker && i > 0 && os.Args[i-1] == "--" && i+1 < len(os.Args) {
-			slug = os.Args[i+1]
-		}
-	}
+	slug := childArg(demoChildMarker)
 	if slug == "" {
 		return
 	}
@@ -71,6 +66,17 @@ func TestEngineDemoSiteChild(t *testing.T) {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// childArg is the argument after "-- marker" in this process's arguments:
+// "" unless the test binary was re-executed as a child with that marker.
+func childArg(marker string) string {
+	for i, a := range os.Args {
+		if a == marker && i > 0 && os.Args[i-1] == "--" && i+1 < len(os.Args) {
+			return os.Args[i+1]
+		}
+	}
+	return ""
 }
 
 // demoSites are three declared sites for the demo-site engine tests.
@@ -316,11 +322,20 @@ func copyDjangoFixture(t testing.TB) string {
 func djangoEngine(t *testing.T, watch bool) (*Engine, string, string) {
 	t.Helper()
 	root := copyDjangoFixture(t)
+	p, load := fixtureLoader(t, root)
+	e, addr := startRealEngine(t, Config{Config: supervisor.Config{Project: p, Command: djangoCommand, Watch: watch}, LoadSites: load})
+	return e, addr, root
+}
+
+// fixtureLoader loads the Django project in root and returns it with a
+// LoadSites that reads its sites from its database.
+func fixtureLoader(t testing.TB, root string) (*sites.Project, func(context.Context) ([]sites.Site, error)) {
+	t.Helper()
 	p, err := sites.Load(sites.Options{Project: root})
 	if err != nil {
 		t.Fatal(err)
 	}
-	load := func(ctx context.Context) ([]sites.Site, error) {
+	return p, func(ctx context.Context) ([]sites.Site, error) {
 		db, ok, err := p.DatabaseSource()
 		if err != nil || !ok {
 			return nil, fmt.Errorf("fixture database: %v %v", ok, err)
@@ -332,8 +347,6 @@ func djangoEngine(t *testing.T, watch bool) (*Engine, string, string) {
 		defer st.Close()
 		return p.LoadSites(ctx, st)
 	}
-	e, addr := startRealEngine(t, Config{Config: supervisor.Config{Project: p, Command: djangoCommand, Watch: watch}, LoadSites: load})
-	return e, addr, root
 }
 
 // djangoWho is the fixture's /whoami/ answer.
@@ -482,31 +495,12 @@ func TestEngineDjangoReloadDropsNoRequest(t *testing.T) {
 	if err := json.Unmarshal(b, &first); err != nil {
 		t.Fatalf("%v: %s", err, b)
 	}
-	var (
-		ok, failed atomic.Int64
-		lastFail   atomic.Value
-		pidSeen    sync.Map
-	)
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 90 * time.Second}
+	var pidSeen sync.Map
+	loop := newWhoLoop(addr)
 	stop := untilStopped(4, func(int) {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/whoami/", nil)
-		req.Host = host
-		resp, err := client.Do(req)
-		if err != nil {
-			failed.Add(1)
-			lastFail.Store(err.Error())
-			return
+		if w, ok := loop.get(host, 0); ok {
+			pidSeen.Store(w.PID, true)
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var w djangoWho
-		if resp.StatusCode != 200 || json.Unmarshal(b, &w) != nil {
-			failed.Add(1)
-			lastFail.Store(fmt.Sprintf("%d %.200s", resp.StatusCode, b))
-			return
-		}
-		pidSeen.Store(w.PID, true)
-		ok.Add(1)
 	})
 	time.Sleep(300 * time.Millisecond)
 	// Touch a .py file: the watcher restarts the running process.
@@ -532,10 +526,53 @@ func TestEngineDjangoReloadDropsNoRequest(t *testing.T) {
 	if !newPID {
 		t.Fatalf("no request reached a restarted process (status %+v)", siteStatus(e, e.Sites()[0].Slug))
 	}
-	if failed.Load() != 0 {
-		t.Errorf("%d of %d requests failed across the reload; last: %v", failed.Load(), failed.Load()+ok.Load(), lastFail.Load())
+	loop.check(t, "the reload")
+}
+
+// whoLoop is a request loop's client and its count: GET /whoami/ through
+// the proxy, answers that are not 200 with the fixture's JSON are failures.
+type whoLoop struct {
+	client     *http.Client
+	addr       string
+	ok, failed atomic.Int64
+	lastFail   atomic.Value
+}
+
+func newWhoLoop(addr string) *whoLoop {
+	return &whoLoop{addr: addr, client: &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 90 * time.Second}}
+}
+
+// get asks host's /whoami/ (wantID > 0: it must answer that site) and
+// counts the outcome.
+func (l *whoLoop) get(host string, wantID int64) (djangoWho, bool) {
+	var w djangoWho
+	req, _ := http.NewRequest(http.MethodGet, "http://"+l.addr+"/whoami/", nil)
+	req.Host = host
+	resp, err := l.client.Do(req)
+	if err != nil {
+		l.failed.Add(1)
+		l.lastFail.Store(err.Error())
+		return w, false
 	}
-	t.Logf("%d requests across the reload, %d failed", ok.Load()+failed.Load(), failed.Load())
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || json.Unmarshal(b, &w) != nil || (wantID > 0 && w.SiteID != wantID) {
+		l.failed.Add(1)
+		l.lastFail.Store(fmt.Sprintf("%s: %d %.200s", host, resp.StatusCode, b))
+		return w, false
+	}
+	l.ok.Add(1)
+	return w, true
+}
+
+// check fails the test when a request failed during what.
+func (l *whoLoop) check(t testing.TB, what string) {
+	t.Helper()
+	ok, failed := l.ok.Load(), l.failed.Load()
+	t.Logf("%d requests across %s, %d failed", ok+failed, what, failed)
+	if failed != 0 {
+		t.Errorf("%d of %d requests failed across %s; last: %v", failed, ok+failed, what, l.lastFail.Load())
+	}
 }
 
 // openFDs counts this process's open file descriptors.

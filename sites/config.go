@@ -35,6 +35,9 @@ type Config struct {
 	BootTimeout string   `toml:"boot_timeout"`
 	IdleTimeout string   `toml:"idle_timeout"`
 	MaxRunning  *int     `toml:"max_running"`
+	// Preload true forks per-site processes from a warm Django parent
+	// (docs/preload.md); nil means off.
+	Preload *bool `toml:"preload"`
 
 	Process ProcessConfig         `toml:"process"`
 	Sites   map[string]SiteConfig `toml:"sites"`

@@ -76,6 +76,8 @@ type Model struct {
 	mode     devproxy.Mode
 	hosts    map[int64]HostsState
 	want     colWant
+	// preload is the engine's preload status (nil: not asked for).
+	preload *devproxy.PreloadStatus
 
 	started    bool  // Engine.Start succeeded
 	proxyErr   error // why the proxy is not running
@@ -350,6 +352,7 @@ func (m *Model) applyStatus(st devproxy.Status) {
 	if len(st.Listen) > 0 {
 		m.addrs = st.Listen
 	}
+	m.preload = st.Preload
 	if len(st.Sites) > 0 {
 		m.status = make(map[string]devproxy.SiteStatus, len(st.Sites))
 		for _, s := range st.Sites {

@@ -745,6 +745,9 @@ func (m *Model) viewInfo(s *sites.Site, h int) []string {
 		out = append(out, kv("pid / port", fmt.Sprintf("%d / %d", ss.PID, ss.Port)))
 	}
 	out = append(out, kv("requests", strconv.FormatInt(ss.Requests, 10)+fmt.Sprintf(" · restarts %d", ss.Restarts)))
+	if line := m.preloadInfo(ss); line != "" {
+		out = append(out, kv("preload", line))
+	}
 	for _, p := range s.Problems {
 		out = append(out, kv("problem", m.st.Error.Render(p)))
 	}
@@ -752,6 +755,28 @@ func (m *Model) viewInfo(s *sites.Site, h int) []string {
 		out = out[min(m.paneOff, len(out)):]
 	}
 	return out
+}
+
+// preloadInfo is the Info pane's preload line for a site (docs/preload.md):
+// how its process started, "" when preload was not asked for.
+func (m *Model) preloadInfo(ss devproxy.SiteStatus) string {
+	pre := m.preload
+	switch {
+	case pre == nil:
+		return ""
+	case ss.Preloaded:
+		if pre.ParentPID > 0 {
+			return fmt.Sprintf("forked from the warm parent (pid %d)", pre.ParentPID)
+		}
+		return "forked from a warm parent"
+	case ss.PreloadReason != "":
+		return m.st.Error.Render("started the plain way: " + ss.PreloadReason)
+	case !pre.On || pre.Reason != "":
+		return m.st.Error.Render("off: " + pre.Reason)
+	case pre.ParentPID > 0:
+		return fmt.Sprintf("on: the next start forks from pid %d", pre.ParentPID)
+	}
+	return "on: the next start boots a warm parent"
 }
 
 func orDash(s string) string {

@@ -69,7 +69,7 @@ func siteContainers(t *testing.T, d *compose.Docker, name string) []container.Su
 }
 
 // stopServe sends SIGTERM to serve and waits for it to exit.
-func stopServe(t *testing.T, sp *serveProc) {
+func stopServe(t testing.TB, sp *serveProc) {
 	t.Helper()
 	sp.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})

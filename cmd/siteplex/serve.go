@@ -33,12 +33,13 @@ type engineFlags struct {
 	Runner      optString
 	RewriteHost optString
 	NoWatch     bool
+	Preload     optBool
 }
 
 // given reports whether any engine flag was given on the command line.
 func (ef *engineFlags) given() bool {
 	return ef.listenSet || ef.Mode.set || ef.Start.set || ef.BootTimeout.set || ef.IdleTimeout.set ||
-		ef.MaxRunning.set || ef.Command.set || ef.Runner.set || ef.RewriteHost.set || ef.NoWatch
+		ef.MaxRunning.set || ef.Command.set || ef.Runner.set || ef.RewriteHost.set || ef.NoWatch || ef.Preload.set
 }
 
 // optString, optDuration and optInt are flag values that know whether
@@ -51,6 +52,24 @@ type optString struct {
 func (o *optString) String() string     { return o.v }
 func (o *optString) Set(s string) error { o.v, o.set = s, true; return nil }
 func (o *optString) Type() string       { return "string" }
+
+// optBool is a boolean flag (--preload, --preload=false) that knows
+// whether it was given.
+type optBool struct {
+	v   bool
+	set bool
+}
+
+func (o *optBool) String() string { return strconv.FormatBool(o.v) }
+func (o *optBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", s)
+	}
+	o.v, o.set = v, true
+	return nil
+}
+func (o *optBool) Type() string { return "bool" }
 
 type optDuration struct {
 	v   time.Duration
@@ -159,6 +178,8 @@ func addEngineFlags(cmd *cobra.Command, f *Factory) {
 		fs.Var(&ef.Runner, "runner", "local (processes) or docker (containers from the compose web service) (default local)")
 		fs.BoolVar(&ef.NoWatch, "no-watch", false, "do not restart processes when *.py files change")
 		fs.Var(&ef.RewriteHost, "rewrite-host", "auto, always or never: send a site's canonical host upstream for its local names; auto does for frameworks that pick the site from the Host (Wagtail, django-tenants, django-pgschemas, django-multisite, Mezzanine) (default auto; config rewrite_host)")
+		fs.Var(&ef.Preload, "preload", "fork each site's process from one warm Django parent: per-site mode, local runner, runserver only; --preload=false turns off preload = true (default false)")
+		fs.Lookup("preload").NoOptDefVal = "true"
 		fs.BoolVar(&f.Opts.NoOverlay, "no-overlay", false, "leave the project's settings as they are: no per-site SITE_ID, ALLOWED_HOSTS or proxy header from siteplex's overlay (only its identity probe stays; config overlay = false)")
 	}
 	add(fs)
@@ -260,6 +281,12 @@ func (f *Factory) EngineConfig(ctx context.Context) (devproxy.Config, error) {
 	default:
 		return cfg, sites.Usagef("unknown runner %q: use local or docker", runner)
 	}
+	switch {
+	case ef.Preload.set:
+		cfg.Preload = ef.Preload.v
+	case c.Preload != nil:
+		cfg.Preload = *c.Preload
+	}
 	cfg.LoadSites = func(ctx context.Context) ([]sites.Site, error) {
 		_, list, _, err := f.Sites(ctx)
 		return list, err
@@ -357,10 +384,15 @@ started on each site's first request. SIGINT or SIGTERM stops it gracefully.
 Routing: a request's Host (lower-cased, port stripped) is matched against each
 site's domain, aliases, real domain, local domain and *.local domain.
 localhost goes to the site chosen with ?siteplex-site=SLUG, else the forced
-SITE_ID, else the index page at http://siteplex.localhost/.`,
+SITE_ID, else the index page at http://siteplex.localhost/.
+
+--preload (or preload = true in siteplex.toml) forks each site's process from
+one warm Django parent instead of starting runserver per site: faster starts
+and reloads, shared memory (docs/preload.md).`,
 		Example: `  siteplex serve
   siteplex serve --listen 127.0.0.1:8080 --start all
-  siteplex serve --mode single --command '/usr/bin/python3 manage.py runserver 127.0.0.1:{port} --noreload'`,
+  siteplex serve --mode single --command '/usr/bin/python3 manage.py runserver 127.0.0.1:{port} --noreload'
+  siteplex serve --preload`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return serveRun(cmd.Context(), f)
@@ -401,6 +433,9 @@ func serveRun(ctx context.Context, f *Factory) error {
 	}
 	for _, a := range e.Addrs() {
 		fmt.Fprintf(f.IO.Err, "siteplex: listening on %s\n", a)
+	}
+	if pre := e.Status().Preload; pre != nil && !pre.On {
+		fmt.Fprintf(f.IO.Err, "siteplex: cannot preload: %s; site processes start the plain way\n", pre.Reason)
 	}
 	done := make(chan error, 1)
 	go func() { done <- e.Wait() }()

@@ -137,7 +137,7 @@ var siteplexBin struct {
 
 // buildSiteplex builds the siteplex binary once per test run, into a
 // folder every user may read (the port-80 test runs it as nobody).
-func buildSiteplex(t *testing.T) string {
+func buildSiteplex(t testing.TB) string {
 	t.Helper()
 	siteplexBin.once.Do(func() {
 		goBin, err := exec.LookPath("go")
@@ -259,7 +259,7 @@ func (l *lockedBuffer) String() string {
 }
 
 // startServe runs the binary's serve in dir and waits for its listening line.
-func startServe(t *testing.T, bin, dir string, args ...string) *serveProc {
+func startServe(t testing.TB, bin, dir string, args ...string) *serveProc {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--project", dir, "--listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "DATABASE_URL=", "SITEPLEX_DATABASE_URL=")
@@ -293,7 +293,7 @@ func startServe(t *testing.T, bin, dir string, args ...string) *serveProc {
 	return sp
 }
 
-func httpGet(t *testing.T, addr, host, path string) (int, []byte) {
+func httpGet(t testing.TB, addr, host, path string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
 	req.Host = host

@@ -128,6 +128,9 @@ func uiRun(ctx context.Context, f *Factory, p *sites.Project, cfg devproxy.Confi
 			return err
 		}
 	}
+	if pre := e.Status().Preload; pre != nil && !pre.On && x.notice == "" {
+		x.notice = "cannot preload: " + pre.Reason + "; site processes start the plain way"
+	}
 	runErr := uiProgram(ctx, f, p, e, cfg.Mode, x, logf)
 
 	// Stop what the UI started; say so, as it can take a few seconds.

@@ -2,7 +2,6 @@ package preload
 
 import (
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,35 +13,10 @@ import (
 )
 
 // copyAdminFixture copies testdata/django-admin (the admin and several
-// contrib apps; see its README) and migrates it.
+// contrib apps; see its README), migrates it and gives it 8 sites.
 func copyAdminFixture(t testing.TB) string {
 	t.Helper()
-	testenv.NeedPython(t, "django")
-	src, err := filepath.Abs(filepath.Join("..", "..", "testdata", "django-admin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := t.TempDir()
-	testenv.CopyProject(t, src, dst, "db.sqlite3")
-	testenv.Migrate(t, dst)
-	addSites(t, dst, 8)
-	return dst
-}
-
-// addSites makes dir's db.sqlite3 hold sites 1..n (site<i>.example.com).
-func addSites(t testing.TB, dir string, n int) {
-	t.Helper()
-	script := "import sqlite3, sys\n" +
-		"db = sqlite3.connect('db.sqlite3')\n" +
-		"db.execute('DELETE FROM django_site')\n" +
-		"for i in range(1, int(sys.argv[1]) + 1):\n" +
-		"    db.execute('INSERT INTO django_site (id, domain, name) VALUES (?, ?, ?)', (i, 'site%d.example.com' % i, 'Site %d' % i))\n" +
-		"db.commit()\n"
-	cmd := exec.Command(testenv.Python, "-c", script, strconv.Itoa(n))
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("adding sites: %v\n%s", err, out)
-	}
+	return testenv.DjangoFixtureSites(t, "django-admin", 8)
 }
 
 // plain starts `python manage.py runserver 127.0.0.1:PORT --noreload` as

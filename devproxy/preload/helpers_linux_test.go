@@ -38,17 +38,7 @@ func copyFixture(t testing.TB) string {
 }
 
 // appendFile appends text to dir/rel.
-func appendFile(t testing.TB, dir, rel, text string) {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(dir, rel), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(text); err != nil {
-		t.Fatal(err)
-	}
-}
+func appendFile(t testing.TB, dir, rel, text string) { testenv.AppendFile(t, dir, rel, text) }
 
 func writeFile(t testing.TB, dir, rel, text string) {
 	t.Helper()
@@ -233,17 +223,5 @@ func procStat(pid int) []string {
 // waitGone waits up to d for every pid to be gone (a zombie is gone) and
 // returns those still alive.
 func waitGone(pids []int, d time.Duration) []int {
-	deadline := time.Now().Add(d)
-	for {
-		var left []int
-		for _, pid := range pids {
-			if alive(pid) {
-				left = append(left, pid)
-			}
-		}
-		if len(left) == 0 || time.Now().After(deadline) {
-			return left
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return testenv.WaitGone(pids, d, alive)
 }

@@ -1,7 +1,6 @@
 package preload
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -93,42 +92,11 @@ func TestSIGKILLedHostLeavesNothing(t *testing.T) {
 	}
 	cmd := exec.Command(exe, "-test.run=^TestPreloadHost$", "--", hostMarker, dir)
 	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "READY ") || strings.HasPrefix(sc.Text(), "host:") {
-				lines <- sc.Text()
-				return
-			}
+	pids := testenv.StartHost(t, cmd, 4, 2*time.Minute)
+	for _, pid := range pids {
+		if !alive(pid) {
+			t.Fatalf("the host reported pid %d, which does not run", pid)
 		}
-		close(lines)
-	}()
-	var line string
-	select {
-	case line = <-lines:
-	case <-time.After(2 * time.Minute):
-		t.Fatal("the host did not get ready within 2 minutes")
-	}
-	f := strings.Fields(line)
-	if len(f) != 5 || f[0] != "READY" {
-		t.Fatalf("host said %q", line)
-	}
-	var pids []int
-	for _, s := range f[1:] {
-		pid, err := strconv.Atoi(s)
-		if err != nil || !alive(pid) {
-			t.Fatalf("host reported %q, not a live pid (%v)", s, err)
-		}
-		pids = append(pids, pid)
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@
 #       with the child's stdout and stderr as two SCM_RIGHTS fds
 #   {"op": "close", "grace_ms"}     then EOF: stop every child and exit
 # parent -> siteplex:
-#   {"op": "ready", "pid", "python", "django", "settings", "site_id_kind", "boot_ms"}
+#   {"op": "ready", "pid", "python", "django", "settings", "site_id_kind", "overlay", "boot_ms"}
 #   {"op": "fail", "reason", "detail"}           cannot preload (the parent exits)
 #   {"op": "forked", "id", "pid"}  with the child's pidfd (SCM_RIGHTS) when the OS has one
 #   {"op": "error", "id", "reason", "fallback"}  this fork failed
@@ -82,6 +82,9 @@ class Warm(object):
         self.options = None
         self.checks = (("", "", None), ("", "", None))
         self.site_id_kind = "unset"
+        # siteplex's overlay settings module runs in per-site mode: it, not
+        # this script, makes each child its site (become_site).
+        self.overlay = False
         self.wake_r = self.wake_w = -1
         self.stopping = False
         self.libc = None
@@ -199,6 +202,7 @@ class Warm(object):
                 "django": django.get_version(),
                 "settings": settings.SETTINGS_MODULE,
                 "site_id_kind": self.site_id_kind,
+                "overlay": self.overlay,
                 "boot_ms": int((__import__("time").monotonic() - self.t0) * 1000),
             }
         )
@@ -260,6 +264,7 @@ class Warm(object):
         except Exception:
             pass
         self.site_id_kind = site_id_kind(settings)
+        self.overlay = overlay_loaded()
 
     def make_forkable(self):
         import gc
@@ -404,7 +409,7 @@ class Warm(object):
             return False
         try:
             self.check_threads()
-            if req.get("site_id") and self.site_id_kind.startswith("other"):
+            if req.get("site_id") and not self.overlay and self.site_id_kind.startswith("other"):
                 raise Fallback("settings.SITE_ID is a %s, which a forked child cannot set" % self.site_id_kind[6:])
         except Fallback as e:
             for fd in fds:
@@ -557,11 +562,18 @@ class Warm(object):
         self.options["addrport"] = "127.0.0.1:%d" % port
         random.seed()
         site_id = req.get("site_id") or 0
-        if site_id:
-            set_site_id(settings, self.site_id_kind, int(site_id))
-        extra = [h for h in (req.get("allowed_hosts") or []) if h]
-        if extra:
-            settings.ALLOWED_HOSTS = ExtendedHosts(settings.ALLOWED_HOSTS, extra)
+        if self.overlay:
+            # One mechanism: the overlay makes this process its site from
+            # the site's environment (now in os.environ) with the same
+            # rules it applied at import: SITE_ID, MEZZANINE_SITE_ID,
+            # ALLOWED_HOSTS, the sites cache.
+            sys.modules["siteplex_runtime"].reconfigure()
+        else:
+            if site_id:
+                set_site_id(settings, self.site_id_kind, int(site_id))
+            extra = [h for h in (req.get("allowed_hosts") or []) if h]
+            if extra:
+                settings.ALLOWED_HOSTS = ExtendedHosts(settings.ALLOWED_HOSTS, extra)
         hook = getattr(settings, "SITEPLEX_PRELOAD_CHILD", None)
         if callable(hook):
             hook(int(site_id))
@@ -603,6 +615,13 @@ class ExtendedHosts(object):
 
     def __repr__(self):
         return "ExtendedHosts(%r, %r)" % (self.base, self.extra)
+
+
+def overlay_loaded():
+    """True when siteplex's overlay settings module was loaded in per-site
+    mode (its runtime imported, SITEPLEX_OVERLAY=per-site)."""
+    rt = sys.modules.get("siteplex_runtime")
+    return rt is not None and hasattr(rt, "reconfigure") and os.environ.get("SITEPLEX_OVERLAY") == "per-site"
 
 
 def site_id_kind(settings):

@@ -49,6 +49,7 @@ type message struct {
 	Django     string `json:"django"`
 	Settings   string `json:"settings"`
 	SiteIDKind string `json:"site_id_kind"`
+	Overlay    bool   `json:"overlay"`
 	BootMS     int64  `json:"boot_ms"`
 }
 
@@ -177,7 +178,7 @@ func StartParent(ctx context.Context, spec ParentSpec) (*Parent, error) {
 		if m.Op == "ready" {
 			p.info = Info{
 				PID: p.pid, Python: m.Python, Django: m.Django, Settings: m.Settings,
-				SiteIDKind: m.SiteIDKind, Boot: time.Duration(m.BootMS) * time.Millisecond,
+				SiteIDKind: m.SiteIDKind, Overlay: m.Overlay, Boot: time.Duration(m.BootMS) * time.Millisecond,
 			}
 			return p, nil
 		}

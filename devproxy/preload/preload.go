@@ -45,14 +45,16 @@ type ChildSpec struct {
 	// SiteID becomes settings.SITE_ID in the child, kept in the kind the
 	// settings gave it (int, str, or a new django-multisite SiteID with this
 	// default); MEZZANINE_SITE_ID follows it when Mezzanine is installed.
-	// 0 leaves SITE_ID as the parent loaded it.
+	// 0 leaves SITE_ID as the parent loaded it. With the overlay loaded
+	// (Info.Overlay) the overlay sets SITE_ID from Env instead.
 	SiteID int64
 	// Port is where the child serves, on 127.0.0.1 (required).
 	Port int
 	// Env (KEY=VALUE) is set in the child's os.environ on top of the
 	// parent's environment. Later entries win.
 	Env []string
-	// AllowedHosts are added to settings.ALLOWED_HOSTS in the child.
+	// AllowedHosts are added to settings.ALLOWED_HOSTS in the child
+	// (without the overlay; with it, the overlay's names in Env are).
 	AllowedHosts []string
 	// Stdout and Stderr receive the child's output through pipes siteplex
 	// owns; Wait returns only after both reached EOF. nil = discarded.
@@ -68,6 +70,12 @@ type Info struct {
 	// SiteIDKind is how settings.SITE_ID was loaded: int, str, none,
 	// unset, multisite, or other:<type> (a child cannot set it then).
 	SiteIDKind string
+	// Overlay is true when siteplex's overlay settings module loaded in
+	// per-site mode: each child then becomes its site through the
+	// overlay's siteplex_runtime.reconfigure(), from its environment
+	// (SITEPLEX_SITE_ID, SITEPLEX_ALLOWED_HOSTS, …), and ChildSpec.SiteID
+	// and AllowedHosts only name the site for SITEPLEX_PRELOAD_CHILD.
+	Overlay bool
 	// Boot is how long the parent took from start to ready.
 	Boot time.Duration
 }

@@ -46,13 +46,7 @@ func (r *localRunner) Start(ctx context.Context, spec ProcessSpec) (Proc, error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	if r.wd == nil {
-		// Best effort: without /bin/sh, Pdeathsig and pid-file sweeping remain.
-		r.wd, _ = startWatchdog()
-	}
-	wd := r.wd
-	r.mu.Unlock()
+	wd := r.watchdog()
 
 	cmd := exec.Command(spec.Argv[0], spec.Argv[1:]...)
 	cmd.Dir = spec.Dir
@@ -106,6 +100,18 @@ func (r *localRunner) Start(ctx context.Context, spec ProcessSpec) (Proc, error)
 	go p.copyOutput(stderr, errR)
 	go p.reap()
 	return p, nil
+}
+
+// watchdog returns the runner's watchdog, starting it on first use; nil
+// when it cannot start (best effort: without /bin/sh, Pdeathsig and
+// pid-file sweeping remain).
+func (r *localRunner) watchdog() *watchdog {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.wd == nil {
+		r.wd, _ = startWatchdog()
+	}
+	return r.wd
 }
 
 // Close ends the watchdog: it SIGKILLs the groups still registered (none

@@ -91,6 +91,11 @@ type Supervisor struct {
 	units    map[string]*unit
 	ports    map[int]bool // ports of live instances
 	closed   bool
+
+	// preload is the preload runner (also s.runner) when Config.Preload
+	// applies; nil otherwise. preloadOff says why it does not apply.
+	preload    *preloadRunner
+	preloadOff string
 }
 
 // unit is what one process slot is: a site in per-site mode, everything in
@@ -148,6 +153,11 @@ type instance struct {
 	reason    string        // why it was retired, for the lifecycle line
 	stopNow   chan struct{} // closed when retired
 	exited    chan struct{} // closed when the goroutine is done
+
+	// preloaded and preloadNote: what the preload runner said of the
+	// process (SiteStatus.Preloaded, PreloadReason).
+	preloaded   bool
+	preloadNote string
 }
 
 // attempt is one start; waiters block on done, err says how it went.
@@ -186,7 +196,26 @@ func New(cfg Config, emit func(Event)) *Supervisor {
 	}
 	s.logs = newLogHub(logDir, s.q)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if cfg.Preload {
+		if s.preloadOff = preloadRefusal(cfg); s.preloadOff == "" {
+			s.preload = newPreloadRunner(cfg.Runner.(*localRunner), s)
+			s.runner = s.preload
+		}
+	}
 	return s
+}
+
+// Preload says how site processes start when Config.Preload is set
+// (docs/preload.md): whether preload applies, the warm parent, and why
+// sites start the plain way. nil when Config.Preload is not set.
+func (s *Supervisor) Preload() *PreloadStatus {
+	switch {
+	case !s.cfg.Preload:
+		return nil
+	case s.preload == nil:
+		return &PreloadStatus{Reason: s.preloadOff}
+	}
+	return s.preload.status()
 }
 
 func (s *Supervisor) single() bool { return s.cfg.Mode == Single }
@@ -560,6 +589,10 @@ func (s *Supervisor) statusLocked(site *sites.Site, u *unit) SiteStatus {
 	}
 	if in := u.cur; in != nil {
 		st.PID, st.Port, st.StartedAt = in.pid, in.port, in.startedAt
+		st.Preloaded = in.preloaded
+		if !in.preloaded && s.preload != nil {
+			st.PreloadReason = strings.TrimPrefix(in.preloadNote, plainNotePrefix)
+		}
 	}
 	if u.state == Backoff {
 		st.BackoffUntil = u.backoffUntil
@@ -692,6 +725,10 @@ func (s *Supervisor) reload(reason string) {
 	if s.closed {
 		return
 	}
+	if s.preload != nil {
+		// New processes fork from a new warm parent with the new code.
+		s.preload.codeChanged()
+	}
 	keys := make([]string, 0, len(s.units))
 	for k := range s.units {
 		keys = append(keys, k)
@@ -802,8 +839,11 @@ func (s *Supervisor) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("stopping site processes: %w", ctx.Err())
 	}
-	if lr, ok := s.runner.(*localRunner); ok {
-		lr.Close()
+	switch r := s.runner.(type) {
+	case *localRunner:
+		r.Close()
+	case *preloadRunner:
+		r.Close()
 	}
 	s.logs.close()
 	s.q.close()
@@ -853,6 +893,11 @@ func (s *Supervisor) runInstance(in *instance, site sites.Site, single bool, for
 		s.startFailed(in, err)
 		return
 	}
+	preloaded, note := false, ""
+	if pn, ok := p.(preloadNoter); ok {
+		preloaded, note = pn.preloadNote()
+		s.logs.system(key, "%s", note)
+	}
 	var pidFile string
 	if p.PID() > 0 && s.stateDir != "" {
 		pidFile, err = writePidFile(s.stateDir, pidRecord{
@@ -865,6 +910,7 @@ func (s *Supervisor) runInstance(in *instance, site sites.Site, single bool, for
 
 	s.mu.Lock()
 	in.port, in.pid, in.addr, in.startedAt = port, p.PID(), p.Addr(), time.Now()
+	in.preloaded, in.preloadNote = preloaded, note
 	if u.cur == in {
 		s.emitStateLocked(u)
 	}

@@ -32,6 +32,33 @@ func svDjango(t *testing.T, cfg Config) (*Supervisor, []sites.Site) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	list := svDBSites(t, p)
+	return svStart(t, p, cfg, list), list
+}
+
+// svStart runs a supervisor for p's sites list (cfg.Command defaults to
+// djangoCommand) and closes it at cleanup.
+func svStart(t *testing.T, p *sites.Project, cfg Config, list []sites.Site) *Supervisor {
+	t.Helper()
+	cfg.Project = p
+	if cfg.Command == nil {
+		cfg.Command = djangoCommand
+	}
+	s := New(cfg, nil)
+	s.SetSites(list, 0)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// svDBSites reads p's sites from its database (at least 3).
+func svDBSites(t *testing.T, p *sites.Project) []sites.Site {
+	t.Helper()
 	ctx := context.Background()
 	db, ok, err := p.DatabaseSource()
 	if err != nil || !ok {
@@ -41,28 +68,12 @@ func svDjango(t *testing.T, cfg Config) (*Supervisor, []sites.Site) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer st.Close()
 	list, err := p.LoadSites(ctx, st)
-	st.Close()
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || len(list) < 3 {
+		t.Fatalf("fixture sites: %v %+v", err, list)
 	}
-	if len(list) < 3 {
-		t.Fatalf("fixture sites: %+v", list)
-	}
-	cfg.Project = p
-	if cfg.Command == nil {
-		cfg.Command = djangoCommand
-	}
-	s := New(cfg, nil)
-	s.SetSites(list, 0)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s, list
+	return list
 }
 
 type svWhoami struct {
@@ -132,8 +143,10 @@ func TestDjangoLazyStartAndCrashRestart(t *testing.T) {
 	}
 }
 
-func TestDjangoBrokenSettingsBackoffAndRecovery(t *testing.T) {
-	s, list := svDjango(t, Config{})
+// svBreakSettings makes the fixture's settings raise at import and returns
+// the function that restores them.
+func svBreakSettings(t *testing.T, s *Supervisor) (fix func()) {
+	t.Helper()
 	settings := filepath.Join(s.root, "fixtureproj", "settings.py")
 	good, err := os.ReadFile(settings)
 	if err != nil {
@@ -143,11 +156,20 @@ func TestDjangoBrokenSettingsBackoffAndRecovery(t *testing.T) {
 	if err := os.WriteFile(settings, broken, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	st := list[1]
+	return func() {
+		if err := os.WriteFile(settings, good, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// svWantBackoff asks for st three times, which must fail and end in
+// backoff with the traceback of svBreakSettings in the 502 page's tail.
+func svWantBackoff(t *testing.T, s *Supervisor, st sites.Site) *BackoffError {
+	t.Helper()
 	var last error
 	for range 3 {
-		_, _, last = s.Acquire(ctx, &st)
+		_, _, last = s.Acquire(context.Background(), &st)
 		if last == nil {
 			t.Fatal("a broken project started")
 		}
@@ -166,12 +188,18 @@ func TestDjangoBrokenSettingsBackoffAndRecovery(t *testing.T) {
 	if got := svStatus(t, s, st.Slug).State; got != Backoff {
 		t.Errorf("state %s, want backoff", got)
 	}
+	return bo
+}
+
+func TestDjangoBrokenSettingsBackoffAndRecovery(t *testing.T) {
+	s, list := svDjango(t, Config{})
+	fix := svBreakSettings(t, s)
+	st := list[1]
+	svWantBackoff(t, s, st)
 	// Fix the file; the code change clears the backoff.
-	if err := os.WriteFile(settings, good, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fix()
 	s.ReloadCode()
-	addr, release, err := s.Acquire(ctx, &st)
+	addr, release, err := s.Acquire(context.Background(), &st)
 	if err != nil {
 		t.Fatalf("after the fix: %v", err)
 	}

@@ -77,6 +77,12 @@ type SiteStatus struct {
 	// (docs/django.md, "The identity probe"); the supervisor does not
 	// probe and leaves it nil, the engine fills it in.
 	Identity *Identity `json:"identity,omitempty"`
+	// Preloaded is true when the current process was forked from a warm
+	// parent (Config.Preload; docs/preload.md).
+	Preloaded bool `json:"preloaded,omitempty"`
+	// PreloadReason says why the current process started the plain way
+	// although preload is on ("" when it was forked, or preload is off).
+	PreloadReason string `json:"preload_reason,omitempty"`
 }
 
 // Identity is whether a site's process serves that site, as the engine's
@@ -107,6 +113,29 @@ func (i *Identity) Mark() string {
 	}
 	return "✗"
 }
+
+// PreloadStatus says how site processes start when preload was asked for
+// (GET /api/status "preload"; docs/preload.md).
+type PreloadStatus struct {
+	// On is true when preload applies: per-site mode, the local runner and
+	// Django's runserver as the command. False: Reason says why not, and
+	// every site starts the plain way.
+	On bool `json:"on"`
+	// ParentPID is the warm parent new site processes are forked from; 0
+	// while none runs (before the first start, after a code change until
+	// the next start, or when it cannot boot).
+	ParentPID int `json:"parent_pid,omitempty"`
+	// Reason says why sites start the plain way ("" while they are
+	// forked): preload does not apply, or the warm parent could not boot or
+	// fork safely (a thread at import, settings that raise, …).
+	Reason string `json:"reason,omitempty"`
+}
+
+// PreloadLog names the log of the warm parents: their own output (prints
+// at import, tracebacks) and siteplex's lines about them, in
+// Logs(PreloadLog, n) and .siteplex/logs/_preload.log. No site slug
+// starts with "_".
+const PreloadLog = "_preload"
 
 // LogLine is one line of a process's output, or a lifecycle line siteplex
 // wrote ("starting: …", "exited with status 1").
@@ -174,6 +203,12 @@ type Config struct {
 	// (docs/django.md, "The overlay"). lookup reads the environment built
 	// so far. nil adds nothing.
 	ProcessEnv func(site sites.Site, single bool, forcedID int64, lookup func(key string) (string, bool)) ([]string, error)
+	// Preload forks per-site processes from a warm Django parent
+	// (docs/preload.md) when it applies: per-site mode, the local runner
+	// and `<python> manage.py runserver 127.0.0.1:{port} --noreload` as the
+	// command. Otherwise processes start the plain way and Preload()
+	// says why.
+	Preload bool
 }
 
 // WithDefaults returns c with every zero value replaced by its default.

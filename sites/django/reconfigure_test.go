@@ -24,14 +24,21 @@ func TestReconfigure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			script := `import django
+			script := `import django, os
 django.setup()
 from django.conf import settings
 from django.contrib.sites.models import Site
 print(int(settings.SITE_ID), Site.objects.get_current().pk)
 import siteplex_runtime
 siteplex_runtime.reconfigure(3, ["three.localhost:8000"])
-print(int(settings.SITE_ID), Site.objects.get_current().pk, "three.localhost" in list(settings.ALLOWED_HOSTS))
+hosts = list(settings.ALLOWED_HOSTS)
+print(int(settings.SITE_ID), Site.objects.get_current().pk, "three.localhost" in hosts, "one.localhost" in hosts)
+# A forked process: the site's environment first, then reconfigure() reads it.
+os.environ["SITEPLEX_SITE_ID"] = "2"
+os.environ["SITEPLEX_ALLOWED_HOSTS"] = "two.localhost"
+siteplex_runtime.reconfigure()
+hosts = list(settings.ALLOWED_HOSTS)
+print(int(settings.SITE_ID), Site.objects.get_current().pk, "two.localhost" in hosts, "three.localhost" in hosts)
 `
 			cmd := exec.Command(testenv.Python, "-B", "-c", script)
 			cmd.Dir = dir
@@ -40,7 +47,9 @@ print(int(settings.SITE_ID), Site.objects.get_current().pk, "three.localhost" in
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
-			if got := strings.TrimSpace(string(out)); got != "1 1\n3 3 True" {
+			// The names of the site it was (one, three) are gone: each call starts
+			// from the project's own settings, as configure does.
+			if got := strings.TrimSpace(string(out)); got != "1 1\n3 3 True False\n2 2 True False" {
 				t.Errorf("got %q", got)
 			}
 		})

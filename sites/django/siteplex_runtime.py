@@ -242,8 +242,11 @@ def configure(ns, environ=None):
     site_id = _env_int(environ, "SITEPLEX_SITE_ID")
     original = ns.get("SITE_ID", _MISSING)
     kind = _kind(original)
+    # The project's own values, for reconfigure: a forked process becomes
+    # another site from these, not from what this process made of them.
     _STATE.update(mode=mode, secret=environ.get("SITEPLEX_SECRET", ""), site_id=site_id, kind=kind,
-                  project_settings=environ.get("SITEPLEX_PROJECT_SETTINGS", ""))
+                  project_settings=environ.get("SITEPLEX_PROJECT_SETTINGS", ""),
+                  project={"SITE_ID": original, "ALLOWED_HOSTS": ns.get("ALLOWED_HOSTS", _MISSING)})
     mw = ns.get("MIDDLEWARE")
     if mw is not None:
         ns["MIDDLEWARE"] = [FIRST] + [m for m in mw if m not in (FIRST, LAST)] + [LAST]
@@ -251,16 +254,10 @@ def configure(ns, environ=None):
                               "project_settings": _STATE["project_settings"]}
     if mode not in ("per-site", "single"):
         return
-    touch_site_id = kind != "missing" or _sites_installed(ns)
     if mode == "per-site":
-        if site_id is not None:
-            if kind == "object":
-                ns["SITE_ID"] = _siteid_like(original, site_id)
-            elif touch_site_id and kind in ("int", "missing", "none"):
-                ns["SITE_ID"] = site_id
-            if _mezzanine_installed(ns):
-                os.environ["MEZZANINE_SITE_ID"] = str(site_id)
+        _per_site(ns, original, kind, site_id)
     else:
+        touch_site_id = kind != "missing" or _sites_installed(ns)
         if kind == "object" and hasattr(original, "set"):
             if site_id is not None:
                 ns["SITE_ID"] = _siteid_like(original, site_id)
@@ -286,24 +283,58 @@ def configure(ns, environ=None):
         ns["SECURE_PROXY_SSL_HEADER"] = ("HTTP_X_FORWARDED_PROTO", "https")
 
 
-def reconfigure(site_id, allowed_hosts=()):
-    """Makes an already set-up Django process serve site_id (a forked
-    per-site process, see preload): the same changes configure makes, on
-    the live settings, and clears the sites cache."""
+def _per_site(ns, original, kind, site_id):
+    """Per-site mode: SITE_ID (and Mezzanine's variable) of the process's
+    site, in ns holding the project's own SITE_ID (original, of kind)."""
+    if site_id is None:
+        return
+    touch_site_id = kind != "missing" or _sites_installed(ns)
+    if kind == "object":
+        ns["SITE_ID"] = _siteid_like(original, site_id)
+    elif touch_site_id and kind in ("int", "missing", "none"):
+        ns["SITE_ID"] = site_id
+    if _mezzanine_installed(ns):
+        os.environ["MEZZANINE_SITE_ID"] = str(site_id)
+
+
+def reconfigure(site_id=None, allowed_hosts=None, environ=None):
+    """Makes an already set-up per-site process serve another site: the
+    settings become exactly what configure makes of the project's own
+    settings for that site, on the live settings, and the sites cache is
+    cleared. siteplex's preload calls it in each process it forks from a
+    warm parent, after the site's environment is in os.environ.
+
+    site_id None takes SITEPLEX_SITE_ID from the environment, and
+    allowed_hosts None the names configure reads from it, so the two never
+    disagree. Outside per-site mode (single, probe, no configure) it
+    changes nothing, as configure does not."""
     from django.conf import settings
 
-    current = getattr(settings, "SITE_ID", None)
-    if _kind(current) == "object":
-        settings.SITE_ID = _siteid_like(current, site_id)
+    environ = os.environ if environ is None else environ
+    if site_id is None:
+        site_id = _env_int(environ, "SITEPLEX_SITE_ID")
+    if allowed_hosts is None:
+        names = _hosts(environ)
     else:
-        settings.SITE_ID = site_id
+        names = [n for n in (_strip_port(h.strip().lower()) for h in allowed_hosts) if n]
+    if _STATE.get("mode") != "per-site":
+        return
     _STATE["site_id"] = site_id
-    if _mezzanine_installed({"INSTALLED_APPS": settings.INSTALLED_APPS}):
-        os.environ["MEZZANINE_SITE_ID"] = str(site_id)
-    names = [_strip_port(h.lower()) for h in allowed_hosts]
-    ns = {"ALLOWED_HOSTS": settings.ALLOWED_HOSTS, "DEBUG": settings.DEBUG}
+    project = _STATE.get("project") or {}
+    original = project.get("SITE_ID", _MISSING)
+    ns = {"INSTALLED_APPS": settings.INSTALLED_APPS, "DEBUG": settings.DEBUG}
+    if original is not _MISSING:
+        ns["SITE_ID"] = original
+    hosts = project.get("ALLOWED_HOSTS", _MISSING)
+    if hosts is not _MISSING:
+        ns["ALLOWED_HOSTS"] = hosts
+    _per_site(ns, original, _kind(original), site_id)
     _extend_allowed_hosts(ns, names)
-    settings.ALLOWED_HOSTS = ns["ALLOWED_HOSTS"]
+    if "SITE_ID" in ns:
+        settings.SITE_ID = ns["SITE_ID"]
+    elif hasattr(settings, "SITE_ID"):
+        del settings.SITE_ID
+    settings.ALLOWED_HOSTS = ns.get("ALLOWED_HOSTS", [])
     try:
         from django.contrib.sites.models import SITE_CACHE
 

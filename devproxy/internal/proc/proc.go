@@ -43,6 +43,17 @@ func Start(pid int) uint64 {
 	return v
 }
 
+// Parent is pid's parent process id (/proc/<pid>/stat field 4), 0 when
+// unknown. The preload tests use it to tell a forked child's warm parent.
+func Parent(pid int) int {
+	f := statFields(pid)
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
 // Same reports whether pid is alive and is the process that started at
 // start (a start time from Start); without /proc, alive is enough.
 func Same(pid int, start uint64) bool {
