@@ -32,12 +32,17 @@ type engineFlags struct {
 	Command     optString
 	Runner      optString
 	NoWatch     bool
+	// HTTPS are the --https values ("off" or addresses); HTTPSRedirect
+	// is --https-redirect (docs/https.md).
+	HTTPS         []string
+	httpsSet      bool
+	HTTPSRedirect optBool
 }
 
 // given reports whether any engine flag was given on the command line.
 func (ef *engineFlags) given() bool {
 	return ef.listenSet || ef.Mode.set || ef.Start.set || ef.BootTimeout.set || ef.IdleTimeout.set ||
-		ef.MaxRunning.set || ef.Command.set || ef.Runner.set || ef.NoWatch
+		ef.MaxRunning.set || ef.Command.set || ef.Runner.set || ef.NoWatch || ef.httpsSet || ef.HTTPSRedirect.set
 }
 
 // optString, optDuration and optInt are flag values that know whether
@@ -157,6 +162,9 @@ func addEngineFlags(cmd *cobra.Command, f *Factory) {
 		fs.Var(&ef.Command, "command", "process command, split like a shell line but never run by one; placeholders {port} {site_id} {slug} {domain} {root} (default <python> manage.py runserver 127.0.0.1:{port} --noreload)")
 		fs.Var(&ef.Runner, "runner", "local (processes) or docker (containers from the compose web service) (default local)")
 		fs.BoolVar(&ef.NoWatch, "no-watch", false, "do not restart processes when *.py files change")
+		fs.Var(httpsValue{ef}, "https", "HTTPS address, repeatable, or off (default 127.0.0.1:443 and [::1]:443 once siteplex trust made the local CA; off without it)")
+		fs.Var(&ef.HTTPSRedirect, "https-redirect", "redirect plain-HTTP requests for the sites' names to https (the index and API stay on http)")
+		fs.Lookup("https-redirect").NoOptDefVal = "true"
 		fs.BoolVar(&f.Opts.NoOverlay, "no-overlay", false, "leave the project's settings as they are: no per-site SITE_ID, ALLOWED_HOSTS or proxy header from siteplex's overlay (only its identity probe stays; config overlay = false)")
 	}
 	add(fs)
@@ -242,6 +250,9 @@ func (f *Factory) EngineConfig(ctx context.Context) (devproxy.Config, error) {
 		}
 	default:
 		return cfg, sites.Usagef("unknown runner %q: use local or docker", runner)
+	}
+	if cfg.HTTPS, err = f.httpsConfig(c); err != nil {
+		return cfg, err
 	}
 	cfg.LoadSites = func(ctx context.Context) ([]sites.Site, error) {
 		_, list, _, err := f.Sites(ctx)
@@ -384,6 +395,9 @@ func serveRun(ctx context.Context, f *Factory) error {
 	}
 	for _, a := range e.Addrs() {
 		fmt.Fprintf(f.IO.Err, "siteplex: listening on %s\n", a)
+	}
+	for _, a := range e.HTTPSAddrs() {
+		fmt.Fprintf(f.IO.Err, "siteplex: listening on https://%s\n", a)
 	}
 	done := make(chan error, 1)
 	go func() { done <- e.Wait() }()

@@ -22,7 +22,10 @@ type sitesOptions struct {
 	IO *IOStreams
 	// Sites loads the project's sites (Factory.Sites).
 	Sites func(ctx context.Context) (*sites.Project, []sites.Site, *sites.DB, error)
-	JSON  bool
+	// CAPermits returns what the local CA may sign (Factory.caPermits),
+	// for the URL column.
+	CAPermits func() func(string) bool
+	JSON      bool
 }
 
 func newCmdSites(f *Factory) *cobra.Command { return newCmdSitesRun(f, sitesRun) }
@@ -30,7 +33,7 @@ func newCmdSites(f *Factory) *cobra.Command { return newCmdSitesRun(f, sitesRun)
 // newCmdSitesRun builds the command with runF as its action (tests pass
 // their own to check flag parsing alone).
 func newCmdSitesRun(f *Factory, runF func(context.Context, *sitesOptions) error) *cobra.Command {
-	opts := &sitesOptions{IO: f.IO, Sites: f.Sites}
+	opts := &sitesOptions{IO: f.IO, Sites: f.Sites, CAPermits: f.caPermits}
 	cmd := &cobra.Command{
 		Use:     "sites",
 		Aliases: []string{"ls"},
@@ -76,7 +79,12 @@ func sitesRun(ctx context.Context, opts *sitesOptions) error {
 		return writeJSON(opts.IO.Out, list)
 	}
 	fmt.Fprintln(opts.IO.Err, "siteplex: "+databaseNote(ctx, p, db))
-	return printSitesTable(opts.IO.Out, list, engineStates(ctx, p))
+	st := runningEngineStatus(ctx, p)
+	var permits func(string) bool
+	if st != nil && len(st.HTTPS) > 0 && opts.CAPermits != nil {
+		permits = opts.CAPermits()
+	}
+	return printSitesTable(opts.IO.Out, list, st, permits)
 }
 
 // databaseNote says where the sites came from, for people: "database
@@ -106,10 +114,10 @@ func databaseNote(ctx context.Context, p *sites.Project, db *sites.DB) string {
 	return note
 }
 
-// engineStates asks a running engine of the project (docs/engine.md, "Control API") for its
-// process states, keyed by slug. It returns nil when no engine runs or it
+// runningEngineStatus asks a running engine of the project (docs/engine.md,
+// "Control API") for its status. It returns nil when no engine runs or it
 // does not answer within a second: the table then has no process columns.
-func engineStates(ctx context.Context, p *sites.Project) map[string]devproxy.SiteStatus {
+func runningEngineStatus(ctx context.Context, p *sites.Project) *devproxy.Status {
 	if p == nil {
 		return nil
 	}
@@ -123,11 +131,7 @@ func engineStates(ctx context.Context, p *sites.Project) map[string]devproxy.Sit
 	if err != nil {
 		return nil
 	}
-	out := make(map[string]devproxy.SiteStatus, len(st.Sites))
-	for _, s := range st.Sites {
-		out[s.Slug] = s
-	}
-	return out
+	return &st
 }
 
 // writeJSON prints v as indented JSON; nil slices print as [].
@@ -139,17 +143,26 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // printSitesTable prints the aligned table for people; ★ marks the forced
-// site and "–" an empty value. With states (a running engine's answer) it
-// adds the process state, port and requests served.
-func printSitesTable(w io.Writer, list []sites.Site, states map[string]devproxy.SiteStatus) error {
+// site and "–" an empty value. With st (a running engine's answer) it
+// adds the process state, port, requests served and the site's URL
+// through the engine (https where it serves HTTPS and permits says the CA
+// may sign the name).
+func printSitesTable(w io.Writer, list []sites.Site, st *devproxy.Status, permits func(string) bool) error {
 	if len(list) == 0 {
 		_, err := fmt.Fprintln(w, "no sites")
 		return err
 	}
+	var states map[string]devproxy.SiteStatus
+	if st != nil {
+		states = make(map[string]devproxy.SiteStatus, len(st.Sites))
+		for _, s := range st.Sites {
+			states[s.Slug] = s
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	head := "\tID\tSLUG\tNAME\tDOMAIN\tREAL\tLOCAL\tENABLED\tALIASES\tPROBLEMS"
 	if states != nil {
-		head += "\tSTATE\tPORT\tREQ"
+		head += "\tSTATE\tPORT\tREQ\tURL"
 	}
 	fmt.Fprintln(tw, head)
 	for _, s := range list {
@@ -169,14 +182,14 @@ func printSitesTable(w io.Writer, list []sites.Site, states map[string]devproxy.
 			clean(s.Domain), orDash(real), orDash(s.LocalDomain), enabled, orDash(strings.Join(s.Aliases, ",")),
 			orDash(strings.Join(s.Problems, "; ")))
 		if states != nil {
-			if st, ok := states[s.Slug]; ok {
+			if ss, ok := states[s.Slug]; ok {
 				port := "–"
-				if st.Port != 0 {
-					port = strconv.Itoa(st.Port)
+				if ss.Port != 0 {
+					port = strconv.Itoa(ss.Port)
 				}
-				fmt.Fprintf(tw, "\t%s\t%s\t%d", st.State, port, st.Requests)
+				fmt.Fprintf(tw, "\t%s\t%s\t%d\t%s", ss.State, port, ss.Requests, orDash(devproxy.SiteURL(s.LocalDomain, st.Listen, st.HTTPS, permits)))
 			} else {
-				fmt.Fprint(tw, "\tnot routed\t–\t–")
+				fmt.Fprint(tw, "\tnot routed\t–\t–\t–")
 			}
 		}
 		fmt.Fprintln(tw)

@@ -95,7 +95,10 @@ func (p *Postgres) CreatePasswordRole(t testing.TB, role, password, db string) s
 // Main runs the tests of a package that uses StartPostgres, StartMariaDB or
 // StartDocker and stops the servers and the engine afterwards. siteplex's
 // backups of hosts and env files (XDG_STATE_HOME) go to a throw-away folder
-// for the whole run, never the developer's own. Use it as the package's
+// for the whole run, never the developer's own; and, unless the run sets
+// SITEPLEX_CAROOT itself, the local CA is looked for in an empty folder
+// there, so a developer's own CA never turns HTTPS on in a test. Use it
+// as the package's
 // TestMain:
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
@@ -103,6 +106,9 @@ func Main(m *testing.M) {
 	state, err := os.MkdirTemp("", "siteplex-test-state-")
 	if err == nil {
 		os.Setenv("XDG_STATE_HOME", state)
+		if os.Getenv("SITEPLEX_CAROOT") == "" {
+			os.Setenv("SITEPLEX_CAROOT", filepath.Join(state, "no-ca"))
+		}
 	}
 	code := m.Run()
 	StopPostgres()
