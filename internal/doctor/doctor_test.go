@@ -39,6 +39,8 @@ func runChild(name, arg string) int {
 		c = doctor.HostsFile(arg)
 	case doctor.NameProxyPort:
 		c = doctor.ProxyPort(context.Background(), []string{arg})
+	case doctor.NameHTTPSPort:
+		c = doctor.HTTPSPort(context.Background(), []string{arg}, true)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown check", name)
 		return 3
@@ -330,6 +332,61 @@ func TestProxyPort(t *testing.T) {
 		expect(t, c, doctor.NameProxyPort, doctor.Fail,
 			[]string{"cannot bind 127.0.0.1:80: permission denied", fmt.Sprintf("ip_unprivileged_port_start = %d", start)},
 			[]string{"setcap cap_net_bind_service=+ep", "sysctl -w net.ipv4.ip_unprivileged_port_start=80", "--listen 127.0.0.1:8080"})
+	})
+}
+
+// TestHTTPSPort: the https_port check binds like proxy_port, and its fixes
+// name --https (and --https off when HTTPS is on only because the CA
+// exists).
+func TestHTTPSPort(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	busy := l.Addr().String()
+	free, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(free)
+	tests := []struct {
+		name      string
+		addrs     []string
+		byDefault bool
+		st        doctor.Status
+		detail    []string
+		fix       []string
+		notFix    string
+	}{
+		{"free", []string{addr}, false, doctor.OK, []string{addr + " is free"}, nil, ""},
+		{"in use, asked for", []string{busy}, false, doctor.Fail, []string{busy + " is already in use by "}, []string{"--https 127.0.0.1:8443"}, "--https off"},
+		{"in use, by default", []string{busy}, true, doctor.Fail, []string{busy + " is already in use by "}, []string{"--https 127.0.0.1:8443", "--https off (HTTPS is on because the local CA exists"}, "--listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := doctor.HTTPSPort(context.Background(), tt.addrs, tt.byDefault)
+			expect(t, c, doctor.NameHTTPSPort, tt.st, tt.detail, tt.fix)
+			if tt.notFix != "" && strings.Contains(c.Fix, tt.notFix) {
+				t.Errorf("fix %q names %q", c.Fix, tt.notFix)
+			}
+		})
+	}
+	t.Run("off", func(t *testing.T) {
+		expect(t, doctor.HTTPSOff("no local CA yet"), doctor.NameHTTPSPort, doctor.OK, []string{"HTTPS is off: no local CA yet"}, nil)
+	})
+	t.Run("port 443 as uid 65534", func(t *testing.T) {
+		b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+		if err != nil {
+			testenv.Missing(t, "net.ipv4.ip_unprivileged_port_start: %v", err)
+		}
+		if start, _ := strconv.Atoi(strings.TrimSpace(string(b))); start <= 443 {
+			testenv.Missing(t, "a privileged port 443 (net.ipv4.ip_unprivileged_port_start is %d here)", start)
+		}
+		c := asNobody(t, doctor.NameHTTPSPort, "127.0.0.1:443")
+		expect(t, c, doctor.NameHTTPSPort, doctor.Fail,
+			[]string{"cannot bind 127.0.0.1:443: permission denied"},
+			[]string{"setcap cap_net_bind_service=+ep", "sysctl -w net.ipv4.ip_unprivileged_port_start=443", "--https 127.0.0.1:8443", "--https off"})
 	})
 }
 
