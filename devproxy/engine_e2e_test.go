@@ -312,8 +312,9 @@ func copyDjangoFixture(t testing.TB) string {
 	return dst
 }
 
-// djangoEngine runs the engine over a copy of the Django fixture.
-func djangoEngine(t *testing.T, watch bool) (*Engine, string, string) {
+// djangoEngine runs the engine over a copy of the Django fixture; more
+// change its configuration first.
+func djangoEngine(t *testing.T, watch bool, more ...func(*Config)) (*Engine, string, string) {
 	t.Helper()
 	root := copyDjangoFixture(t)
 	p, err := sites.Load(sites.Options{Project: root})
@@ -332,7 +333,11 @@ func djangoEngine(t *testing.T, watch bool) (*Engine, string, string) {
 		defer st.Close()
 		return p.LoadSites(ctx, st)
 	}
-	e, addr := startRealEngine(t, Config{Config: supervisor.Config{Project: p, Command: djangoCommand, Watch: watch}, LoadSites: load})
+	cfg := Config{Config: supervisor.Config{Project: p, Command: djangoCommand, Watch: watch}, LoadSites: load}
+	for _, m := range more {
+		m(&cfg)
+	}
+	e, addr := startRealEngine(t, cfg)
 	return e, addr, root
 }
 
