@@ -45,8 +45,15 @@ func TestSplitCommand(t *testing.T) {
 }
 
 // engineConfigFor parses args as serve's flags in a project whose
-// siteplex.toml is toml, and returns the engine configuration.
+// siteplex.toml is toml, and returns the engine configuration. There is
+// no local CA.
 func engineConfigFor(t *testing.T, toml string, args ...string) (devproxy.Config, error) {
+	t.Helper()
+	return engineConfigEnv(t, map[string]string{"SITEPLEX_CAROOT": filepath.Join(t.TempDir(), "no-ca")}, toml, args...)
+}
+
+// engineConfigEnv is engineConfigFor with the environment env.
+func engineConfigEnv(t *testing.T, env map[string]string, toml string, args ...string) (devproxy.Config, error) {
 	t.Helper()
 	dir := t.TempDir()
 	if toml != "" {
@@ -57,7 +64,7 @@ func engineConfigFor(t *testing.T, toml string, args ...string) (devproxy.Config
 	f := newFactory(&IOStreams{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard})
 	f.Opts.Cwd = dir
 	f.Opts.Project = dir
-	f.Opts.Getenv = func(string) string { return "" }
+	f.Opts.Getenv = func(k string) string { return env[k] }
 	root := newRootCmd(f)
 	serve, _, err := root.Find([]string{"serve"})
 	if err != nil {
@@ -261,8 +268,14 @@ func (l *lockedBuffer) String() string {
 // startServe runs the binary's serve in dir and waits for its listening line.
 func startServe(t *testing.T, bin, dir string, args ...string) *serveProc {
 	t.Helper()
+	return startServeEnv(t, bin, dir, nil, args...)
+}
+
+// startServeEnv is startServe with more environment variables.
+func startServeEnv(t *testing.T, bin, dir string, env []string, args ...string) *serveProc {
+	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--project", dir, "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "DATABASE_URL=", "SITEPLEX_DATABASE_URL=")
+	cmd.Env = append(append(os.Environ(), "DATABASE_URL=", "SITEPLEX_DATABASE_URL="), env...)
 	pr, pw := io.Pipe()
 	sp := &serveProc{cmd: cmd, stderr: &lockedBuffer{}}
 	cmd.Stderr = io.MultiWriter(pw, sp.stderr)
