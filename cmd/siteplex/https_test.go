@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/siteplex/siteplex/devproxy"
+	"github.com/siteplex/siteplex/internal/doctor"
 	"github.com/siteplex/siteplex/internal/testenv"
 	"github.com/siteplex/siteplex/internal/tlsca"
 	"github.com/siteplex/siteplex/sites"
@@ -404,5 +406,47 @@ func TestServeHTTPSChromium(t *testing.T) {
 		if st, err := os.Stat(shot); err != nil || st.Size() < 1000 {
 			t.Fatalf("screenshot %s: %v", shot, err)
 		}
+	}
+}
+
+// TestDoctorHTTPSPort: the https_port check follows what serve would do:
+// off without a CA or when turned off, the default addresses once the CA
+// exists, the given ones otherwise.
+func TestDoctorHTTPSPort(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	withCA := map[string]string{"SITEPLEX_CAROOT": makeCA(t, "")}
+	noCA := map[string]string{"SITEPLEX_CAROOT": filepath.Join(t.TempDir(), "none")}
+	tests := []struct {
+		name   string
+		env    map[string]string
+		flags  []string
+		config sites.HTTPSSetting
+		st     doctor.Status
+		detail string
+		fix    string
+	}{
+		{"no CA", noCA, nil, sites.HTTPSSetting{}, doctor.OK, "HTTPS is off: no local CA yet", ""},
+		{"CA: the defaults", withCA, nil, sites.HTTPSSetting{}, "", "127.0.0.1:443", ""},
+		{"CA, --https off", withCA, []string{"off"}, sites.HTTPSSetting{}, doctor.OK, "HTTPS is off: --https says off", ""},
+		{"CA, https = off", withCA, nil, sites.HTTPSSetting{Off: true}, doctor.OK, "HTTPS is off: https in siteplex.toml says off", ""},
+		{"CA, a busy address", withCA, []string{busy.Addr().String()}, sites.HTTPSSetting{}, doctor.Fail, busy.Addr().String() + " is already in use", "--https 127.0.0.1:8443"},
+		{"CA, config address busy", withCA, nil, sites.HTTPSSetting{Addrs: []string{busy.Addr().String()}}, doctor.Fail, busy.Addr().String() + " is already in use", "--https 127.0.0.1:8443"},
+		{"no CA, --https address", noCA, []string{"127.0.0.1:8443"}, sites.HTTPSSetting{}, doctor.Fail, "there is no local CA", "siteplex trust"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := doctorHTTPS(&doctorOptions{HTTPS: tt.flags}, &sites.Config{HTTPS: tt.config})
+			c := httpsPortCheck(context.Background(), func(k string) string { return tt.env[k] }, h)
+			if c.Name != doctor.NameHTTPSPort || tt.st != "" && c.Status != tt.st || !strings.Contains(c.Detail, tt.detail) || !strings.Contains(c.Fix, tt.fix) {
+				t.Errorf("%+v, want %s with %q, fix %q", c, tt.st, tt.detail, tt.fix)
+			}
+			if tt.fix != "siteplex trust" && strings.Contains(c.Fix, "--https off") != (tt.name == "CA: the defaults" && c.Status != doctor.OK) {
+				t.Errorf("fix %q: --https off belongs only to a refused default", c.Fix)
+			}
+		})
 	}
 }
