@@ -55,7 +55,7 @@ type httpsEngine struct {
 	sites []sites.Site
 }
 
-func startHTTPSEngine(t *testing.T, list []sites.Site, bs *backendSet, h HTTPSConfig) *httpsEngine {
+func startHTTPSEngine(t testing.TB, list []sites.Site, bs *backendSet, h HTTPSConfig) *httpsEngine {
 	t.Helper()
 	if h.CA == nil {
 		h.CA = testCA(t)
@@ -86,7 +86,7 @@ func startHTTPSEngine(t *testing.T, list []sites.Site, bs *backendSet, h HTTPSCo
 	return he
 }
 
-func (he *httpsEngine) setSites(t *testing.T, list []sites.Site) {
+func (he *httpsEngine) setSites(t testing.TB, list []sites.Site) {
 	t.Helper()
 	he.mu.Lock()
 	he.sites = list
