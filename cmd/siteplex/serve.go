@@ -351,9 +351,15 @@ started on each site's first request. SIGINT or SIGTERM stops it gracefully.
 Routing: a request's Host (lower-cased, port stripped) is matched against each
 site's domain, aliases, real domain, local domain and *.local domain.
 localhost goes to the site chosen with ?siteplex-site=SLUG, else the forced
-SITE_ID, else the index page at http://siteplex.localhost/.`,
+SITE_ID, else the index page at http://siteplex.localhost/.
+
+HTTPS: once 'siteplex trust' has made the local CA, serve also listens on
+127.0.0.1:443 and [::1]:443 (--https ADDR to choose, --https off for none),
+with certificates issued at the handshake for the names it routes, and
+HTTP/2. --https-redirect sends plain-HTTP requests for the sites to https.`,
 		Example: `  siteplex serve
-  siteplex serve --listen 127.0.0.1:8080 --start all
+  siteplex serve --listen 127.0.0.1:8080 --https 127.0.0.1:8443 --start all
+  siteplex serve --https off
   siteplex serve --mode single --command '/usr/bin/python3 manage.py runserver 127.0.0.1:{port} --noreload'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
