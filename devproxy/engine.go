@@ -171,7 +171,7 @@ func (e *ListenError) Error() string {
 	case errors.Is(e.Err, syscall.EADDRINUSE):
 		msg := fmt.Sprintf("cannot listen on %s%s: another program uses that port (stop it, or pick another with %s)", e.Addr, what, ways[0].Command)
 		if len(ways) > 1 {
-			msg += "; or " + ways[1].Label + ": " + ways[1].Command
+			msg += "; or " + strings.TrimPrefix(ways[1].Label, "or ") + ": " + ways[1].Command
 		}
 		return msg
 	}

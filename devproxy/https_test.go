@@ -632,8 +632,8 @@ func TestListenErrorWaysOut(t *testing.T) {
 			[]string{"ip_unprivileged_port_start=443", "siteplex serve --https 127.0.0.1:8443"},
 			[]string{"--https off"}},
 		{"443 in use by default", ListenError{Addr: "127.0.0.1:443", Err: syscall.EADDRINUSE, HTTPS: true, ByDefault: true},
-			[]string{"another program uses that port", "--https 127.0.0.1:8443", "--https off"},
-			[]string{"setcap"}},
+			[]string{"another program uses that port", "--https 127.0.0.1:8443", "; or serve plain HTTP only: siteplex serve --https off"},
+			[]string{"setcap", "or or"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
