@@ -168,8 +168,8 @@ direct = med([r[0] for r in res["direct"]])
 print(f"wrk -t1 -c{os.environ.get('CONNS','32')} -d{os.environ.get('DURATION','5s')} over https (HTTP/1.1, keep-alive), "
       f"{len(res['direct'])} interleaved rounds, medians; backend: siteplex demo-site /plain; caddy {sys.argv[2]}")
 print()
-print("| target | req/s | of direct | p50 ms | p99 ms | proxy CPU µs/req | backend CPU µs/req | non-2xx | req/s per round |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+print("| target | req/s | of direct | p50 ms | p99 ms | proxy CPU µs/req | backend CPU µs/req | non-2xx | req/s per round | p99 ms per round |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
 for name, label in (("direct", "direct (plain HTTP)"), ("siteplex", "siteplex (TLS)"), ("caddy", "caddy (TLS)")):
     rs = res[name]
     rps, p50, p99, cpu = (med([r[i] for r in rs]) for i in range(4))
@@ -177,11 +177,13 @@ for name, label in (("direct", "direct (plain HTTP)"), ("siteplex", "siteplex (T
     bcpu = med([r[5] for r in rs])
     cpus = "–" if cpu < 0 else f"{cpu:.1f}"
     per = " ".join(f"{r[0]:,.0f}" for r in rs)
-    print(f"| {label} | {rps:,.0f} | {100*rps/direct:.0f} % | {p50:.2f} | {p99:.2f} | {cpus} | {bcpu:.1f} | {bad} | {per} |")
+    per99 = " ".join(f"{r[2]:.2f}" for r in rs)
+    print(f"| {label} | {rps:,.0f} | {100*rps/direct:.0f} % | {p50:.2f} | {p99:.2f} | {cpus} | {bcpu:.1f} | {bad} | {per} | {per99} |")
 print()
 sp = [med([r[i] for r in res["siteplex"]]) for i in range(3)]
 cd = [med([r[i] for r in res["caddy"]]) for i in range(3)]
 ok = lambda b: "met" if b else "NOT MET"
 print(f"target: siteplex req/s >= Caddy's over TLS: {sp[0]/cd[0]:.2f}x ({ok(sp[0] >= cd[0])})")
 print(f"target: siteplex p99 <= Caddy's over TLS: {sp[2]:.2f} vs {cd[2]:.2f} ms ({ok(sp[2] <= cd[2])})")
+print(f"load average at the end: {open('/proc/loadavg').read().split()[0]} (the machine's cores: {os.cpu_count()})")
 EOF
