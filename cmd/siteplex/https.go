@@ -124,8 +124,10 @@ func (f *Factory) httpsConfig(c *sites.Config) (*devproxy.HTTPSConfig, error) {
 			return nil, fmt.Errorf("%s needs HTTPS, which is off without the local CA: %w", redirectFrom, err)
 		}
 		return nil, nil
+	case err != nil && len(addrs) > 0:
+		return nil, fmt.Errorf("%s: %w", from, err)
 	case err != nil:
-		return nil, fmt.Errorf("%w\n(HTTPS is on because the CA folder exists; --https off serves plain HTTP only)", err)
+		return nil, fmt.Errorf("%w\n(HTTPS is on by default once the local CA exists; --https off serves plain HTTP only)", err)
 	}
 	return &devproxy.HTTPSConfig{CA: ca, Owner: u.Owner(), Listen: addrs, Redirect: redirect}, nil
 }
