@@ -45,6 +45,7 @@ cleanup() {
 trap cleanup EXIT
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/lib.sh"
 if [ -z "${SITEPLEX:-}" ]; then
 	SITEPLEX=$work/siteplex
 	(cd "$here" && go build -o "$SITEPLEX" ./cmd/siteplex)
@@ -91,8 +92,6 @@ read -r be_port be_pid < <(curl -sf -H 'Host: siteplex.localhost' "http://$sp_pl
 be_addr=127.0.0.1:$be_port
 leaf=$SITEPLEX_CAROOT/leaves/$NAME.pem
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
 # Caddy: the same certificate (the leaf file holds the certificate and its
 # key), no admin API, no ACME, no HTTP-to-HTTPS redirect listener.
 cd_port=$(free_port)
@@ -115,15 +114,6 @@ cd_ok() { curl -sf -o /dev/null --cacert "$SITEPLEX_CAROOT/rootCA.pem" --resolve
 for _ in $(seq 50); do cd_ok && break; sleep 0.1; done
 cd_ok || { echo "caddy did not start:" >&2; cat "$work/caddy/log" >&2; exit 1; }
 
-cpu_ticks() {
-	local t=0 p v
-	for p in "$@"; do
-		v=$(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null) || continue
-		t=$((t + v))
-	done
-	echo $t
-}
-
 # run NAME URL PIDS: one wrk run; appends "name rps p50ms p99ms cpu_us_per_req non2xx backend_cpu" to results.
 run() {
 	local name=$1 url=$2 pidlist=$3 out c0 c1 b0 b1
@@ -132,16 +122,7 @@ run() {
 	out=$(wrk_cmd -t1 -c"$CONNS" -d"$DURATION" --latency "$url")
 	c1=$(cpu_ticks $pidlist)
 	b1=$(cpu_ticks "$be_pid")
-	echo "$out" | awk -v name="$name" -v ticks=$((c1 - c0)) -v bticks=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" '
-		function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-		/^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
-		/^Requests\/sec/ { rps = $2 }
-		/requests in/ { n = $1 }
-		/Non-2xx/ { bad = $NF }
-		/Socket errors/ { errs = $0 }
-		END { cpu = (name == "direct" || n == 0) ? -1 : ticks / hz * 1e6 / n
-		      bcpu = n == 0 ? -1 : bticks / hz * 1e6 / n
-		      printf "%s %.0f %.3f %.3f %.1f %d %.1f\n", name, rps, p50, p99, cpu, bad, bcpu }' >>"$work/results"
+	echo "$out" | wrk_row "$name" $((c1 - c0)) $((b1 - b0)) >>"$work/results"
 }
 
 direct_url=http://$NAME:$be_port/plain

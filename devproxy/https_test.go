@@ -364,22 +364,7 @@ func TestHTTPSWebSocket(t *testing.T) {
 	if err != nil {
 		t.Fatalf("wss handshake through the engine: %v", err)
 	}
-	for _, msg := range []string{"hello over tls", strings.Repeat("y", 70000)} {
-		if err := websocket.Message.Send(ws, msg); err != nil {
-			t.Fatal(err)
-		}
-		var got string
-		for len(got) < len(msg) {
-			var part string
-			if err := websocket.Message.Receive(ws, &part); err != nil {
-				t.Fatal(err)
-			}
-			got += part
-		}
-		if got != msg {
-			t.Errorf("echo: %d bytes, want %d", len(got), len(msg))
-		}
-	}
+	wsEcho(t, ws, "hello over tls", strings.Repeat("y", 70000))
 	// The engine does not offer extended CONNECT over HTTP/2 (Go's server
 	// leaves it off): browsers then use HTTP/1.1 for wss, as above.
 	h2, err := tls.Dial("tcp", he.https, &tls.Config{ServerName: "gh.localhost", RootCAs: he.pool(), NextProtos: []string{"h2"}})

@@ -573,16 +573,14 @@ func dialWebSocket(t *testing.T, addr, host string, hdr http.Header) *websocket.
 	return ws
 }
 
-func TestProxyWebSocketEcho(t *testing.T) {
-	list := pxSites()
-	bs := newBackends(t, list)
-	e, addr := startTestEngine(t, list, bs, 0)
-	ws := dialWebSocket(t, addr, "gh.localhost", nil)
-	for _, msg := range []string{"hello", strings.Repeat("x", 100000)} {
+// wsEcho sends each message on ws and checks that the echo comes back
+// whole (the echo server may split a long message into several frames).
+func wsEcho(t *testing.T, ws *websocket.Conn, msgs ...string) {
+	t.Helper()
+	for _, msg := range msgs {
 		if err := websocket.Message.Send(ws, msg); err != nil {
 			t.Fatal(err)
 		}
-		// The echo server may split a long message into several frames.
 		var got string
 		for len(got) < len(msg) {
 			var part string
@@ -595,6 +593,14 @@ func TestProxyWebSocketEcho(t *testing.T) {
 			t.Errorf("echo: got %d bytes, want %d", len(got), len(msg))
 		}
 	}
+}
+
+func TestProxyWebSocketEcho(t *testing.T) {
+	list := pxSites()
+	bs := newBackends(t, list)
+	e, addr := startTestEngine(t, list, bs, 0)
+	ws := dialWebSocket(t, addr, "gh.localhost", nil)
+	wsEcho(t, ws, "hello", strings.Repeat("x", 100000))
 	ws.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {

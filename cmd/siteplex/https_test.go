@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -226,11 +225,7 @@ func TestServeHTTPS(t *testing.T) {
 // --https, serve turns HTTPS on by default and port 443 is refused: exit 1
 // with the ways out, --https off among them.
 func TestServeHTTPSRefusedAsNobody(t *testing.T) {
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); err == nil {
-		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v <= 443 {
-			testenv.Missing(t, "a system where port 443 is privileged (ip_unprivileged_port_start is "+strconv.Itoa(v)+")")
-		}
-	}
+	testenv.NeedPrivilegedPort(t, 443)
 	bin := buildSiteplex(t)
 	dir := demoProject(t, bin)
 	base := worldReadableDir(t)

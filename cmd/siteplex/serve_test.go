@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -210,11 +209,7 @@ domain = "two.example"
 }
 
 func TestServePort80RefusedAsNobody(t *testing.T) {
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); err == nil {
-		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v <= 80 {
-			testenv.Missing(t, "a system where port 80 is privileged (ip_unprivileged_port_start is "+strconv.Itoa(v)+")")
-		}
-	}
+	testenv.NeedPrivilegedPort(t, 80)
 	bin := buildSiteplex(t)
 	dir := demoProject(t, bin)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -320,14 +320,7 @@ func TestProxyPort(t *testing.T) {
 		expect(t, doctor.ProxyPort(context.Background(), []string{"nonsense"}), doctor.NameProxyPort, doctor.Fail, []string{"cannot bind nonsense"}, []string{"--listen"})
 	})
 	t.Run("port 80 as uid 65534", func(t *testing.T) {
-		b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
-		if err != nil {
-			testenv.Missing(t, "net.ipv4.ip_unprivileged_port_start: %v", err)
-		}
-		start, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		if start <= 80 {
-			testenv.Missing(t, "a privileged port 80 (net.ipv4.ip_unprivileged_port_start is %d here)", start)
-		}
+		start := testenv.NeedPrivilegedPort(t, 80)
 		c := asNobody(t, doctor.NameProxyPort, "127.0.0.1:80")
 		expect(t, c, doctor.NameProxyPort, doctor.Fail,
 			[]string{"cannot bind 127.0.0.1:80: permission denied", fmt.Sprintf("ip_unprivileged_port_start = %d", start)},
@@ -376,13 +369,7 @@ func TestHTTPSPort(t *testing.T) {
 		expect(t, doctor.HTTPSOff("no local CA yet"), doctor.NameHTTPSPort, doctor.OK, []string{"HTTPS is off: no local CA yet"}, nil)
 	})
 	t.Run("port 443 as uid 65534", func(t *testing.T) {
-		b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
-		if err != nil {
-			testenv.Missing(t, "net.ipv4.ip_unprivileged_port_start: %v", err)
-		}
-		if start, _ := strconv.Atoi(strings.TrimSpace(string(b))); start <= 443 {
-			testenv.Missing(t, "a privileged port 443 (net.ipv4.ip_unprivileged_port_start is %d here)", start)
-		}
+		testenv.NeedPrivilegedPort(t, 443)
 		c := asNobody(t, doctor.NameHTTPSPort, "127.0.0.1:443")
 		expect(t, c, doctor.NameHTTPSPort, doctor.Fail,
 			[]string{"cannot bind 127.0.0.1:443: permission denied"},
