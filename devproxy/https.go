@@ -7,6 +7,7 @@ package devproxy
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -50,7 +51,7 @@ type tlsState struct {
 // live routing table.
 func (e *Engine) newTLSState(h *HTTPSConfig) (*tlsState, error) {
 	if h.CA == nil {
-		return nil, fmt.Errorf("HTTPS needs the local CA")
+		return nil, errors.New("HTTPS needs the local CA")
 	}
 	ts := &tlsState{ca: h.CA}
 	iss, err := tlsca.NewIssuer(h.CA, tlsca.IssuerOptions{
@@ -95,7 +96,7 @@ func (t *routeTable) routes(name string) bool {
 	return false
 }
 
-// httpsAddrs is the addresses to bind for HTTPS and whether they are the
+// httpsListen is the addresses to bind for HTTPS and whether they are the
 // defaults; none when HTTPS is off.
 func (e *Engine) httpsListen() (addrs []string, byDefault bool) {
 	h := e.cfg.HTTPS
