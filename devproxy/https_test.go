@@ -73,14 +73,7 @@ func startHTTPSEngine(t testing.TB, list []sites.Site, bs *backendSet, h HTTPSCo
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.acquire = func(ctx context.Context, r *siteRoute) (string, func(), error) {
-		if bs.fail != nil {
-			if err := bs.fail(r.site.Slug); err != nil {
-				return "", nil, err
-			}
-		}
-		return bs.addr[r.site.Slug], func() {}, nil
-	}
+	e.acquire = bs.acquire
 	he.e, he.plain = e, startEngine(t, e)
 	he.https = e.HTTPSAddrs()[0]
 	return he

@@ -91,15 +91,19 @@ func newTestEngine(t testing.TB, list []sites.Site, bs *backendSet, forced int64
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.acquire = func(ctx context.Context, r *siteRoute) (string, func(), error) {
-		if bs.fail != nil {
-			if err := bs.fail(r.site.Slug); err != nil {
-				return "", nil, err
-			}
-		}
-		return bs.addr[r.site.Slug], func() {}, nil
-	}
+	e.acquire = bs.acquire
 	return e
+}
+
+// acquire hands out the backends instead of the supervisor (bs.fail may
+// refuse).
+func (bs *backendSet) acquire(ctx context.Context, r *siteRoute) (string, func(), error) {
+	if bs.fail != nil {
+		if err := bs.fail(r.site.Slug); err != nil {
+			return "", nil, err
+		}
+	}
+	return bs.addr[r.site.Slug], func() {}, nil
 }
 
 // startEngine starts e, closes it at the end of the test and returns its

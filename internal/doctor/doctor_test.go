@@ -295,17 +295,24 @@ func TestPython(t *testing.T) {
 	}
 }
 
-func TestProxyPort(t *testing.T) {
+// busyAndFree returns an address this test listens on until it ends, and
+// a free port.
+func busyAndFree(t *testing.T) (busy string, free int) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	busy := l.Addr().String()
-	free, err := testenv.FreePort()
+	t.Cleanup(func() { l.Close() })
+	free, err = testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return l.Addr().String(), free
+}
+
+func TestProxyPort(t *testing.T) {
+	busy, free := busyAndFree(t)
 	t.Run("free", func(t *testing.T) {
 		addr := "127.0.0.1:" + strconv.Itoa(free)
 		expect(t, doctor.ProxyPort(context.Background(), []string{addr}), doctor.NameProxyPort, doctor.OK, []string{addr + " is free"}, nil)
@@ -332,16 +339,7 @@ func TestProxyPort(t *testing.T) {
 // name --https (and --https off when HTTPS is on only because the CA
 // exists).
 func TestHTTPSPort(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	busy := l.Addr().String()
-	free, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	busy, free := busyAndFree(t)
 	addr := "127.0.0.1:" + strconv.Itoa(free)
 	tests := []struct {
 		name      string
