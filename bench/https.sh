@@ -66,15 +66,7 @@ fi
 
 "$SITEPLEX" trust --store none >/dev/null
 
-mkdir -p "$work/proj"
-cat >"$work/proj/siteplex.toml" <<EOF
-[process]
-command = ["$SITEPLEX", "demo-site", "--port", "{port}", "--site", "{slug}", "--site-id", "{site_id}"]
-
-[sites.bench]
-id = 1
-domain = "$NAME"
-EOF
+bench_project "$work/proj" "$SITEPLEX" "$NAME"
 
 "$SITEPLEX" serve --project "$work/proj" --listen 127.0.0.1:0 --https 127.0.0.1:0 --no-watch --idle-timeout 0 2>"$work/serve.log" &
 sp_pid=$!
@@ -87,8 +79,7 @@ sp_port=${sp_tls##*:}
 
 # The first request starts the backend and issues the name's leaf.
 curl -sf -o /dev/null --cacert "$SITEPLEX_CAROOT/rootCA.pem" --resolve "$NAME:$sp_port:127.0.0.1" "https://$NAME:$sp_port/plain"
-read -r be_port be_pid < <(curl -sf -H 'Host: siteplex.localhost' "http://$sp_plain/api/status" |
-	python3 -c 'import json,sys; s=[s for s in json.load(sys.stdin)["sites"] if s["slug"]=="bench"][0]; print(s["port"], s["pid"])')
+read -r be_port be_pid < <(bench_backend "$sp_plain")
 be_addr=127.0.0.1:$be_port
 leaf=$SITEPLEX_CAROOT/leaves/$NAME.pem
 

@@ -29,3 +29,24 @@ wrk_row() {
 		      bcpu = n == 0 ? -1 : bticks / hz * 1e6 / n
 		      printf "%s %.0f %.3f %.3f %.1f %d %.1f\n", name, rps, p50, p99, cpu, bad, bcpu }'
 }
+
+# bench_project DIR SITEPLEX NAME: a project in DIR with one declared site,
+# slug bench and domain NAME, whose process is siteplex's demo site.
+bench_project() {
+	mkdir -p "$1"
+	cat >"$1/siteplex.toml" <<TOML
+[process]
+command = ["$2", "demo-site", "--port", "{port}", "--site", "{slug}", "--site-id", "{site_id}"]
+
+[sites.bench]
+id = 1
+domain = "$3"
+TOML
+}
+
+# bench_backend ADDR: "port pid" of the site bench's process, from the
+# engine's /api/status at ADDR (plain HTTP).
+bench_backend() {
+	curl -sf -H 'Host: siteplex.localhost' "http://$1/api/status" |
+		python3 -c 'import json,sys; s=[s for s in json.load(sys.stdin)["sites"] if s["slug"]=="bench"][0]; print(s["port"], s["pid"])'
+}

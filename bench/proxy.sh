@@ -48,15 +48,7 @@ fi
 SITEPLEX=$(realpath "$SITEPLEX") # the project's command runs from another folder
 
 # A project with one declared site whose process is the demo site.
-mkdir -p "$work/proj"
-cat >"$work/proj/siteplex.toml" <<EOF
-[process]
-command = ["$SITEPLEX", "demo-site", "--port", "{port}", "--site", "{slug}", "--site-id", "{site_id}"]
-
-[sites.bench]
-id = 1
-domain = "bench.localhost"
-EOF
+bench_project "$work/proj" "$SITEPLEX" bench.localhost
 
 "$SITEPLEX" serve --project "$work/proj" --listen 127.0.0.1:0 --no-watch --idle-timeout 0 2>"$work/serve.log" &
 sp_pid=$!
@@ -70,8 +62,7 @@ rss_idle=$(rss_kib "$sp_pid")
 
 # The first request starts the backend; its port comes from /api/status.
 curl -sf -o /dev/null -H 'Host: bench.localhost' "http://$sp_addr/plain"
-read -r be_port be_pid < <(curl -sf -H 'Host: siteplex.localhost' "http://$sp_addr/api/status" |
-	python3 -c 'import json,sys; s=[s for s in json.load(sys.stdin)["sites"] if s["slug"]=="bench"][0]; print(s["port"], s["pid"])')
+read -r be_port be_pid < <(bench_backend "$sp_addr")
 be_addr=127.0.0.1:$be_port
 
 # Caddy with its own config and data folders, no admin API, no HTTPS.
