@@ -40,6 +40,7 @@ cleanup() {
 trap cleanup EXIT
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/lib.sh"
 if [ -z "${SITEPLEX:-}" ]; then
 	SITEPLEX=$work/siteplex
 	(cd "$here" && go build -o "$SITEPLEX" ./cmd/siteplex)
@@ -47,15 +48,7 @@ fi
 SITEPLEX=$(realpath "$SITEPLEX") # the project's command runs from another folder
 
 # A project with one declared site whose process is the demo site.
-mkdir -p "$work/proj"
-cat >"$work/proj/siteplex.toml" <<EOF
-[process]
-command = ["$SITEPLEX", "demo-site", "--port", "{port}", "--site", "{slug}", "--site-id", "{site_id}"]
-
-[sites.bench]
-id = 1
-domain = "bench.localhost"
-EOF
+bench_project "$work/proj" "$SITEPLEX" bench.localhost
 
 "$SITEPLEX" serve --project "$work/proj" --listen 127.0.0.1:0 --no-watch --idle-timeout 0 2>"$work/serve.log" &
 sp_pid=$!
@@ -69,11 +62,8 @@ rss_idle=$(rss_kib "$sp_pid")
 
 # The first request starts the backend; its port comes from /api/status.
 curl -sf -o /dev/null -H 'Host: bench.localhost' "http://$sp_addr/plain"
-read -r be_port be_pid < <(curl -sf -H 'Host: siteplex.localhost' "http://$sp_addr/api/status" |
-	python3 -c 'import json,sys; s=[s for s in json.load(sys.stdin)["sites"] if s["slug"]=="bench"][0]; print(s["port"], s["pid"])')
+read -r be_port be_pid < <(bench_backend "$sp_addr")
 be_addr=127.0.0.1:$be_port
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Caddy with its own config and data folders, no admin API, no HTTPS.
 cd_port=$(free_port)
@@ -129,15 +119,6 @@ nginx -p "$work/nginx" -c "$work/nginx/nginx.conf"
 for _ in $(seq 50); do [ -s "$work/nginx.pid" ] && break; sleep 0.1; done
 curl -sf -o /dev/null -H 'Host: bench.localhost' "http://127.0.0.1:$ng_port/plain"
 
-# cpu_ticks PID...: utime+stime of the processes (and their threads).
-cpu_ticks() {
-	local t=0 p v
-	for p in "$@"; do
-		v=$(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null) || continue
-		t=$((t + v))
-	done
-	echo $t
-}
 nginx_pids() { pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' '; cat "$work/nginx.pid"; }
 
 # run NAME ADDR PIDS: one wrk run; appends "name rps p50ms p99ms cpu_us_per_req" to results.
@@ -148,15 +129,7 @@ run() {
 	out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H 'Host: bench.localhost' "http://$addr/plain")
 	c1=$(cpu_ticks $pidlist)
 	b1=$(cpu_ticks "$be_pid")
-	echo "$out" | awk -v name="$name" -v ticks=$((c1 - c0)) -v bticks=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" '
-		function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-		/^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
-		/^Requests\/sec/ { rps = $2 }
-		/requests in/ { n = $1 }
-		/Non-2xx/ { bad = $NF }
-		END { cpu = (name == "direct" || n == 0) ? -1 : ticks / hz * 1e6 / n
-		      bcpu = n == 0 ? -1 : bticks / hz * 1e6 / n
-		      printf "%s %.0f %.3f %.3f %.1f %d %.1f\n", name, rps, p50, p99, cpu, bad, bcpu }' >>"$work/results"
+	echo "$out" | wrk_row "$name" $((c1 - c0)) $((b1 - b0)) >>"$work/results"
 }
 
 for target in "direct $be_addr" "siteplex $sp_addr" "caddy 127.0.0.1:$cd_port" "nginx 127.0.0.1:$ng_port"; do

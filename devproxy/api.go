@@ -45,8 +45,10 @@ const (
 // Status is a snapshot of the engine (GET /api/status).
 type Status struct {
 	// PID is the engine's process id.
-	PID          int          `json:"pid"`
-	Listen       []string     `json:"listen"`
+	PID    int      `json:"pid"`
+	Listen []string `json:"listen"`
+	// HTTPS are the HTTPS listen addresses ([] when HTTPS is off).
+	HTTPS        []string     `json:"https"`
 	Mode         Mode         `json:"mode"`
 	ForcedSiteID int64        `json:"forced_site_id"`
 	Sites        []SiteStatus `json:"sites"`
@@ -115,6 +117,9 @@ type Config struct {
 	LoadSites func(ctx context.Context) ([]sites.Site, error)
 	// Listen addresses; default 127.0.0.1:80 and [::1]:80.
 	Listen []string
+	// HTTPS turns on the HTTPS listeners (docs/https.md); nil = plain
+	// HTTP only.
+	HTTPS *HTTPSConfig
 	// StartAll starts every enabled site at once instead of lazily.
 	StartAll bool
 	// Log receives siteplex's own diagnostics (nil = discard).

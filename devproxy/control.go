@@ -30,7 +30,10 @@ const EngineFileName = "engine.json"
 type EngineFile struct {
 	PID    int      `json:"pid"`
 	Listen []string `json:"listen"`
-	Token  string   `json:"token"`
+	// HTTPS are the HTTPS addresses (none when HTTPS is off); the
+	// control API is reached over Listen.
+	HTTPS []string `json:"https,omitempty"`
+	Token string   `json:"token"`
 	// StartTicks is the engine process's start time (clock ticks since
 	// boot; 0 where unknown): a pid reused by another process does not
 	// pass for the engine.
@@ -66,7 +69,7 @@ func (e *Engine) writeEngineFile() error {
 	if err := django.MakeStateDir(dir); err != nil {
 		return fmt.Errorf("writing %s: %w", EngineFileName, err)
 	}
-	ef := EngineFile{PID: os.Getpid(), Listen: e.Addrs(), Token: e.token, StartTicks: proc.Start(os.Getpid())}
+	ef := EngineFile{PID: os.Getpid(), Listen: e.Addrs(), HTTPS: e.HTTPSAddrs(), Token: e.token, StartTicks: proc.Start(os.Getpid())}
 	b, err := json.MarshalIndent(ef, "", "  ")
 	if err != nil {
 		return err

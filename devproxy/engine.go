@@ -49,9 +49,11 @@ type Engine struct {
 
 	// table is the current routing table (never nil after New).
 	table atomic.Pointer[routeTable]
+	// tls is the HTTPS part (nil: HTTPS off); see https.go.
+	tls *tlsState
 
-	// mu guards list, loaded, forced, counters, servers, addrs, started
-	// and lastPollErr.
+	// mu guards list, loaded, forced, counters, servers, addrs,
+	// httpsAddrs, started and lastPollErr.
 	mu          sync.Mutex
 	list        []sites.Site
 	loaded      []sites.Site // as LoadSites returned them, for change detection
@@ -59,6 +61,7 @@ type Engine struct {
 	counters    map[string]*atomic.Int64
 	servers     []*http.Server
 	addrs       []string
+	httpsAddrs  []string
 	started     bool
 	lastPollErr string
 	// noted are the unrouted wildcard aliases already reported.
@@ -138,30 +141,84 @@ func New(cfg Config) (*Engine, error) {
 		return e.sup.Acquire(ctx, r.site)
 	}
 	e.table.Store(buildTable(nil, 0, e.counters, routeOpts{}))
+	if cfg.HTTPS != nil {
+		ts, err := e.newTLSState(cfg.HTTPS)
+		if err != nil {
+			return nil, err
+		}
+		e.tls = ts
+	}
 	return e, nil
 }
 
 // ListenError is a listen address that could not be bound. For a refused
-// privileged port, Error spells out the three ways out (docs/engine.md).
+// privileged port, Error spells out the ways out (docs/engine.md,
+// docs/https.md).
 type ListenError struct {
 	Addr string
 	Err  error
+	// HTTPS: the address is one of the HTTPS listeners; ByDefault: HTTPS
+	// is on only because the local CA exists (no --https, no config).
+	HTTPS, ByDefault bool
 }
 
 func (e *ListenError) Unwrap() error { return e.Err }
 
 func (e *ListenError) Error() string {
-	if e.privileged() {
-		return fmt.Sprintf(`cannot listen on %s: %v (ports below 1024 need privileges).
-Ways out:
-  - let siteplex bind low ports:   sudo setcap cap_net_bind_service=+ep $(which siteplex)
-  - or allow unprivileged port 80: sudo sysctl net.ipv4.ip_unprivileged_port_start=80
-  - or use another port:           siteplex serve --listen 127.0.0.1:8080`, e.Addr, e.Err)
+	what := ""
+	if e.HTTPS {
+		what = " for HTTPS"
 	}
-	if errors.Is(e.Err, syscall.EADDRINUSE) {
-		return fmt.Sprintf("cannot listen on %s: another program uses that port (stop it, or pick another with --listen 127.0.0.1:8080)", e.Addr)
+	ways := e.WaysOut("siteplex serve")
+	switch {
+	case e.privileged():
+		var b strings.Builder
+		fmt.Fprintf(&b, "cannot listen on %s%s: %v (ports below 1024 need privileges).\nWays out:", e.Addr, what, e.Err)
+		for _, w := range ways {
+			fmt.Fprintf(&b, "\n  - %-31s %s", w.Label+":", w.Command)
+		}
+		return b.String()
+	case errors.Is(e.Err, syscall.EADDRINUSE):
+		msg := fmt.Sprintf("cannot listen on %s%s: another program uses that port (stop it, or pick another with %s)", e.Addr, what, ways[0].Command)
+		if len(ways) > 1 {
+			msg += "; or " + strings.TrimPrefix(ways[1].Label, "or ") + ": " + ways[1].Command
+		}
+		return msg
 	}
-	return fmt.Sprintf("cannot listen on %s: %v", e.Addr, e.Err)
+	return fmt.Sprintf("cannot listen on %s%s: %v", e.Addr, what, e.Err)
+}
+
+// WayOut is one way past a failed bind: what it does and the command.
+type WayOut struct{ Label, Command string }
+
+// WaysOut lists the ways past the failed bind, for a user who ran prog
+// ("siteplex serve", "siteplex"): for a refused privileged port, setcap,
+// the sysctl and another port; for a port in use, another port; plus,
+// when HTTPS is on only because the local CA exists, turning it off. nil
+// for other errors.
+func (e *ListenError) WaysOut(prog string) []WayOut {
+	flag, other := "--listen", "127.0.0.1:8080"
+	if e.HTTPS {
+		flag, other = "--https", "127.0.0.1:8443"
+	}
+	var ways []WayOut
+	switch {
+	case e.privileged():
+		port := portOf(e.Addr)
+		ways = []WayOut{
+			{"let siteplex bind low ports", "sudo setcap cap_net_bind_service=+ep $(which siteplex)"},
+			{"or allow unprivileged port " + port, "sudo sysctl net.ipv4.ip_unprivileged_port_start=" + port},
+			{"or use another port", prog + " " + flag + " " + other},
+		}
+	case errors.Is(e.Err, syscall.EADDRINUSE):
+		ways = []WayOut{{"or use another port", prog + " " + flag + " " + other}}
+	default:
+		return nil
+	}
+	if e.ByDefault {
+		ways = append(ways, WayOut{"or serve plain HTTP only", prog + ` --https off   (HTTPS is on because the local CA exists; in siteplex.toml: https = "off")`})
+	}
+	return ways
 }
 
 // Privileged reports whether the bind was refused for lack of privileges.
@@ -178,12 +235,29 @@ func normListen(addr string) string {
 	return addr
 }
 
-// bind opens every listen address. An IPv6 default that the machine cannot
-// bind (no ::1) is skipped; anything else is an error.
-func (e *Engine) bind() ([]net.Listener, error) {
-	defaults := reflect.DeepEqual(e.cfg.Listen, defaultListen())
+// bind opens every listen address: the plain ones, then the HTTPS ones.
+// An IPv6 default that the machine cannot bind (no ::1) is skipped;
+// anything else is an error, and nothing stays bound.
+func (e *Engine) bind() (plain, secure []net.Listener, err error) {
+	plain, err = bindAll(e.cfg.Listen, reflect.DeepEqual(e.cfg.Listen, defaultListen()), func(le *ListenError) {})
+	if err != nil {
+		return nil, nil, err
+	}
+	addrs, byDefault := e.httpsListen()
+	secure, err = bindAll(addrs, byDefault, func(le *ListenError) { le.HTTPS, le.ByDefault = true, byDefault })
+	if err != nil {
+		closeAll(plain)
+		return nil, nil, err
+	}
+	return plain, secure, nil
+}
+
+// bindAll listens on addrs; with defaults, an IPv6 address the machine
+// lacks is skipped once another one is bound. mark fills in a
+// ListenError's kind.
+func bindAll(addrs []string, defaults bool, mark func(*ListenError)) ([]net.Listener, error) {
 	var lns []net.Listener
-	for _, a := range e.cfg.Listen {
+	for _, a := range addrs {
 		addr := normListen(a)
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -191,14 +265,20 @@ func (e *Engine) bind() ([]net.Listener, error) {
 				(errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT)) {
 				continue
 			}
-			for _, l := range lns {
-				l.Close()
-			}
-			return nil, &ListenError{Addr: addr, Err: unwrapSyscall(err)}
+			closeAll(lns)
+			le := &ListenError{Addr: addr, Err: unwrapSyscall(err)}
+			mark(le)
+			return nil, le
 		}
 		lns = append(lns, ln)
 	}
 	return lns, nil
+}
+
+func closeAll(lns []net.Listener) {
+	for _, l := range lns {
+		l.Close()
+	}
 }
 
 // unwrapSyscall returns the OS error inside a net.OpError (for a shorter
@@ -225,7 +305,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.started = true
 	e.mu.Unlock()
-	lns, err := e.claim()
+	lns, secure, err := e.claim()
 	if err != nil {
 		// Nothing started: the caller (the UI) may call Start again.
 		e.mu.Lock()
@@ -270,6 +350,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	for _, ln := range lns {
 		e.serve(ln, nil)
 	}
+	for _, ln := range secure {
+		e.serve(ln, e.tls.conf)
+	}
 	return nil
 }
 
@@ -277,36 +360,38 @@ func (e *Engine) Start(ctx context.Context) error {
 // live engine runs for the project (checked before binding, so its ports
 // are not taken, and again when the file is created, so two engines
 // starting at once cannot both win).
-func (e *Engine) claim() ([]net.Listener, error) {
+func (e *Engine) claim() (plain, secure []net.Listener, err error) {
 	dir := e.stateDir()
 	if dir != "" {
 		if ef, err := ReadEngineFile(dir); err == nil {
-			return nil, &RunningError{Engine: *ef, Dir: dir}
+			return nil, nil, &RunningError{Engine: *ef, Dir: dir}
 		}
 	}
-	lns, err := e.bind()
+	plain, secure, err = e.bind()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	e.mu.Lock()
-	for _, ln := range lns {
+	for _, ln := range plain {
 		e.addrs = append(e.addrs, ln.Addr().String())
+	}
+	for _, ln := range secure {
+		e.httpsAddrs = append(e.httpsAddrs, ln.Addr().String())
 	}
 	e.mu.Unlock()
 	if err := e.writeEngineFile(); err != nil {
 		var re *RunningError
 		if errors.As(err, &re) {
-			for _, ln := range lns {
-				ln.Close()
-			}
+			closeAll(plain)
+			closeAll(secure)
 			e.mu.Lock()
-			e.addrs = nil
+			e.addrs, e.httpsAddrs = nil, nil
 			e.mu.Unlock()
-			return nil, err
+			return nil, nil, err
 		}
 		fmt.Fprintf(e.cfg.Log, "siteplex: %v (siteplex use and a second UI will not reach this engine)\n", err)
 	}
-	return lns, nil
+	return plain, secure, nil
 }
 
 // serve serves the engine on ln until Close, with net/http's server and
@@ -579,7 +664,8 @@ func (e *Engine) Sites() []sites.Site {
 // routable site's process state and request count.
 func (e *Engine) Status() Status {
 	e.mu.Lock()
-	st := Status{PID: os.Getpid(), Listen: append([]string{}, e.addrs...), Mode: e.cfg.Mode, ForcedSiteID: e.forced}
+	st := Status{PID: os.Getpid(), Listen: append([]string{}, e.addrs...), HTTPS: append([]string{}, e.httpsAddrs...),
+		Mode: e.cfg.Mode, ForcedSiteID: e.forced}
 	list := e.list
 	e.mu.Unlock()
 	st.Preload = e.sup.Preload()

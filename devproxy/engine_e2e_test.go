@@ -318,12 +318,17 @@ func copyDjangoFixture(t testing.TB) string {
 	return dst
 }
 
-// djangoEngine runs the engine over a copy of the Django fixture.
-func djangoEngine(t *testing.T, watch bool) (*Engine, string, string) {
+// djangoEngine runs the engine over a copy of the Django fixture; more
+// change its configuration first.
+func djangoEngine(t *testing.T, watch bool, more ...func(*Config)) (*Engine, string, string) {
 	t.Helper()
 	root := copyDjangoFixture(t)
 	p, load := fixtureLoader(t, root)
-	e, addr := startRealEngine(t, Config{Config: supervisor.Config{Project: p, Command: djangoCommand, Watch: watch}, LoadSites: load})
+	cfg := Config{Config: supervisor.Config{Project: p, Command: djangoCommand, Watch: watch}, LoadSites: load}
+	for _, m := range more {
+		m(&cfg)
+	}
+	e, addr := startRealEngine(t, cfg)
 	return e, addr, root
 }
 

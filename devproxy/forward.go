@@ -215,6 +215,9 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch kind {
 	case toSite:
+		if r.TLS == nil && e.redirectHTTPS(w, r) {
+			return
+		}
 		e.serveSite(w, r, rt)
 	case toLocal:
 		if strings.Contains(r.URL.RawQuery, cookieName+"=") {
@@ -229,7 +232,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case toIndex:
 		e.serveIndex(w, r, t)
 	case toForeign:
-		serveForeign(w, r)
+		e.serveForeign(w, r)
 	}
 }
 
@@ -265,7 +268,7 @@ func (e *Engine) serveSelect(w http.ResponseWriter, r *http.Request, t *routeTab
 	if t.bySlug[slug] == nil {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprintf(w, "siteplex: no routable site with slug %q; see http://%s/ for the list\n", slug, IndexHost)
+		fmt.Fprintf(w, "siteplex: no routable site with slug %q; see %s for the list\n", slug, e.indexURL(r))
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: slug, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -38,6 +37,7 @@ type IndexSite struct {
 // Index is the JSON form of the index page.
 type Index struct {
 	Listen       []string    `json:"listen"`
+	HTTPS        []string    `json:"https"`
 	Mode         Mode        `json:"mode"`
 	ForcedSiteID int64       `json:"forced_site_id"`
 	Sites        []IndexSite `json:"sites"`
@@ -58,7 +58,7 @@ func (e *Engine) serveIndex(w http.ResponseWriter, r *http.Request, t *routeTabl
 		http.Error(w, "siteplex: the index page only answers GET", http.StatusMethodNotAllowed)
 		return
 	}
-	idx := e.index(t, r.Host)
+	idx := e.index(t, r)
 	w.Header().Set("Cache-Control", "no-store")
 	if wantsJSON(r) {
 		writeJSON(w, http.StatusOK, idx)
@@ -68,24 +68,12 @@ func (e *Engine) serveIndex(w http.ResponseWriter, r *http.Request, t *routeTabl
 	_, _ = io.WriteString(w, renderIndex(idx))
 }
 
-// indexURL is the index page's address as a client of this connection
-// reaches it: siteplex.localhost with the port the engine listens on
-// (none for 80).
-func indexURL(r *http.Request) string {
-	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if _, port, err := net.SplitHostPort(a.String()); err == nil && port != "80" {
-			return "http://" + IndexHost + ":" + port + "/"
-		}
-	}
-	return "http://" + IndexHost + "/"
-}
-
 // serveForeign answers a Host that is no site and no loopback name: a
 // short 404 that links to the index and shows nothing else. A web page
 // whose name an attacker points at 127.0.0.1 (DNS rebinding) sends its own
 // name as Host and lands here, never on the site list.
-func serveForeign(w http.ResponseWriter, r *http.Request) {
-	u := indexURL(r)
+func (e *Engine) serveForeign(w http.ResponseWriter, r *http.Request) {
+	u := e.indexURL(r)
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -104,19 +92,15 @@ func wantsJSON(r *http.Request) bool {
 	return false
 }
 
-// index builds the index for a request that arrived with Host reqHost
-// (its port goes into the site links).
-func (e *Engine) index(t *routeTable, reqHost string) Index {
+// index builds the index for request r (the site links use the scheme
+// and port it reaches them on: see linkBase).
+func (e *Engine) index(t *routeTable, r *http.Request) Index {
 	st := e.Status()
 	states := make(map[string]SiteStatus, len(st.Sites))
 	for _, s := range st.Sites {
 		states[s.Slug] = s
 	}
-	port := ""
-	if _, p, err := net.SplitHostPort(reqHost); err == nil && p != "80" {
-		port = ":" + p
-	}
-	idx := Index{Listen: st.Listen, Mode: st.Mode, ForcedSiteID: st.ForcedSiteID, Sites: []IndexSite{}, Unrouted: t.unrouted}
+	idx := Index{Listen: st.Listen, HTTPS: st.HTTPS, Mode: st.Mode, ForcedSiteID: st.ForcedSiteID, Sites: []IndexSite{}, Unrouted: t.unrouted}
 	for i := range t.all {
 		s := &t.all[i]
 		is := IndexSite{ID: s.ID, Slug: s.Slug, Name: s.Name, Domain: s.Domain, LocalDomain: s.LocalDomain,
@@ -126,7 +110,7 @@ func (e *Engine) index(t *routeTable, reqHost string) Index {
 		}
 		if rt := t.bySlug[s.Slug]; rt != nil && rt.site == s {
 			is.Routed = true
-			is.URL = "http://" + s.LocalDomain + port + "/"
+			is.URL = e.linkBase(r, s.LocalDomain) + "/"
 			ss := states[s.Slug]
 			is.State, is.Requests, is.Identity = ss.State, ss.Requests, ss.Identity
 			is.Wildcards = s.Wildcards()
@@ -176,7 +160,11 @@ func renderIndex(idx Index) string {
 th,td{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}.muted{color:#888}.warn{color:#b00}.ok{color:#070}</style>
 </head><body><h1>siteplex</h1>
 `)
-	fmt.Fprintf(&b, "<p class=muted>mode %s · listening on %s", esc(string(idx.Mode)), esc(strings.Join(idx.Listen, ", ")))
+	listen := append([]string(nil), idx.Listen...)
+	for _, a := range idx.HTTPS {
+		listen = append(listen, "https://"+a)
+	}
+	fmt.Fprintf(&b, "<p class=muted>mode %s · listening on %s", esc(string(idx.Mode)), esc(strings.Join(listen, ", ")))
 	if idx.ForcedSiteID != 0 {
 		fmt.Fprintf(&b, " · forced SITE_ID %d", idx.ForcedSiteID)
 	}
@@ -280,7 +268,7 @@ func (e *Engine) serveBackendError(w *recorder, r *http.Request, rt *siteRoute, 
 		}
 		b.WriteString("</pre>\n")
 	}
-	b.WriteString("<p><a href=\"" + html.EscapeString(indexURL(r)) + "\">All sites</a></p>\n")
+	b.WriteString("<p><a href=\"" + html.EscapeString(e.indexURL(r)) + "\">All sites</a></p>\n")
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

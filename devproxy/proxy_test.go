@@ -91,15 +91,19 @@ func newTestEngine(t testing.TB, list []sites.Site, bs *backendSet, forced int64
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.acquire = func(ctx context.Context, r *siteRoute) (string, func(), error) {
-		if bs.fail != nil {
-			if err := bs.fail(r.site.Slug); err != nil {
-				return "", nil, err
-			}
-		}
-		return bs.addr[r.site.Slug], func() {}, nil
-	}
+	e.acquire = bs.acquire
 	return e
+}
+
+// acquire hands out the backends instead of the supervisor (bs.fail may
+// refuse).
+func (bs *backendSet) acquire(ctx context.Context, r *siteRoute) (string, func(), error) {
+	if bs.fail != nil {
+		if err := bs.fail(r.site.Slug); err != nil {
+			return "", nil, err
+		}
+	}
+	return bs.addr[r.site.Slug], func() {}, nil
 }
 
 // startEngine starts e, closes it at the end of the test and returns its
@@ -573,16 +577,14 @@ func dialWebSocket(t *testing.T, addr, host string, hdr http.Header) *websocket.
 	return ws
 }
 
-func TestProxyWebSocketEcho(t *testing.T) {
-	list := pxSites()
-	bs := newBackends(t, list)
-	e, addr := startTestEngine(t, list, bs, 0)
-	ws := dialWebSocket(t, addr, "gh.localhost", nil)
-	for _, msg := range []string{"hello", strings.Repeat("x", 100000)} {
+// wsEcho sends each message on ws and checks that the echo comes back
+// whole (the echo server may split a long message into several frames).
+func wsEcho(t *testing.T, ws *websocket.Conn, msgs ...string) {
+	t.Helper()
+	for _, msg := range msgs {
 		if err := websocket.Message.Send(ws, msg); err != nil {
 			t.Fatal(err)
 		}
-		// The echo server may split a long message into several frames.
 		var got string
 		for len(got) < len(msg) {
 			var part string
@@ -595,6 +597,14 @@ func TestProxyWebSocketEcho(t *testing.T) {
 			t.Errorf("echo: got %d bytes, want %d", len(got), len(msg))
 		}
 	}
+}
+
+func TestProxyWebSocketEcho(t *testing.T) {
+	list := pxSites()
+	bs := newBackends(t, list)
+	e, addr := startTestEngine(t, list, bs, 0)
+	ws := dialWebSocket(t, addr, "gh.localhost", nil)
+	wsEcho(t, ws, "hello", strings.Repeat("x", 100000))
 	ws.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/BurntSushi/toml"
 )
@@ -38,12 +39,52 @@ type Config struct {
 	// Preload true forks per-site processes from a warm Django parent
 	// (docs/preload.md); nil means off.
 	Preload *bool `toml:"preload"`
+	// HTTPS is `https = ["ADDR", …]` or `https = "off"`; HTTPSRedirect is
+	// `https_redirect = true` (docs/https.md).
+	HTTPS         HTTPSSetting `toml:"https"`
+	HTTPSRedirect *bool        `toml:"https_redirect"`
 
 	Process ProcessConfig         `toml:"process"`
 	Sites   map[string]SiteConfig `toml:"sites"`
 
 	// Path is the file the config was read from ("" when none).
 	Path string `toml:"-"`
+}
+
+// HTTPSSetting is the https key of siteplex.toml: a list of addresses,
+// or "off". The zero value means the key is absent.
+type HTTPSSetting struct {
+	Addrs []string
+	Off   bool
+}
+
+// Set reports whether the key was given.
+func (h HTTPSSetting) Set() bool { return h.Off || len(h.Addrs) > 0 }
+
+// UnmarshalTOML reads "off" or an array of address strings.
+func (h *HTTPSSetting) UnmarshalTOML(v any) error {
+	const want = `use https = "off" or a list of addresses like ["127.0.0.1:443"]`
+	switch x := v.(type) {
+	case string:
+		if strings.EqualFold(strings.TrimSpace(x), "off") {
+			h.Off = true
+			return nil
+		}
+		return fmt.Errorf("https = %q: %s", x, want)
+	case []any:
+		if len(x) == 0 {
+			return fmt.Errorf("https = []: %s", want)
+		}
+		for _, a := range x {
+			s, ok := a.(string)
+			if !ok {
+				return fmt.Errorf("https: %v is not a string: %s", a, want)
+			}
+			h.Addrs = append(h.Addrs, s)
+		}
+		return nil
+	}
+	return fmt.Errorf("https = %v: %s", v, want)
 }
 
 // ProcessConfig is the [process] table.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -269,11 +270,38 @@ domain = "gamma.example"
 	})
 }
 
+func TestConfigHTTPS(t *testing.T) {
+	tests := []struct {
+		toml     string
+		want     sites.HTTPSSetting
+		redirect *bool
+	}{
+		{"", sites.HTTPSSetting{}, nil},
+		{"https = \"off\"\n", sites.HTTPSSetting{Off: true}, nil},
+		{"https = \"OFF\"\nhttps_redirect = false\n", sites.HTTPSSetting{Off: true}, new(false)},
+		{"https = [\"127.0.0.1:8443\", \"[::1]:8443\"]\nhttps_redirect = true\n", sites.HTTPSSetting{Addrs: []string{"127.0.0.1:8443", "[::1]:8443"}}, new(true)},
+	}
+	for _, tt := range tests {
+		dir := writeFiles(t, map[string]string{"siteplex.toml": "name = \"x\"\n" + tt.toml})
+		c, err := sites.ReadConfig(filepath.Join(dir, "siteplex.toml"))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.toml, err)
+		}
+		if !reflect.DeepEqual(c.HTTPS, tt.want) || !reflect.DeepEqual(c.HTTPSRedirect, tt.redirect) || c.HTTPS.Set() != (tt.toml != "" && !strings.HasPrefix(tt.toml, "https_")) {
+			t.Errorf("%q: %+v %v, want %+v %v", tt.toml, c.HTTPS, c.HTTPSRedirect, tt.want, tt.redirect)
+		}
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	tests := []struct{ name, toml, want string }{
 		{"unknown key", "databse = \"x\"\n", `unknown key "databse"`},
 		{"bad toml", "name = \n", "expected value but found"},
 		{"bad format", "domain_format = \"{name}.localhost\"\n", `domain format "{name}.localhost": unknown field {name}`},
+		{"https on", "https = \"on\"\n", `https = "on": use https = "off" or a list of addresses`},
+		{"https empty", "https = []\n", `https = []: use https = "off"`},
+		{"https number", "https = [443]\n", `https: 443 is not a string`},
+		{"https_redirect text", "https_redirect = \"yes\"\n", `https_redirect`},
 	}
 	t.Run("--config names a missing file", func(t *testing.T) {
 		_, err := sites.Load(sites.Options{Project: t.TempDir(), Config: "/nonexistent/siteplex.toml", Getenv: noEnv})

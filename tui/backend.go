@@ -112,6 +112,10 @@ type Options struct {
 	// OpenURL opens url in a browser without waiting for it. nil = the
 	// `o` key says it is not available.
 	OpenURL func(ctx context.Context, url string) error
+	// HTTPSPermits says whether the local CA may sign a name: site URLs
+	// use https only for those, when the engine serves HTTPS. nil = every
+	// name.
+	HTTPSPermits func(name string) bool
 	// Renderer renders styles; nil = lipgloss's default renderer (which
 	// honours NO_COLOR).
 	Renderer *lipgloss.Renderer
@@ -134,8 +138,20 @@ type Options struct {
 }
 
 // ListenHelp returns the ways out for a proxy that could not bind
-// (docs/engine.md), or nil when err is not about permission to bind a port.
+// (docs/engine.md, docs/https.md), or nil when err is not about a port
+// siteplex could not bind.
 func ListenHelp(err error) []string {
+	var le *devproxy.ListenError
+	if errors.As(err, &le) {
+		var out []string
+		for i, w := range le.WaysOut("siteplex") {
+			if i == 0 && errors.Is(err, syscall.EADDRINUSE) {
+				out = append(out, "stop what holds the port (ss -ltnp shows it), or")
+			}
+			out = append(out, w.Command)
+		}
+		return out
+	}
 	switch {
 	case err == nil:
 		return nil

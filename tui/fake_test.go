@@ -23,6 +23,7 @@ type fakeEngine struct {
 	status   map[string]devproxy.SiteStatus
 	forced   int64
 	addrs    []string
+	https    []string
 	startErr error
 	loadErr  error
 	subs     []chan devproxy.Event
@@ -87,7 +88,7 @@ func (e *fakeEngine) Addrs() []string {
 func (e *fakeEngine) Status() devproxy.Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := devproxy.Status{Listen: e.addrs, Mode: devproxy.PerSite, ForcedSiteID: e.forced}
+	st := devproxy.Status{Listen: e.addrs, HTTPS: e.https, Mode: devproxy.PerSite, ForcedSiteID: e.forced}
 	if e.startErr != nil {
 		st.Listen = nil
 	}

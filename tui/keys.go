@@ -467,7 +467,8 @@ func (m *Model) open() tea.Cmd {
 
 // siteURL is the address of s through the proxy: its real domain when its
 // hosts entries are in, else its local domain (*.localhost resolves to
-// loopback without any hosts entry).
+// loopback without any hosts entry); https when the engine serves HTTPS
+// and the CA may sign the name.
 func (m *Model) siteURL(s *sites.Site) string {
 	if len(m.addrs) == 0 || !m.started || m.proxyErr != nil {
 		return ""
@@ -476,11 +477,7 @@ func (m *Model) siteURL(s *sites.Site) string {
 	if m.hosts[s.ID] == HostsAll || host == "" {
 		host = sites.StripPort(s.Domain)
 	}
-	port := portOf(m.addrs[0])
-	if port == "" || port == "80" {
-		return "http://" + host + "/"
-	}
-	return "http://" + host + ":" + port + "/"
+	return devproxy.SiteURL(host, m.addrs, m.https, m.opt.HTTPSPermits)
 }
 
 // ---- Selection ----

@@ -73,6 +73,7 @@ type Model struct {
 	status   map[string]devproxy.SiteStatus
 	forcedID int64
 	addrs    []string
+	https    []string // the engine's HTTPS addresses (none: HTTPS off)
 	mode     devproxy.Mode
 	hosts    map[int64]HostsState
 	want     colWant
@@ -350,7 +351,7 @@ func (m *Model) applyStatus(st devproxy.Status) {
 		m.forcedID = st.ForcedSiteID
 	}
 	if len(st.Listen) > 0 {
-		m.addrs = st.Listen
+		m.addrs, m.https = st.Listen, st.HTTPS
 	}
 	m.preload = st.Preload
 	if len(st.Sites) > 0 {

@@ -378,6 +378,34 @@ func TestOpenKey(t *testing.T) {
 	}
 }
 
+// TestOpenKeyHTTPS: once the engine serves HTTPS, o opens the https URL
+// on its HTTPS port, for names the CA may sign; the header and the Info
+// pane show it too.
+func TestOpenKeyHTTPS(t *testing.T) {
+	h := newHarness(t, 120, 30)
+	h.eng.mu.Lock()
+	h.eng.https = []string{"127.0.0.1:8443", "[::1]:8443"}
+	h.eng.mu.Unlock()
+	h.m.opt.HTTPSPermits = func(n string) bool { return strings.HasSuffix(n, ".localhost") }
+	h.send(statusMsg{status: h.eng.Status()})
+	var opened []string
+	h.m.opt.OpenURL = func(ctx context.Context, u string) error { opened = append(opened, u); return nil }
+	h.key("o")
+	if fmt.Sprint(opened) != "[https://de.localhost:8443/]" {
+		t.Errorf("opened %v", opened)
+	}
+	view := h.m.View()
+	if !strings.Contains(view, "https :8443 (127.0.0.1, ::1)") {
+		t.Errorf("the header does not show the HTTPS port:\n%s", view)
+	}
+	// With hosts entries the real domain is opened: the CA may not sign
+	// it, so over plain HTTP.
+	h.key("h", "o")
+	if len(opened) != 2 || opened[1] != "http://example.de:8080/" {
+		t.Errorf("with hosts entries opened %v", opened)
+	}
+}
+
 func TestQuitKeys(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -766,4 +794,31 @@ func TestViewGoldenErrors(t *testing.T) {
 	h2.send(startedMsg{})
 	fmt.Fprintf(&out, "==== database down\n%s\n", h2.m.View())
 	golden.RequireEqual(t, []byte(out.String()))
+}
+
+func TestListenHelp(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{"port 80", &devproxy.ListenError{Addr: "127.0.0.1:80", Err: syscall.EACCES}, []string{
+			"sudo setcap cap_net_bind_service=+ep $(which siteplex)",
+			"sudo sysctl net.ipv4.ip_unprivileged_port_start=80",
+			"siteplex --listen 127.0.0.1:8080"}},
+		{"port 443 by default", &devproxy.ListenError{Addr: "127.0.0.1:443", Err: syscall.EACCES, HTTPS: true, ByDefault: true}, []string{
+			"sudo setcap cap_net_bind_service=+ep $(which siteplex)",
+			"sudo sysctl net.ipv4.ip_unprivileged_port_start=443",
+			"siteplex --https 127.0.0.1:8443",
+			`siteplex --https off   (HTTPS is on because the local CA exists; in siteplex.toml: https = "off")`}},
+		{"443 in use", &devproxy.ListenError{Addr: "127.0.0.1:443", Err: syscall.EADDRINUSE, HTTPS: true}, []string{
+			"stop what holds the port (ss -ltnp shows it), or",
+			"siteplex --https 127.0.0.1:8443"}},
+		{"something else", errors.New("boom"), nil},
+	}
+	for _, tt := range tests {
+		if got := ListenHelp(tt.err); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
 }

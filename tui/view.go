@@ -138,6 +138,9 @@ func (m *Model) noticeLines() []string {
 	var le *devproxy.ListenError
 	if errors.As(m.proxyErr, &le) {
 		why = fmt.Sprintf("cannot listen on %s: %v", le.Addr, le.Err)
+		if le.HTTPS {
+			why = fmt.Sprintf("cannot listen on %s for HTTPS: %v", le.Addr, le.Err)
+		}
 	}
 	out := []string{"✖ proxy not running: " + why, fmt.Sprintf("  ways out (siteplex retries every %s):", m.opt.RetryEvery)}
 	for _, w := range ways {
@@ -232,6 +235,9 @@ func (m *Model) header(compact, source bool) string {
 		parts = append(parts, st.HeaderDim.Render("proxy starting…"))
 	case len(m.addrs) > 0:
 		parts = append(parts, st.Header.Render("proxy "+fmtAddrs(m.addrs, compact)))
+		if len(m.https) > 0 {
+			parts = append(parts, st.Header.Render("https "+fmtAddrs(m.https, compact)))
+		}
 	}
 	if m.opt.Attached != "" {
 		parts = append(parts, st.HeaderDim.Render(m.opt.Attached))

@@ -200,6 +200,11 @@ func demoRun(ctx context.Context, f *Factory) (err error) {
 	if !asked {
 		cfg.Listen = []string{demoListen}
 	}
+	if cfg.HTTPS != nil && !engineFlagsOf(f).httpsSet {
+		// The local CA exists: HTTPS on any free port (a demo binds no
+		// privileged port).
+		cfg.HTTPS.Listen = []string{"127.0.0.1:0"}
+	}
 
 	logf, closeLog := uiLog(p)
 	defer closeLog()
@@ -226,16 +231,8 @@ func demoRun(ctx context.Context, f *Factory) (err error) {
 		notice = "port 8080 is taken: using " + strings.Join(e.Addrs(), ", ") + " · demo project in " + dir + " (removed on quit)"
 	}
 	if a := e.Addrs(); len(a) > 0 && notice == "" {
-		notice = "demo project in " + dir + " (removed on quit) · try http://gh.localhost:" + portOf(a[0]) + "/"
+		notice = "demo project in " + dir + " (removed on quit) · try " + devproxy.SiteURL("gh.localhost", a, e.HTTPSAddrs(), nil)
 	}
 	return uiRun(ctx, f, p, cfg, uiExtras{started: e, notice: notice, noSudo: true,
 		hostsBackups: filepath.Join(dir, "state")})
-}
-
-// portOf is the port of host:port.
-func portOf(addr string) string {
-	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
-		return addr[i+1:]
-	}
-	return addr
 }

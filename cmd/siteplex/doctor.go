@@ -23,24 +23,27 @@ import (
 type doctorOptions struct {
 	JSON   bool
 	Listen []string
+	// HTTPS are the --https values: addresses, or "off".
+	HTTPS []string
 }
 
 func newCmdDoctor(f *Factory) *cobra.Command {
 	opts := &doctorOptions{}
 	cmd := &cobra.Command{
 		Use:   "doctor",
-		Short: "Check the set-up: project, database, Django settings, port 80, hosts file, Docker, Python, *.localhost",
+		Short: "Check the set-up: project, database, Django settings, ports 80 and 443, hosts file, Docker, Python, *.localhost, HTTPS",
 		Long: `Check everything siteplex needs and say how to fix what is missing:
 the project folder, siteplex.toml and the env file, the database and its tables
 (and where siteplex found it), what the project's Django says about itself (the
 settings module, the SITE_ID kind, ALLOWED_HOSTS against the routed names, the
 site frameworks, the overlay), Python with Django and manage.py, the proxy's port
-(default 127.0.0.1:80 and [::1]:80), the hosts file, Docker, *.localhost
+(default 127.0.0.1:80 and [::1]:80) and HTTPS port (127.0.0.1:443 and [::1]:443
+once the local CA exists), the hosts file, Docker, *.localhost
 resolution, and the local HTTPS CA (there, its expiry, which stores trust it).
 
 It changes nothing. Exit status 1 when any check fails (warnings don't count).`,
 		Example: `  $ siteplex doctor
-  $ siteplex doctor --listen 127.0.0.1:8080
+  $ siteplex doctor --listen 127.0.0.1:8080 --https 127.0.0.1:8443
   $ siteplex doctor --json | jq '.checks[] | select(.status != "ok")'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -49,6 +52,7 @@ It changes nothing. Exit status 1 when any check fails (warnings don't count).`,
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, `print {"ok": bool, "checks": [{"name", "status", "detail", "fix"}]}`)
 	cmd.Flags().StringArrayVar(&opts.Listen, "listen", nil, "proxy address to check (repeatable; default: config listen, else 127.0.0.1:80 and [::1]:80)")
+	cmd.Flags().StringArrayVar(&opts.HTTPS, "https", nil, "HTTPS address to check (repeatable), or off (default: config https, else 127.0.0.1:443 and [::1]:443 once the local CA exists)")
 	return cmd
 }
 
@@ -102,7 +106,7 @@ func doctorChecks(ctx context.Context, f *Factory, opts *doctorOptions) []doctor
 		checks = append(checks, skipped(doctor.NameDatabase), skipped(doctor.NameSettings), skipped(doctor.NameSiteID),
 			skipped(doctor.NameAllowedHosts), skipped(doctor.NameFrameworks), skipped(doctor.NameOverlay), skipped(doctor.NamePython))
 		hostsFile := firstOf(f.Opts.HostsFile, getenv("SITEPLEX_HOSTS_FILE"), "/etc/hosts")
-		return append(checks, machineChecks(ctx, getenv, hostsFile, opts.Listen, false, nil)...)
+		return append(checks, machineChecks(ctx, getenv, hostsFile, opts.Listen, doctorHTTPS(opts, nil), false, nil)...)
 	}
 	checks = append(checks, doctor.Config(p, configErr))
 	if envCheck == nil {
@@ -137,12 +141,64 @@ func doctorChecks(ctx context.Context, f *Factory, opts *doctorOptions) []doctor
 			locals = append(locals, s.LocalDomain)
 		}
 	}
-	return append(checks, machineChecks(ctx, getenv, p.HostsFile, listen, dockerNeeded, locals)...)
+	return append(checks, machineChecks(ctx, getenv, p.HostsFile, listen, doctorHTTPS(opts, p.Config), dockerNeeded, locals)...)
 }
 
-// machineChecks are the checks that need no project: port, hosts file,
+// doctorHTTPS is the HTTPS setting doctor checks: --https, else the
+// config's https key.
+func doctorHTTPS(opts *doctorOptions, c *sites.Config) httpsSetting {
+	if len(opts.HTTPS) > 0 {
+		var h httpsSetting
+		for _, a := range opts.HTTPS {
+			if strings.EqualFold(strings.TrimSpace(a), "off") {
+				h.Off = true
+			} else {
+				h.Addrs = append(h.Addrs, a)
+			}
+		}
+		h.from = "--https"
+		return h
+	}
+	if c != nil && c.HTTPS.Set() {
+		return httpsSetting{HTTPSSetting: c.HTTPS, from: "https in " + configName(c)}
+	}
+	return httpsSetting{}
+}
+
+// httpsSetting is an https setting and where it came from.
+type httpsSetting struct {
+	sites.HTTPSSetting
+	from string
+}
+
+// httpsPortCheck is the https_port check: the HTTPS addresses serve would
+// bind, or why it binds none.
+func httpsPortCheck(ctx context.Context, getenv func(string) string, h httpsSetting) doctor.Check {
+	if h.Off {
+		return doctor.HTTPSOff(h.from + " says off")
+	}
+	u, err := tlsca.CurrentUser(getenv)
+	noCA := err != nil && getenv("SITEPLEX_CAROOT") == ""
+	if !noCA {
+		_, err = tlsca.Load(tlsca.Root(getenv, u))
+		noCA = errors.Is(err, tlsca.ErrNoCA)
+	}
+	switch {
+	case len(h.Addrs) > 0 && noCA:
+		return doctor.Check{Name: doctor.NameHTTPSPort, Status: doctor.Fail,
+			Detail: h.from + " names " + strings.Join(h.Addrs, ", ") + ", but there is no local CA: siteplex serve refuses to start",
+			Fix:    "siteplex trust (creates the CA), or --https off"}
+	case len(h.Addrs) > 0:
+		return doctor.HTTPSPort(ctx, h.Addrs, false)
+	case noCA:
+		return doctor.HTTPSOff("no local CA yet (siteplex trust creates it; serve then also listens on " + strings.Join(doctor.DefaultHTTPS(), " and ") + ")")
+	}
+	return doctor.HTTPSPort(ctx, doctor.DefaultHTTPS(), true)
+}
+
+// machineChecks are the checks that need no project: ports, hosts file,
 // Docker, resolution of siteplex.localhost and the given local domains.
-func machineChecks(ctx context.Context, getenv func(string) string, hostsFile string, listen []string, dockerNeeded bool, locals []string) []doctor.Check {
+func machineChecks(ctx context.Context, getenv func(string) string, hostsFile string, listen []string, https httpsSetting, dockerNeeded bool, locals []string) []doctor.Check {
 	names := []string{"siteplex.localhost"}
 	for _, n := range locals {
 		if n != names[0] {
@@ -151,6 +207,7 @@ func machineChecks(ctx context.Context, getenv func(string) string, hostsFile st
 	}
 	checks := []doctor.Check{
 		doctor.ProxyPort(ctx, listen),
+		httpsPortCheck(ctx, getenv, https),
 		doctor.HostsFile(hostsFile),
 		doctor.Docker(ctx, getenv("DOCKER_HOST"), dockerNeeded),
 		doctor.Resolution(ctx, net.DefaultResolver, names),

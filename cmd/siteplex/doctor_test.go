@@ -15,7 +15,7 @@ import (
 )
 
 // doctorNames is the order of the checks in `doctor --json` (a contract).
-var doctorNames = []string{"project", "config", "env_file", "database", "django_settings", "site_id", "allowed_hosts", "frameworks", "overlay", "python", "proxy_port", "hosts_file", "docker", "localhost_resolution",
+var doctorNames = []string{"project", "config", "env_file", "database", "django_settings", "site_id", "allowed_hosts", "frameworks", "overlay", "python", "proxy_port", "https_port", "hosts_file", "docker", "localhost_resolution",
 	"https_ca", "https_ca_expiry", "https_trust"}
 
 // deadDockerHost returns a DOCKER_HOST whose socket exists but has no
@@ -123,7 +123,7 @@ func TestDoctorCLIHealthy(t *testing.T) {
 	if r.code != 0 || !rep.OK {
 		t.Fatalf("exit %d, ok %v, want 0 and true:\n%s%s", r.code, rep.OK, r.out, r.err)
 	}
-	for _, name := range []string{"project", "config", "env_file", "database", "python", "proxy_port", "hosts_file"} {
+	for _, name := range []string{"project", "config", "env_file", "database", "python", "proxy_port", "https_port", "hosts_file"} {
 		if status[name] != "ok" {
 			t.Errorf("%s: %s, want ok", name, status[name])
 		}

@@ -34,12 +34,18 @@ type engineFlags struct {
 	RewriteHost optString
 	NoWatch     bool
 	Preload     optBool
+	// HTTPS are the --https values ("off" or addresses); HTTPSRedirect
+	// is --https-redirect (docs/https.md).
+	HTTPS         []string
+	httpsSet      bool
+	HTTPSRedirect optBool
 }
 
 // given reports whether any engine flag was given on the command line.
 func (ef *engineFlags) given() bool {
 	return ef.listenSet || ef.Mode.set || ef.Start.set || ef.BootTimeout.set || ef.IdleTimeout.set ||
-		ef.MaxRunning.set || ef.Command.set || ef.Runner.set || ef.RewriteHost.set || ef.NoWatch || ef.Preload.set
+		ef.MaxRunning.set || ef.Command.set || ef.Runner.set || ef.RewriteHost.set || ef.NoWatch || ef.Preload.set ||
+		ef.httpsSet || ef.HTTPSRedirect.set
 }
 
 // optString, optDuration and optInt are flag values that know whether
@@ -52,24 +58,6 @@ type optString struct {
 func (o *optString) String() string     { return o.v }
 func (o *optString) Set(s string) error { o.v, o.set = s, true; return nil }
 func (o *optString) Type() string       { return "string" }
-
-// optBool is a boolean flag (--preload, --preload=false) that knows
-// whether it was given.
-type optBool struct {
-	v   bool
-	set bool
-}
-
-func (o *optBool) String() string { return strconv.FormatBool(o.v) }
-func (o *optBool) Set(s string) error {
-	v, err := strconv.ParseBool(s)
-	if err != nil {
-		return fmt.Errorf("%q is not true or false", s)
-	}
-	o.v, o.set = v, true
-	return nil
-}
-func (o *optBool) Type() string { return "bool" }
 
 type optDuration struct {
 	v   time.Duration
@@ -180,6 +168,9 @@ func addEngineFlags(cmd *cobra.Command, f *Factory) {
 		fs.Var(&ef.RewriteHost, "rewrite-host", "auto, always or never: send a site's canonical host upstream for its local names; auto does for frameworks that pick the site from the Host (Wagtail, django-tenants, django-pgschemas, django-multisite, Mezzanine) (default auto; config rewrite_host)")
 		fs.Var(&ef.Preload, "preload", "fork each site's process from one warm Django parent: per-site mode, local runner, runserver only; --preload=false turns off preload = true (default false)")
 		fs.Lookup("preload").NoOptDefVal = "true"
+		fs.Var(httpsValue{ef}, "https", "HTTPS address, repeatable, or off (default 127.0.0.1:443 and [::1]:443 once siteplex trust made the local CA; off without it)")
+		fs.Var(&ef.HTTPSRedirect, "https-redirect", "redirect plain-HTTP requests for the sites' names to https (the index and API stay on http)")
+		fs.Lookup("https-redirect").NoOptDefVal = "true"
 		fs.BoolVar(&f.Opts.NoOverlay, "no-overlay", false, "leave the project's settings as they are: no per-site SITE_ID, ALLOWED_HOSTS or proxy header from siteplex's overlay (only its identity probe stays; config overlay = false)")
 	}
 	add(fs)
@@ -287,6 +278,9 @@ func (f *Factory) EngineConfig(ctx context.Context) (devproxy.Config, error) {
 	case c.Preload != nil:
 		cfg.Preload = *c.Preload
 	}
+	if cfg.HTTPS, err = f.httpsConfig(c); err != nil {
+		return cfg, err
+	}
 	cfg.LoadSites = func(ctx context.Context) ([]sites.Site, error) {
 		_, list, _, err := f.Sites(ctx)
 		return list, err
@@ -388,9 +382,15 @@ SITE_ID, else the index page at http://siteplex.localhost/.
 
 --preload (or preload = true in siteplex.toml) forks each site's process from
 one warm Django parent instead of starting runserver per site: faster starts
-and reloads, shared memory (docs/preload.md).`,
+and reloads, shared memory (docs/preload.md).
+
+HTTPS: once 'siteplex trust' has made the local CA, serve also listens on
+127.0.0.1:443 and [::1]:443 (--https ADDR to choose, --https off for none),
+with certificates issued at the handshake for the names it routes, and
+HTTP/2. --https-redirect sends plain-HTTP requests for the sites to https.`,
 		Example: `  siteplex serve
-  siteplex serve --listen 127.0.0.1:8080 --start all
+  siteplex serve --listen 127.0.0.1:8080 --https 127.0.0.1:8443 --start all
+  siteplex serve --https off
   siteplex serve --mode single --command '/usr/bin/python3 manage.py runserver 127.0.0.1:{port} --noreload'
   siteplex serve --preload`,
 		Args: cobra.NoArgs,
@@ -433,6 +433,9 @@ func serveRun(ctx context.Context, f *Factory) error {
 	}
 	for _, a := range e.Addrs() {
 		fmt.Fprintf(f.IO.Err, "siteplex: listening on %s\n", a)
+	}
+	for _, a := range e.HTTPSAddrs() {
+		fmt.Fprintf(f.IO.Err, "siteplex: listening on https://%s\n", a)
 	}
 	if pre := e.Status().Preload; pre != nil && !pre.On {
 		fmt.Fprintf(f.IO.Err, "siteplex: cannot preload: %s; site processes start the plain way\n", pre.Reason)

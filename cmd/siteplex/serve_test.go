@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,8 +44,15 @@ func TestSplitCommand(t *testing.T) {
 }
 
 // engineConfigFor parses args as serve's flags in a project whose
-// siteplex.toml is toml, and returns the engine configuration.
+// siteplex.toml is toml, and returns the engine configuration. There is
+// no local CA.
 func engineConfigFor(t *testing.T, toml string, args ...string) (devproxy.Config, error) {
+	t.Helper()
+	return engineConfigEnv(t, map[string]string{"SITEPLEX_CAROOT": filepath.Join(t.TempDir(), "no-ca")}, toml, args...)
+}
+
+// engineConfigEnv is engineConfigFor with the environment env.
+func engineConfigEnv(t *testing.T, env map[string]string, toml string, args ...string) (devproxy.Config, error) {
 	t.Helper()
 	dir := t.TempDir()
 	if toml != "" {
@@ -57,7 +63,7 @@ func engineConfigFor(t *testing.T, toml string, args ...string) (devproxy.Config
 	f := newFactory(&IOStreams{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard})
 	f.Opts.Cwd = dir
 	f.Opts.Project = dir
-	f.Opts.Getenv = func(string) string { return "" }
+	f.Opts.Getenv = func(k string) string { return env[k] }
 	root := newRootCmd(f)
 	serve, _, err := root.Find([]string{"serve"})
 	if err != nil {
@@ -203,11 +209,7 @@ domain = "two.example"
 }
 
 func TestServePort80RefusedAsNobody(t *testing.T) {
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); err == nil {
-		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v <= 80 {
-			testenv.Missing(t, "a system where port 80 is privileged (ip_unprivileged_port_start is "+strconv.Itoa(v)+")")
-		}
-	}
+	testenv.NeedPrivilegedPort(t, 80)
 	bin := buildSiteplex(t)
 	dir := demoProject(t, bin)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -261,8 +263,14 @@ func (l *lockedBuffer) String() string {
 // startServe runs the binary's serve in dir and waits for its listening line.
 func startServe(t testing.TB, bin, dir string, args ...string) *serveProc {
 	t.Helper()
+	return startServeEnv(t, bin, dir, nil, args...)
+}
+
+// startServeEnv is startServe with more environment variables.
+func startServeEnv(t testing.TB, bin, dir string, env []string, args ...string) *serveProc {
+	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--project", dir, "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "DATABASE_URL=", "SITEPLEX_DATABASE_URL=")
+	cmd.Env = append(append(os.Environ(), "DATABASE_URL=", "SITEPLEX_DATABASE_URL="), env...)
 	pr, pw := io.Pipe()
 	sp := &serveProc{cmd: cmd, stderr: &lockedBuffer{}}
 	cmd.Stderr = io.MultiWriter(pw, sp.stderr)

@@ -24,7 +24,10 @@ type sitesOptions struct {
 	Sites func(ctx context.Context) (*sites.Project, []sites.Site, *sites.DB, error)
 	// Source says where the sites Sites read came from (nil: not known).
 	Source func() *sites.SourceInfo
-	JSON   bool
+	// CAPermits returns what the local CA may sign (Factory.caPermits),
+	// for the URL column.
+	CAPermits func() func(string) bool
+	JSON      bool
 }
 
 func newCmdSites(f *Factory) *cobra.Command { return newCmdSitesRun(f, sitesRun) }
@@ -32,7 +35,7 @@ func newCmdSites(f *Factory) *cobra.Command { return newCmdSitesRun(f, sitesRun)
 // newCmdSitesRun builds the command with runF as its action (tests pass
 // their own to check flag parsing alone).
 func newCmdSitesRun(f *Factory, runF func(context.Context, *sitesOptions) error) *cobra.Command {
-	opts := &sitesOptions{IO: f.IO, Sites: f.Sites, Source: f.Source}
+	opts := &sitesOptions{IO: f.IO, Sites: f.Sites, Source: f.Source, CAPermits: f.caPermits}
 	cmd := &cobra.Command{
 		Use:     "sites",
 		Aliases: []string{"ls"},
@@ -84,14 +87,20 @@ func sitesRun(ctx context.Context, opts *sitesOptions) error {
 		}
 	}
 	fmt.Fprintln(opts.IO.Err, "siteplex: "+note)
-	states := engineStates(ctx, p)
-	if err := printSitesTable(opts.IO.Out, list, states); err != nil {
+	st := runningEngineStatus(ctx, p)
+	var permits func(string) bool
+	if st != nil && len(st.HTTPS) > 0 && opts.CAPermits != nil {
+		permits = opts.CAPermits()
+	}
+	if err := printSitesTable(opts.IO.Out, list, st, permits); err != nil {
 		return err
 	}
 	// A wrong site is never only a mark in a column.
-	for _, s := range list {
-		if id := states[s.Slug].Identity; id != nil && id.Checked && !id.OK {
-			fmt.Fprintf(opts.IO.Err, "siteplex: %s: %s\n", s.Slug, id.Detail)
+	if st != nil {
+		for _, ss := range st.Sites {
+			if id := ss.Identity; id != nil && id.Checked && !id.OK {
+				fmt.Fprintf(opts.IO.Err, "siteplex: %s: %s\n", ss.Slug, id.Detail)
+			}
 		}
 	}
 	return nil
@@ -135,10 +144,10 @@ func sourceNote(src sites.SourceInfo) string {
 	return s
 }
 
-// engineStates asks a running engine of the project (docs/engine.md, "Control API") for its
-// process states, keyed by slug. It returns nil when no engine runs or it
+// runningEngineStatus asks a running engine of the project (docs/engine.md,
+// "Control API") for its status. It returns nil when no engine runs or it
 // does not answer within a second: the table then has no process columns.
-func engineStates(ctx context.Context, p *sites.Project) map[string]devproxy.SiteStatus {
+func runningEngineStatus(ctx context.Context, p *sites.Project) *devproxy.Status {
 	if p == nil {
 		return nil
 	}
@@ -152,11 +161,7 @@ func engineStates(ctx context.Context, p *sites.Project) map[string]devproxy.Sit
 	if err != nil {
 		return nil
 	}
-	out := make(map[string]devproxy.SiteStatus, len(st.Sites))
-	for _, s := range st.Sites {
-		out[s.Slug] = s
-	}
-	return out
+	return &st
 }
 
 // writeJSON prints v as indented JSON; nil slices print as [].
@@ -168,17 +173,26 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // printSitesTable prints the aligned table for people; ★ marks the forced
-// site and "–" an empty value. With states (a running engine's answer) it
-// adds the process state, port and requests served.
-func printSitesTable(w io.Writer, list []sites.Site, states map[string]devproxy.SiteStatus) error {
+// site and "–" an empty value. With st (a running engine's answer) it
+// adds the process state, port, requests served and the site's URL
+// through the engine (https where it serves HTTPS and permits says the CA
+// may sign the name).
+func printSitesTable(w io.Writer, list []sites.Site, st *devproxy.Status, permits func(string) bool) error {
 	if len(list) == 0 {
 		_, err := fmt.Fprintln(w, "no sites")
 		return err
 	}
+	var states map[string]devproxy.SiteStatus
+	if st != nil {
+		states = make(map[string]devproxy.SiteStatus, len(st.Sites))
+		for _, s := range st.Sites {
+			states[s.Slug] = s
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	head := "\tID\tSLUG\tNAME\tDOMAIN\tREAL\tLOCAL\tENABLED\tALIASES\tPROBLEMS"
 	if states != nil {
-		head += "\tSTATE\tPORT\tREQ"
+		head += "\tSTATE\tPORT\tREQ\tURL"
 	}
 	fmt.Fprintln(tw, head)
 	for _, s := range list {
@@ -198,18 +212,18 @@ func printSitesTable(w io.Writer, list []sites.Site, states map[string]devproxy.
 			clean(s.Domain), orDash(real), orDash(s.LocalDomain), enabled, orDash(strings.Join(s.Aliases, ",")),
 			orDash(strings.Join(s.Problems, "; ")))
 		if states != nil {
-			if st, ok := states[s.Slug]; ok {
+			if ss, ok := states[s.Slug]; ok {
 				port := "–"
-				if st.Port != 0 {
-					port = strconv.Itoa(st.Port)
+				if ss.Port != 0 {
+					port = strconv.Itoa(ss.Port)
 				}
-				state := string(st.State)
-				if m := st.Identity.Mark(); m != "" {
+				state := string(ss.State)
+				if m := ss.Identity.Mark(); m != "" {
 					state += " " + m
 				}
-				fmt.Fprintf(tw, "\t%s\t%s\t%d", state, port, st.Requests)
+				fmt.Fprintf(tw, "\t%s\t%s\t%d\t%s", state, port, ss.Requests, orDash(devproxy.SiteURL(s.LocalDomain, st.Listen, st.HTTPS, permits)))
 			} else {
-				fmt.Fprint(tw, "\tnot routed\t–\t–")
+				fmt.Fprint(tw, "\tnot routed\t–\t–\t–")
 			}
 		}
 		fmt.Fprintln(tw)

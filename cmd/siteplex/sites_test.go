@@ -335,18 +335,22 @@ func TestSitesTableShowsRunningEngine(t *testing.T) {
 		t.Fatalf("siteplex sites: %v\n%s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 3 || !strings.Contains(lines[0], "STATE") || !strings.Contains(lines[0], "REQ") {
+	if len(lines) != 3 || !strings.Contains(lines[0], "STATE") || !strings.Contains(lines[0], "REQ") || !strings.HasSuffix(lines[0], "URL") {
 		t.Fatalf("table without engine columns:\n%s", out)
 	}
+	port := sp.addr[strings.LastIndexByte(sp.addr, ':')+1:]
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
+		if url := "http://" + f[1] + ".localhost:" + port + "/"; f[len(f)-1] != url {
+			t.Errorf("%s: %q, want the URL %s", f[1], l, url)
+		}
 		switch f[1] {
 		case "one":
-			if f[len(f)-3] != "stopped" || f[len(f)-1] != "0" {
+			if f[len(f)-4] != "stopped" || f[len(f)-2] != "0" {
 				t.Errorf("one: %q, want stopped with 0 requests", l)
 			}
 		case "two":
-			if f[len(f)-3] != "running" || f[len(f)-1] != "1" {
+			if f[len(f)-4] != "running" || f[len(f)-2] != "1" {
 				t.Errorf("two: %q, want running with 1 request", l)
 			}
 		}

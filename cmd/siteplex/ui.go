@@ -161,11 +161,12 @@ func uiProgram(ctx context.Context, f *Factory, p *sites.Project, engine tui.Eng
 		WriteForced: func(ctx context.Context, id int64) error {
 			return writeForcedSiteID(ctx, p, id)
 		},
-		OpenURL:  openURL,
-		Renderer: lipgloss.NewRenderer(f.IO.Out),
-		NoStart:  x.started != nil || x.attached != "",
-		Notice:   x.notice,
-		Attached: x.attached,
+		OpenURL:      openURL,
+		HTTPSPermits: f.caPermits(),
+		Renderer:     lipgloss.NewRenderer(f.IO.Out),
+		NoStart:      x.started != nil || x.attached != "",
+		Notice:       x.notice,
+		Attached:     x.attached,
 	}
 	return tui.Run(ctx, opt, f.IO.In, f.IO.Out)
 }

@@ -50,6 +50,7 @@ const (
 	NameDatabase   = "database"
 	NamePython     = "python"
 	NameProxyPort  = "proxy_port"
+	NameHTTPSPort  = "https_port"
 	NameHostsFile  = "hosts_file"
 	NameDocker     = "docker"
 	NameResolution = "localhost_resolution"

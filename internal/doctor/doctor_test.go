@@ -40,6 +40,8 @@ func runChild(name, arg string) int {
 		c = doctor.HostsFile(arg)
 	case doctor.NameProxyPort:
 		c = doctor.ProxyPort(context.Background(), []string{arg})
+	case doctor.NameHTTPSPort:
+		c = doctor.HTTPSPort(context.Background(), []string{arg}, true)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown check", name)
 		return 3
@@ -338,17 +340,24 @@ func TestPython(t *testing.T) {
 	}
 }
 
-func TestProxyPort(t *testing.T) {
+// busyAndFree returns an address this test listens on until it ends, and
+// a free port.
+func busyAndFree(t *testing.T) (busy string, free int) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	busy := l.Addr().String()
-	free, err := testenv.FreePort()
+	t.Cleanup(func() { l.Close() })
+	free, err = testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return l.Addr().String(), free
+}
+
+func TestProxyPort(t *testing.T) {
+	busy, free := busyAndFree(t)
 	t.Run("free", func(t *testing.T) {
 		addr := "127.0.0.1:" + strconv.Itoa(free)
 		expect(t, doctor.ProxyPort(context.Background(), []string{addr}), doctor.NameProxyPort, doctor.OK, []string{addr + " is free"}, nil)
@@ -363,18 +372,51 @@ func TestProxyPort(t *testing.T) {
 		expect(t, doctor.ProxyPort(context.Background(), []string{"nonsense"}), doctor.NameProxyPort, doctor.Fail, []string{"cannot bind nonsense"}, []string{"--listen"})
 	})
 	t.Run("port 80 as uid 65534", func(t *testing.T) {
-		b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
-		if err != nil {
-			testenv.Missing(t, "net.ipv4.ip_unprivileged_port_start: %v", err)
-		}
-		start, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		if start <= 80 {
-			testenv.Missing(t, "a privileged port 80 (net.ipv4.ip_unprivileged_port_start is %d here)", start)
-		}
+		start := testenv.NeedPrivilegedPort(t, 80)
 		c := asNobody(t, doctor.NameProxyPort, "127.0.0.1:80")
 		expect(t, c, doctor.NameProxyPort, doctor.Fail,
 			[]string{"cannot bind 127.0.0.1:80: permission denied", fmt.Sprintf("ip_unprivileged_port_start = %d", start)},
 			[]string{"setcap cap_net_bind_service=+ep", "sysctl -w net.ipv4.ip_unprivileged_port_start=80", "--listen 127.0.0.1:8080"})
+	})
+}
+
+// TestHTTPSPort: the https_port check binds like proxy_port, and its fixes
+// name --https (and --https off when HTTPS is on only because the CA
+// exists).
+func TestHTTPSPort(t *testing.T) {
+	busy, free := busyAndFree(t)
+	addr := "127.0.0.1:" + strconv.Itoa(free)
+	tests := []struct {
+		name      string
+		addrs     []string
+		byDefault bool
+		st        doctor.Status
+		detail    []string
+		fix       []string
+		notFix    string
+	}{
+		{"free", []string{addr}, false, doctor.OK, []string{addr + " is free"}, nil, ""},
+		{"in use, asked for", []string{busy}, false, doctor.Fail, []string{busy + " is already in use by "}, []string{"--https 127.0.0.1:8443"}, "--https off"},
+		{"in use, by default", []string{busy}, true, doctor.Fail, []string{busy + " is already in use by "}, []string{"--https 127.0.0.1:8443", "--https off (HTTPS is on because the local CA exists"}, "--listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := doctor.HTTPSPort(context.Background(), tt.addrs, tt.byDefault)
+			expect(t, c, doctor.NameHTTPSPort, tt.st, tt.detail, tt.fix)
+			if tt.notFix != "" && strings.Contains(c.Fix, tt.notFix) {
+				t.Errorf("fix %q names %q", c.Fix, tt.notFix)
+			}
+		})
+	}
+	t.Run("off", func(t *testing.T) {
+		expect(t, doctor.HTTPSOff("no local CA yet"), doctor.NameHTTPSPort, doctor.OK, []string{"HTTPS is off: no local CA yet"}, nil)
+	})
+	t.Run("port 443 as uid 65534", func(t *testing.T) {
+		testenv.NeedPrivilegedPort(t, 443)
+		c := asNobody(t, doctor.NameHTTPSPort, "127.0.0.1:443")
+		expect(t, c, doctor.NameHTTPSPort, doctor.Fail,
+			[]string{"cannot bind 127.0.0.1:443: permission denied"},
+			[]string{"setcap cap_net_bind_service=+ep", "sysctl -w net.ipv4.ip_unprivileged_port_start=443", "--https 127.0.0.1:8443", "--https off"})
 	})
 }
 

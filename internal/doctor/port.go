@@ -17,6 +17,10 @@ import (
 // config name any (docs/engine.md).
 var DefaultListen = []string{"127.0.0.1:80", "[::1]:80"}
 
+// DefaultHTTPS are the HTTPS addresses once the local CA exists, when
+// neither --https nor the config name any (docs/https.md).
+func DefaultHTTPS() []string { return []string{"127.0.0.1:443", "[::1]:443"} }
+
 // ProxyPort binds each address and releases it at once. A refused
 // privileged port fails with the three ways out (setcap, the
 // net.ipv4.ip_unprivileged_port_start sysctl, another port); a port in
@@ -27,6 +31,28 @@ func ProxyPort(ctx context.Context, addrs []string) Check {
 	if len(addrs) == 0 {
 		addrs = DefaultListen
 	}
+	return portCheck(ctx, NameProxyPort, addrs, "--listen 127.0.0.1:8080", "")
+}
+
+// HTTPSPort checks the HTTPS addresses as ProxyPort checks the plain ones
+// (the check https_port). byDefault says HTTPS is on only because the
+// local CA exists; the fixes then also name --https off.
+func HTTPSPort(ctx context.Context, addrs []string, byDefault bool) Check {
+	off := ""
+	if byDefault {
+		off = `--https off (HTTPS is on because the local CA exists; in siteplex.toml: https = "off")`
+	}
+	return portCheck(ctx, NameHTTPSPort, addrs, "--https 127.0.0.1:8443", off)
+}
+
+// HTTPSOff is the https_port check when siteplex serves no HTTPS: ok,
+// saying why.
+func HTTPSOff(why string) Check { return ok(NameHTTPSPort, "HTTPS is off: "+why) }
+
+// portCheck binds each address and releases it at once (ProxyPort).
+// other is the flag that picks another address; off, when set, is one
+// more way out.
+func portCheck(ctx context.Context, name string, addrs []string, other, off string) Check {
 	worst := OK
 	var details, fixes []string
 	raise := func(s Status) {
@@ -61,7 +87,7 @@ func ProxyPort(ctx context.Context, addrs []string) Check {
 				d += fmt.Sprintf(" (ports below %d need privileges: net.ipv4.ip_unprivileged_port_start = %d)", start, start)
 			}
 			details = append(details, d)
-			addFix(privilegedPortFix(port))
+			addFix(privilegedPortFix(port, other, off))
 		case syscall.EADDRINUSE:
 			who := portHolder(port)
 			if who.comm == "siteplex" {
@@ -78,27 +104,35 @@ func ProxyPort(ctx context.Context, addrs []string) Check {
 				d += " by a process siteplex cannot see (another user's; `sudo ss -ltnp 'sport = :" + portStr + "'` names it)"
 			}
 			details = append(details, d)
-			addFix("stop what listens on port " + portStr + ", or give siteplex another address: --listen 127.0.0.1:8080")
+			fix := "stop what listens on port " + portStr + ", or give siteplex another address: " + other
+			if off != "" {
+				fix += "; or " + off
+			}
+			addFix(fix)
 		case syscall.EADDRNOTAVAIL, syscall.EAFNOSUPPORT:
 			raise(Warn)
 			details = append(details, fmt.Sprintf("%s is not available on this machine (%v); siteplex listens on the other addresses", addr, errno(err)))
 		default:
 			raise(Fail)
 			details = append(details, fmt.Sprintf("cannot bind %s: %v", addr, err))
-			addFix("check the --listen address (host:port), or use --listen 127.0.0.1:8080")
+			addFix("check the address (host:port), or use " + other)
 		}
 	}
-	return Check{Name: NameProxyPort, Status: worst, Detail: strings.Join(details, "; "), Fix: strings.Join(fixes, "; ")}
+	return Check{Name: name, Status: worst, Detail: strings.Join(details, "; "), Fix: strings.Join(fixes, "; ")}
 }
 
 // privilegedPortFix names the ways to bind a port below
 // ip_unprivileged_port_start without running siteplex as root.
-func privilegedPortFix(port int) string {
+func privilegedPortFix(port int, other, off string) string {
 	exe, err := os.Executable()
 	if err != nil || !strings.Contains(filepath.Base(exe), "siteplex") {
 		exe = "$(which siteplex)"
 	}
-	return fmt.Sprintf("one of: sudo setcap cap_net_bind_service=+ep %s; or sudo sysctl -w net.ipv4.ip_unprivileged_port_start=%d; or --listen 127.0.0.1:8080", exe, port)
+	fix := fmt.Sprintf("one of: sudo setcap cap_net_bind_service=+ep %s; or sudo sysctl -w net.ipv4.ip_unprivileged_port_start=%d; or %s", exe, port, other)
+	if off != "" {
+		fix += "; or " + off
+	}
+	return fix
 }
 
 // unprivilegedPortStart reads net.ipv4.ip_unprivileged_port_start (0 when

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -23,4 +25,20 @@ func AsNobody(ctx context.Context, t testing.TB, name string, args ...string) *e
 	}
 	argv := append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--", name}, args...)
 	return exec.CommandContext(ctx, setpriv, argv...)
+}
+
+// NeedPrivilegedPort skips the test loudly unless port is below the
+// machine's net.ipv4.ip_unprivileged_port_start, which it returns: the
+// tests of what an unprivileged user sees when a port is refused.
+func NeedPrivilegedPort(t testing.TB, port int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	if err != nil {
+		Missing(t, "net.ipv4.ip_unprivileged_port_start: %v", err)
+	}
+	start, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || start <= port {
+		Missing(t, "a system where port %d is privileged (net.ipv4.ip_unprivileged_port_start is %q)", port, strings.TrimSpace(string(b)))
+	}
+	return start
 }

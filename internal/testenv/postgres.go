@@ -95,7 +95,11 @@ func (p *Postgres) CreatePasswordRole(t testing.TB, role, password, db string) s
 // Main runs the tests of a package that uses StartPostgres, StartMariaDB or
 // StartDocker and stops the servers and the engine afterwards. siteplex's
 // backups of hosts and env files (XDG_STATE_HOME) go to a throw-away folder
-// for the whole run, never the developer's own. Use it as the package's
+// for the whole run, never the developer's own; and, unless the run sets
+// SITEPLEX_CAROOT itself, the local CA is looked for in a folder that does
+// not exist (in a temp folder every user may traverse, for the tests that
+// run siteplex as uid 65534), so a developer's own CA never turns HTTPS on
+// in a test. Use it as the package's
 // TestMain:
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
@@ -104,12 +108,22 @@ func Main(m *testing.M) {
 	if err == nil {
 		os.Setenv("XDG_STATE_HOME", state)
 	}
+	noCA := ""
+	if os.Getenv("SITEPLEX_CAROOT") == "" {
+		if noCA, err = os.MkdirTemp("", "siteplex-test-noca-"); err == nil {
+			_ = os.Chmod(noCA, 0o755)
+			os.Setenv("SITEPLEX_CAROOT", filepath.Join(noCA, "none"))
+		}
+	}
 	code := m.Run()
 	StopPostgres()
 	StopMariaDB()
 	StopDocker()
 	if state != "" {
 		os.RemoveAll(state)
+	}
+	if noCA != "" {
+		os.RemoveAll(noCA)
 	}
 	os.Exit(code)
 }
