@@ -88,6 +88,10 @@ func (t *routeTable) routes(name string) bool {
 	if isLocalName(name) {
 		return true // "::1" has no brackets here, unlike a Host header
 	}
+	// The issuer asks in canonical form only: no port, no final dot.
+	if name == "" || name[len(name)-1] == '.' || strings.IndexByte(name, ':') >= 0 {
+		return false
+	}
 	kind, _ := t.lookup(name)
 	return kind != toForeign
 }
