@@ -35,6 +35,11 @@ type DB struct {
 	Path string
 	// Source says where the URL came from ("--db", "DATABASE_URL in .env-local", ...).
 	Source string
+	// Note is a fact about the choice that people must see, on stderr and
+	// in doctor: today, that a DATABASE_URL was set aside because the
+	// project's settings use another database (docs/sites.md). "" when
+	// there is nothing to say.
+	Note string
 }
 
 // Display is a short, password-free description for people:

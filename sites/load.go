@@ -22,26 +22,29 @@ type DockerFinder interface {
 // ErrNoDatabase means nothing names a database and no default file exists.
 var ErrNoDatabase = errors.New("no database found")
 
-// ResolveDB returns the database to read, following docs/sites.md, "Where the database comes from". A URL whose
-// host is a compose service name (database_default, db, postgres) that does
-// not resolve is mapped to the container through df.
+// ResolveDB returns the database to read, following docs/sites.md, "Where
+// the database comes from". A URL whose host is a compose service name
+// (database_default, db, postgres) that does not resolve is mapped to the
+// container through df. A DATABASE_URL that names another database than
+// the project's settings is set aside, and the DB's Note says so: callers
+// print it (stderr, doctor).
 func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
-	db, ok, err := p.DatabaseSourceContext(ctx)
+	db, ok, err := p.databaseSource(ctx, df)
 	if err != nil {
 		return DB{}, err
 	}
 	if ok && db.Driver != SQLite && ComposeHost(db.Host) && !resolves(ctx, db.Host) {
+		ce := &ComposeHostError{Source: db.Source, Host: db.Host, Database: db.Database, Driver: db.Driver}
 		if df == nil {
-			return DB{}, fmt.Errorf("%s names host %q, a docker-compose service: siteplex needs Docker to reach it, or publish the port and use --db %s://...@127.0.0.1:PORT/%s", db.Source, db.Host, db.Driver, db.Database)
+			ce.NoDocker = true
+			return DB{}, ce
 		}
 		cdb, found, err := df.ProjectDatabase(ctx, p.Root, db)
-		if err != nil {
-			return DB{}, fmt.Errorf("%s names host %q: %w", db.Source, db.Host, err)
+		if err != nil || !found {
+			ce.Err = err
+			return DB{}, ce
 		}
-		if !found {
-			return DB{}, fmt.Errorf("%s names host %q, but no running docker-compose database container of this project was found: start it with `docker compose up -d %s`", db.Source, db.Host, db.Host)
-		}
-		cdb.Source = db.Source + " via Docker"
+		cdb.Source, cdb.Note = db.Source+" via Docker", db.Note
 		return cdb, nil
 	}
 	if ok && (db.Driver != SQLite || db.Source != "db.sqlite3" && db.Source != "data/db.sqlite3") {

@@ -3,6 +3,7 @@ package sites
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -187,12 +188,14 @@ func firstNonEmpty(vs ...string) string {
 // DatabaseSource resolves the configured database without Docker (in
 // order: --db, the config's database, SITEPLEX_DATABASE_URL, DATABASE_URL,
 // the env file's DATABASE_URL, DATABASES['default'] from the project's
-// settings, db.sqlite3, data/db.sqlite3; docs/sites.md, docs/django.md). ok is false when
+// settings, db.sqlite3, data/db.sqlite3; docs/sites.md, docs/django.md). A
+// DATABASE_URL (environment or env file) gives way to DATABASES['default']
+// when the project's Django can be asked and names another database: the
+// returned DB then says so in Note. ok is false when
 // none applies; database = "none" in the config turns database reading off
 // (ok false, ErrDatabaseOff). A compose-internal host in the URL is returned
 // as is; the caller maps it through Docker (see ComposeHost). It may run the
-// introspection (Python) when no URL names a database; use
-// DatabaseSourceContext to bound that.
+// introspection (Python); use DatabaseSourceContext to bound that.
 func (p *Project) DatabaseSource() (db DB, ok bool, err error) {
 	return p.DatabaseSourceContext(context.Background())
 }
@@ -200,9 +203,18 @@ func (p *Project) DatabaseSource() (db DB, ok bool, err error) {
 // DatabaseSourceContext is DatabaseSource with a context for the
 // introspection it may run.
 func (p *Project) DatabaseSourceContext(ctx context.Context) (db DB, ok bool, err error) {
+	return p.databaseSource(ctx, nil)
+}
+
+// databaseSource is DatabaseSourceContext; df, when not nil, maps compose
+// hosts before a DATABASE_URL is compared with the settings' database.
+func (p *Project) databaseSource(ctx context.Context, df DockerFinder) (db DB, ok bool, err error) {
 	db, ok, err = p.namedDatabase()
-	if ok || err != nil {
+	if err != nil {
 		return db, ok, err
+	}
+	if ok {
+		return p.checkDatabaseURL(ctx, db, df), true, nil
 	}
 	if p.DatabaseOff() {
 		return DB{}, false, ErrDatabaseOff
@@ -211,6 +223,100 @@ func (p *Project) DatabaseSourceContext(ctx context.Context) (db DB, ok bool, er
 		return db, ok, err
 	}
 	return p.guessedDatabase()
+}
+
+// checkDatabaseURL returns db, named by a flag, the config or a variable,
+// unless it came from a DATABASE_URL (the environment's or the env
+// file's) and the project's settings use another database: Django reads
+// its DATABASES, not that variable, so siteplex reads DATABASES['default']
+// then, with a Note saying so. --db, the config's database and
+// SITEPLEX_DATABASE_URL are explicit and always win. Settings that cannot
+// be read leave db as it is.
+func (p *Project) checkDatabaseURL(ctx context.Context, db DB, df DockerFinder) DB {
+	if !strings.HasPrefix(db.Source, "DATABASE_URL") || !p.IsDjango {
+		return db
+	}
+	sdb, ok, err := p.settingsDatabase(ctx)
+	if err != nil || !ok || p.sameDatabase(ctx, db, sdb, df) {
+		return db
+	}
+	sdb.Note = fmt.Sprintf("%s names %s, but the project's settings use %s (%s); reading that. Pass --db to override.",
+		db.Source, p.shortDisplay(db), p.shortDisplay(sdb), sdb.Source)
+	return sdb
+}
+
+// shortDisplay is Display with a SQLite path under the root made relative.
+func (p *Project) shortDisplay(d DB) string {
+	if d.Driver == SQLite {
+		if rel, err := filepath.Rel(p.Root, d.Path); err == nil && !strings.HasPrefix(rel, "..") {
+			return "sqlite " + rel
+		}
+	}
+	return d.Display()
+}
+
+// sameDatabase reports whether a and b are one database: the same driver
+// and SQLite file, or the same server (local hosts, loopback addresses
+// and socket folders are one host; a missing port is the default) and
+// database name. A compose service name that does not resolve is mapped
+// through df first (when df is not nil), so a published port matches the
+// service; users and passwords do not count.
+func (p *Project) sameDatabase(ctx context.Context, a, b DB, df DockerFinder) bool {
+	if a.Driver != b.Driver {
+		return false
+	}
+	if a.Driver == SQLite {
+		return samePath(a.Path, b.Path)
+	}
+	if a.Database != b.Database {
+		return false
+	}
+	if serverKey(a) == serverKey(b) {
+		return true
+	}
+	if df == nil {
+		return false
+	}
+	mapped := func(d DB) DB {
+		if !ComposeHost(d.Host) || resolves(ctx, d.Host) {
+			return d
+		}
+		if c, found, err := df.ProjectDatabase(ctx, p.Root, d); err == nil && found {
+			d.Host, d.Port = c.Host, c.Port
+		}
+		return d
+	}
+	return serverKey(mapped(a)) == serverKey(mapped(b))
+}
+
+// serverKey is "host:port" with every way of naming this machine
+// (localhost, 127.0.0.1, ::1, an empty host, a unix socket folder) spelled
+// "local".
+func serverKey(d DB) string {
+	h := strings.ToLower(strings.Trim(d.Host, "[]"))
+	switch {
+	case h == "", h == "localhost", strings.HasPrefix(h, "/"):
+		h = "local"
+	default:
+		if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
+			h = "local"
+		}
+	}
+	port := d.Port
+	if port == 0 {
+		port = d.defaultPort()
+	}
+	return h + ":" + strconv.Itoa(port)
+}
+
+// samePath reports whether two SQLite paths name one file.
+func samePath(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(sa, sb)
 }
 
 // namedDatabase is the first database a flag, the config or a variable

@@ -120,6 +120,7 @@ func domainsStore(ctx context.Context, f *Factory, opts *domainsOptions, cmdName
 	if err != nil {
 		return p, db, nil, err
 	}
+	f.noteDB(db)
 	// A read-write open would roll an unfinished transaction back
 	// silently: only with the user's consent.
 	if j, hot := sites.HotJournal(db); hot && !opts.Rollback {

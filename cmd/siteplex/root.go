@@ -50,9 +50,39 @@ type Factory struct {
 	project *sites.Project
 	projErr error
 
-	// sourceMu guards source, set by Sites.
+	// sourceMu guards source (set by Sites), noted and quietNotes.
 	sourceMu sync.Mutex
 	source   *sites.SourceInfo
+	// noted are the database notes (sites.DB.Note) already printed:
+	// each is printed once per run, not on every reload of the sites.
+	noted map[string]bool
+	// quietNotes is true while the terminal UI owns the screen: it shows
+	// the note itself.
+	quietNotes bool
+}
+
+// noteDB prints db's Note on stderr, once per run (see noted).
+func (f *Factory) noteDB(db sites.DB) {
+	if db.Note == "" {
+		return
+	}
+	f.sourceMu.Lock()
+	defer f.sourceMu.Unlock()
+	if f.quietNotes || f.noted[db.Note] {
+		return
+	}
+	if f.noted == nil {
+		f.noted = map[string]bool{}
+	}
+	f.noted[db.Note] = true
+	fmt.Fprintln(f.IO.Err, "siteplex: "+db.Note)
+}
+
+// quietDBNotes stops noteDB from printing (the UI shows the note itself).
+func (f *Factory) quietDBNotes() {
+	f.sourceMu.Lock()
+	f.quietNotes = true
+	f.sourceMu.Unlock()
 }
 
 func newFactory(io *IOStreams) *Factory {
@@ -91,6 +121,7 @@ func (f *Factory) Sites(ctx context.Context) (*sites.Project, []sites.Site, *sit
 	if err != nil {
 		return p, nil, nil, err
 	}
+	f.noteDB(db)
 	st, err := sites.Open(ctx, db, false)
 	if err != nil {
 		return p, nil, &db, err

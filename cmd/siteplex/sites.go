@@ -49,8 +49,10 @@ $SITEPLEX_DATABASE_URL, $DATABASE_URL, DATABASE_URL in the env file,
 DATABASES['default'] of the project's settings (siteplex asks the project's
 Django, see --python; cached in .siteplex/django.json), the project's
 docker-compose database container, db.sqlite3, data/db.sqlite3. database =
-"none" in siteplex.toml reads no database (only the declared sites). SQLite
-is opened read-only. The table form says on stderr which database it read.
+"none" in siteplex.toml reads no database (only the declared sites). A
+DATABASE_URL naming another database than DATABASES['default'] is set aside
+for what Django uses, with a note on stderr (--db overrides). SQLite is
+opened read-only. The table form says on stderr which database it read.
 
 --json prints one array of objects with the fields id, name, domain, slug,
 real_domain (null without a multisite-plus row), enabled, aliases,

@@ -152,10 +152,15 @@ func uiProgram(ctx context.Context, f *Factory, p *sites.Project, engine tui.Eng
 	prev := log.Writer()
 	log.SetOutput(logf)
 	defer log.SetOutput(prev)
+	f.quietDBNotes()
+	database, note := dbDisplay(p)
+	if x.notice == "" {
+		x.notice = note
+	}
 	opt := tui.Options{
 		Engine:   engine,
 		Project:  p.Name,
-		Database: dbDisplay(p),
+		Database: database,
 		Mode:     mode,
 		Hosts:    uiHosts(f, p, x),
 		WriteForced: func(ctx context.Context, id int64) error {
@@ -206,22 +211,23 @@ func uiLog(p *sites.Project) (io.Writer, func()) {
 }
 
 // dbDisplay says where the sites come from, for the header, without
-// touching the database or Docker.
-func dbDisplay(p *sites.Project) string {
+// touching the database or Docker, and the database's Note ("" when none:
+// a DATABASE_URL set aside for the settings' database).
+func dbDisplay(p *sites.Project) (display, note string) {
 	db, ok, err := p.DatabaseSource()
 	switch {
 	case err != nil:
-		return "database: " + err.Error()
+		return "database: " + err.Error(), ""
 	case !ok && len(p.Config.Sites) > 0:
-		return "sites from " + filepath.Base(p.Config.Path)
+		return "sites from " + filepath.Base(p.Config.Path), ""
 	case !ok:
-		return "no database"
+		return "no database", ""
 	case db.Driver == sites.SQLite:
 		if rel, err := filepath.Rel(p.Root, db.Path); err == nil && !strings.HasPrefix(rel, "..") {
-			return "sqlite " + rel
+			return "sqlite " + rel, db.Note
 		}
 	}
-	return db.Display()
+	return db.Display(), db.Note
 }
 
 // uiHosts manages the project's block in its hosts file; a change that

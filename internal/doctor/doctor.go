@@ -155,15 +155,31 @@ func EnvFile(path string) Check {
 }
 
 // Database resolves, opens and inspects the project's database. It returns
-// the sites it read (nil when it could not) for the other checks.
+// the sites it read (nil when it could not) for the other checks. A
+// DATABASE_URL set aside for the settings' database (sites.DB.Note) makes
+// an ok check a warning that says so.
 func Database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Check, []sites.Site) {
+	c, list, db := database(ctx, p, df)
+	if db.Note != "" {
+		if c.Status == OK {
+			c.Status = Warn
+		}
+		c.Detail += "; " + db.Note
+		if c.Fix == "" {
+			c.Fix = "remove the DATABASE_URL the project's settings do not read, or pass --db URL to read another database"
+		}
+	}
+	return c, list
+}
+
+func database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Check, []sites.Site, sites.DB) {
 	db, err := p.ResolveDB(ctx, df)
 	if err != nil {
 		if errors.Is(err, sites.ErrNoDatabase) && len(p.Config.Sites) > 0 {
 			list, lerr := p.LoadSites(ctx, nil)
 			if lerr == nil {
 				return bad(NameDatabase, Warn, fmt.Sprintf("no database; using the %d sites declared in %s", len(list), p.Config.Path),
-					"pass --db URL or set DATABASE_URL to read the sites from the database"), list
+					"pass --db URL or set DATABASE_URL to read the sites from the database"), list, db
 			}
 		}
 		fix := "pass --db URL, set DATABASE_URL in " + p.Env.Path + ", or make the project's settings readable (see the django_settings check) so siteplex finds DATABASES['default']"
@@ -173,7 +189,11 @@ func Database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 		if sites.IsUsage(err) {
 			fix = "fix the database URL (" + sites.DatabaseURLForms + ")"
 		}
-		return bad(NameDatabase, Fail, err.Error(), fix), nil
+		var ce *sites.ComposeHostError
+		if errors.As(err, &ce) {
+			fix = composeHostFix(ce)
+		}
+		return bad(NameDatabase, Fail, err.Error(), fix), nil, db
 	}
 	where := db.Display() + " (from " + db.Source + ")"
 	st, err := sites.Open(ctx, db, false)
@@ -182,12 +202,12 @@ func Database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 		if db.Driver == sites.SQLite {
 			fix = "check the path (from " + db.Source + "), or run `python manage.py migrate`"
 		}
-		return bad(NameDatabase, Fail, err.Error(), fix), nil
+		return bad(NameDatabase, Fail, err.Error(), fix), nil, db
 	}
 	defer st.Close()
 	t, err := st.Tables(ctx)
 	if err != nil {
-		return bad(NameDatabase, Fail, fmt.Sprintf("%s: %v", where, err), "check that the database user may read the tables"), nil
+		return bad(NameDatabase, Fail, fmt.Sprintf("%s: %v", where, err), "check that the database user may read the tables"), nil, db
 	}
 	mark := func(name string, present bool) string {
 		if present {
@@ -201,13 +221,13 @@ func Database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 	if err != nil {
 		var nst *sites.NoSiteTableError
 		if errors.As(err, &nst) && !t.Site {
-			return bad(NameDatabase, Fail, where+": "+tables+"; "+err.Error(), noSiteTableFix(ctx, p)), nil
+			return bad(NameDatabase, Fail, where+": "+tables+"; "+err.Error(), noSiteTableFix(ctx, p)), nil, db
 		}
 		return bad(NameDatabase, Fail, fmt.Sprintf("%s: %s; reading the sites: %v", where, tables, err),
-			"check the tables' contents, or point --db at the project's database"), nil
+			"check the tables' contents, or point --db at the project's database"), nil, db
 	}
 	if src.Source == sites.SourceConfig && len(p.Config.Sites) > 0 {
-		return ok(NameDatabase, fmt.Sprintf("%s: %s; using the %d sites declared in %s", where, tables, len(list), filepath.Base(p.Config.Path))), list
+		return ok(NameDatabase, fmt.Sprintf("%s: %s; using the %d sites declared in %s", where, tables, len(list), filepath.Base(p.Config.Path))), list, db
 	}
 	// Which framework the sites come from (the one that routes requests).
 	tables = "sites from " + src.String() + "; " + tables
@@ -223,9 +243,22 @@ func Database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 	detail := fmt.Sprintf("%s: %s; %d sites", where, tables, len(list))
 	if problems > 0 {
 		return bad(NameDatabase, Warn, fmt.Sprintf("%s, %d with problems", detail, problems),
-			"`siteplex sites` lists each problem; sites with problems are not routed or written to the hosts file"), list
+			"`siteplex sites` lists each problem; sites with problems are not routed or written to the hosts file"), list, db
 	}
-	return ok(NameDatabase, detail), list
+	return ok(NameDatabase, detail), list, db
+}
+
+// composeHostFix is the fix for a database URL whose compose host
+// siteplex could not map to a container.
+func composeHostFix(ce *sites.ComposeHostError) string {
+	switch {
+	case ce.NoDocker:
+		return fmt.Sprintf("publish the database's port in the compose file and pass --db %s://USER@127.0.0.1:PORT/%s", ce.Driver, ce.Database)
+	case ce.Err != nil:
+		return fmt.Sprintf("start Docker (sudo systemctl start docker), or set DOCKER_HOST to where it listens: siteplex reaches the compose host %q (from %s) through it; or pass --db %s://USER@127.0.0.1:PORT/%s with a published port",
+			ce.Host, ce.Source, ce.Driver, ce.Database)
+	}
+	return fmt.Sprintf("start the project's database container: docker compose up -d %s (the compose host %q from %s)", ce.Host, ce.Host, ce.Source)
 }
 
 // noSiteTableFix is the fix for a database without django_site, right for
