@@ -158,6 +158,12 @@ type Origin struct {
 	// SourceProblems are problems found while reading the row; Finalize
 	// puts them first in Problems.
 	SourceProblems []string `json:"-"`
+	// NoHostName, when not "", is the SourceProblems entry saying why the
+	// site has no host name of its own by its framework's design (a
+	// django-pgschemas tenant served only under a folder, the public
+	// schema, a tenant without a domain): `hosts apply` for every site
+	// leaves it out with a note instead of failing (docs/hosts.md).
+	NoHostName string `json:"-"`
 }
 
 // siteTables are the site tables of the current schema.
@@ -637,12 +643,15 @@ func tenantDomains(st *Site, p *plan) {
 	}
 	switch {
 	case st.Source == SourcePGSchemas && st.Schema == "public":
-		st.SourceProblems = append(st.SourceProblems, "the public schema cannot be routed to (django-pgschemas)")
+		st.NoHostName = "the public schema cannot be routed to (django-pgschemas)"
+		st.SourceProblems = append(st.SourceProblems, st.NoHostName)
 	case canon == "" && len(st.Folders) > 0:
 		st.Domain = st.Folders[0][:strings.IndexByte(st.Folders[0], '/')]
-		st.SourceProblems = append(st.SourceProblems, fmt.Sprintf("served only under a folder (%s): siteplex routes by host name, so open it through the site of that domain", strings.Join(st.Folders, ", ")))
+		st.NoHostName = fmt.Sprintf("served only under a folder (%s): siteplex routes by host name, so open it through the site of that domain", strings.Join(st.Folders, ", "))
+		st.SourceProblems = append(st.SourceProblems, st.NoHostName)
 	case canon == "":
-		st.SourceProblems = append(st.SourceProblems, fmt.Sprintf("tenant %q has no domain: add one to reach it (%s routes by domain)", st.Schema, fw))
+		st.NoHostName = fmt.Sprintf("tenant %q has no domain: add one to reach it (%s routes by domain)", st.Schema, fw)
+		st.SourceProblems = append(st.SourceProblems, st.NoHostName)
 	case strings.HasPrefix(strings.ToLower(canon), "www."):
 		st.SourceProblems = append(st.SourceProblems, fmt.Sprintf("primary domain %q starts with www.: %s strips www. from the Host, so it never matches; store it without www.", canon, fw))
 	case canon != strings.ToLower(canon):

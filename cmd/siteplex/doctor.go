@@ -116,13 +116,14 @@ func doctorChecks(ctx context.Context, f *Factory, opts *doctorOptions) []doctor
 	checks = append(checks, *envCheck)
 
 	dbCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	dbCheck, list := doctor.Database(dbCtx, p, f.Docker())
+	dbCheck, found := doctor.Database(dbCtx, p, f.Docker())
 	cancel()
 	checks = append(checks, dbCheck)
+	list := found.Sites
 
 	runner, command := p.Config.Process.Runner, p.Config.Process.Command
 	pythonNeeded := runner != "docker" && (len(command) == 0 || strings.Contains(filepath.Base(command[0]), "python"))
-	checks = append(checks, doctor.DjangoChecks(ctx, p, list, pythonNeeded)...)
+	checks = append(checks, doctor.DjangoChecks(ctx, p, list, found.Source, pythonNeeded)...)
 	checks = append(checks, doctor.PythonFor(ctx, p, pythonNeeded))
 
 	listen := opts.Listen

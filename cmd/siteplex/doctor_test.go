@@ -253,3 +253,40 @@ func TestDoctorCLIFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestDoctorComposeHostDockerDown: DATABASE_URL names a compose host and
+// Docker is off: the database check fails with the fix to start Docker
+// (naming the host), not to fix settings that are fine.
+func TestDoctorComposeHostDockerDown(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"manage.py":          "",
+		".env-local":         "DATABASE_URL=postgres://postgres@database_default:5432/db\n",
+		"docker-compose.yml": "services:\n  database_default:\n    image: postgres:15\n",
+	}
+	for n, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead := deadDockerHost(t)
+	t.Setenv("DOCKER_HOST", dead) // the Docker client reads the process environment
+	env := map[string]string{"DOCKER_HOST": dead, "XDG_STATE_HOME": t.TempDir()}
+	r := runSiteplexCLI(t, env, "--project", dir, "doctor", "--json")
+	rep, status := parseDoctorJSON(t, r.out)
+	if status["database"] != "fail" {
+		t.Fatalf("database: %s, want fail\n%s", status["database"], r.out)
+	}
+	for _, c := range rep.Checks {
+		if c.Name != "database" {
+			continue
+		}
+		if !strings.Contains(c.Detail, `names host "database_default"`) || !strings.Contains(c.Detail, "Docker is not reachable") {
+			t.Errorf("detail %q", c.Detail)
+		}
+		if !strings.Contains(c.Fix, "start Docker") || !strings.Contains(c.Fix, "DOCKER_HOST") || !strings.Contains(c.Fix, `"database_default"`) ||
+			strings.Contains(c.Fix, "django_settings") {
+			t.Errorf("fix %q: want to start Docker or set DOCKER_HOST for database_default", c.Fix)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -201,6 +202,21 @@ func hostsSiteNamesAll(s *sites.Site, mode string) []hostsSiteName {
 	return out
 }
 
+// hostsNoName reports whether s has no host name of its own by its
+// framework's design (sites.Origin.NoHostName) and no other problem that
+// keeps it out of the hosts file.
+func hostsNoName(s *sites.Site) bool {
+	if s.NoHostName == "" {
+		return false
+	}
+	for _, p := range s.Problems {
+		if p != s.NoHostName && !slices.Contains(s.HostsProblems, p) {
+			return false
+		}
+	}
+	return true
+}
+
 // hostsLeftOut lists the names of s that mode selects but no hosts file
 // can hold: wildcard aliases.
 func hostsLeftOut(s *sites.Site, mode string) []string {
@@ -269,6 +285,12 @@ func hostsApplyRun(cmd *cobra.Command, f *Factory, opts *hostsOptions, args []st
 	refused := false
 	var names []string
 	for _, s := range sel {
+		if len(args) == 0 && hostsNoName(s) {
+			// Every site was asked for: one that has no host name by its
+			// framework's design is left out, as wildcards are.
+			fmt.Fprintf(f.IO.Err, "siteplex: %s: left out, no host name to write: %s\n", hostsSiteLabel(s), s.NoHostName)
+			continue
+		}
 		if !s.Usable() {
 			fmt.Fprintf(f.IO.Err, "siteplex: %s not written to %s: %s\n", hostsSiteLabel(s), p.HostsFile, strings.Join(s.Problems, "; "))
 			refused = true

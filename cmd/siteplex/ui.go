@@ -268,7 +268,12 @@ func uiHosts(f *Factory, p *sites.Project, x uiExtras) tui.Hosts {
 
 // writeForcedSiteID writes SITE_ID=id into the project's env file (0
 // removes the line), changing nothing else: the same edit as `siteplex use`.
+// A negative id (a django-pgschemas static tenant) is never written: Django
+// knows no such SITE_ID; the engine serves the tenant on localhost alone.
 func writeForcedSiteID(ctx context.Context, p *sites.Project, id int64) error {
+	if id < 0 {
+		return nil
+	}
 	var val *string
 	if id != 0 {
 		v := strconv.FormatInt(id, 10)

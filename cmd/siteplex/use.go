@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/siteplex/siteplex/devproxy"
 	"github.com/siteplex/siteplex/sites"
@@ -55,8 +56,23 @@ Without SITE, print the forced site. --clear removes SITE_ID.`,
   $ siteplex use example.gh
   $ siteplex use
   $ siteplex use --clear`,
-		Args: cobra.MaximumNArgs(1),
+		// Flags are parsed in RunE, so that a negative id (`use -1`, a
+		// django-pgschemas static tenant) is a SITE, not a flag.
+		DisableFlagParsing: true,
+		Args:               cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			rest, ids := splitNegativeIDs(cmd, args)
+			cmd.DisableFlagParsing = false // ParseFlags does nothing while it is set
+			if err := cmd.ParseFlags(rest); err != nil {
+				return flagError{err}
+			}
+			if help, _ := cmd.Flags().GetBool("help"); help {
+				return cmd.Help()
+			}
+			args = append(cmd.Flags().Args(), ids...)
+			if len(args) > 1 {
+				return sites.Usagef("use: give one SITE, not %d (%s)", len(args), strings.Join(args, " "))
+			}
 			ctx := cmd.Context()
 			switch {
 			case opts.Clear && len(args) > 0:
@@ -72,6 +88,53 @@ Without SITE, print the forced site. --clear removes SITE_ID.`,
 	cmd.Flags().BoolVar(&opts.Clear, "clear", false, "remove SITE_ID from the env file")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// splitNegativeIDs takes the negative whole numbers ("-1", a
+// django-pgschemas static tenant's id) out of args, unless one is the
+// value of the flag before it, so that flag parsing does not read them as
+// shorthand flags. rest keeps everything from "--" on.
+func splitNegativeIDs(cmd *cobra.Command, args []string) (rest, ids []string) {
+	for i, a := range args {
+		if a == "--" {
+			return append(rest, args[i:]...), ids
+		}
+		if isNegativeID(a) && (i == 0 || !flagTakesValue(cmd, args[i-1])) {
+			ids = append(ids, a)
+			continue
+		}
+		rest = append(rest, a)
+	}
+	return rest, ids
+}
+
+func isNegativeID(a string) bool {
+	if len(a) < 2 || a[0] != '-' {
+		return false
+	}
+	_, err := strconv.ParseInt(a[1:], 10, 64)
+	return err == nil && a[1] != '-' && a[1] != '+'
+}
+
+// flagTakesValue reports whether tok is a flag of cmd (its own or
+// inherited) given without "=" that takes a value (the next argument).
+func flagTakesValue(cmd *cobra.Command, tok string) bool {
+	if !strings.HasPrefix(tok, "-") || strings.Contains(tok, "=") {
+		return false
+	}
+	var fl *pflag.Flag
+	if name, long := strings.CutPrefix(tok, "--"); long {
+		fl = cmd.Flags().Lookup(name)
+		if fl == nil {
+			fl = cmd.InheritedFlags().Lookup(name)
+		}
+	} else if len(tok) == 2 {
+		fl = cmd.Flags().ShorthandLookup(tok[1:])
+		if fl == nil {
+			fl = cmd.InheritedFlags().ShorthandLookup(tok[1:])
+		}
+	}
+	return fl != nil && fl.NoOptDefVal == ""
 }
 
 // envName is the env file's path for messages: relative to the project
@@ -127,6 +190,9 @@ func runUseSet(ctx context.Context, f *Factory, opts *useOptions, key string) er
 			fmt.Fprintf(f.IO.Err, "siteplex: warning: site %s has problems (%s); Django can still run with it, but siteplex will not route it\n",
 				siteLabel(s), strings.Join(s.Problems, "; "))
 		}
+		if s.ID < 0 {
+			return runUseStatic(ctx, f, opts, p, s)
+		}
 		site.Forced = true
 		if s.Source != sites.SourceDjangoSite && s.Source != sites.SourceConfig {
 			fmt.Fprintf(f.IO.Err, "siteplex: note: %s comes from %s, which picks the site from the Host header, not from SITE_ID: "+
@@ -168,6 +234,31 @@ func runUseSet(ctx context.Context, f *Factory, opts *useOptions, key string) er
 	}
 	if opts.JSON {
 		return writeJSON(f.IO.Out, res)
+	}
+	return nil
+}
+
+// runUseStatic forces a django-pgschemas static tenant (a negative id,
+// TENANTS in settings): it has no django_site row and no id Django knows,
+// so no SITE_ID is written; a running engine serves it on localhost until
+// it stops (docs/use.md).
+func runUseStatic(ctx context.Context, f *Factory, opts *useOptions, p *sites.Project, s *sites.Site) error {
+	name := envName(p)
+	fmt.Fprintf(f.IO.Err, "siteplex: note: %s is a django-pgschemas static tenant (TENANTS in the settings): it has no django_site row and no id Django knows, "+
+		"so siteplex writes no SITE_ID (%s is unchanged); django-pgschemas picks it from the Host: open it on its local name %s\n",
+		siteLabel(s), name, orDash(s.LocalDomain))
+	told, err := tellEngine(ctx, f, p, s.ID, true)
+	if err != nil {
+		return err
+	}
+	s.Forced = told
+	if opts.JSON {
+		return writeJSON(f.IO.Out, useResult{SiteID: p.ForcedID(), Site: s, EnvFile: p.Env.Path, Engine: told})
+	}
+	if told {
+		fmt.Fprintf(f.IO.Out, "%s: the running siteplex serves it on localhost until it stops; nothing written to %s\n", siteLabel(s), name)
+	} else {
+		fmt.Fprintf(f.IO.Out, "%s: nothing written to %s (a static tenant has no SITE_ID); no siteplex engine runs to serve it on localhost\n", siteLabel(s), name)
 	}
 	return nil
 }

@@ -25,10 +25,11 @@ const (
 // DjangoChecks asks the project's Django (through the introspection cache)
 // and checks what siteplex needs from its settings: the settings module,
 // the SITE_ID kind, ALLOWED_HOSTS against the names siteplex routes
-// (list: the sites read, nil when none), the frameworks, the overlay.
+// (list: the sites read, nil when none), the frameworks (src: where the
+// database check read the sites from, nil when it could not), the overlay.
 // needed is false when the processes do not run this Python (--runner
 // docker, a custom command): then a Django that cannot be asked only warns.
-func DjangoChecks(ctx context.Context, p *sites.Project, list []sites.Site, needed bool) []Check {
+func DjangoChecks(ctx context.Context, p *sites.Project, list []sites.Site, src *sites.SourceInfo, needed bool) []Check {
 	rep, err := p.DjangoReport(ctx)
 	settings := settingsCheck(p, rep, err, needed)
 	if err != nil {
@@ -37,7 +38,7 @@ func DjangoChecks(ctx context.Context, p *sites.Project, list []sites.Site, need
 		}
 		return []Check{settings, skip(NameSiteID), skip(NameAllowedHosts), skip(NameFrameworks), overlayCheck(p, nil)}
 	}
-	return []Check{settings, siteIDCheck(p, rep.Info), allowedHostsCheck(p, rep.Info, list), frameworksCheck(rep.Info), overlayCheck(p, rep.Info)}
+	return []Check{settings, siteIDCheck(p, rep.Info), allowedHostsCheck(p, rep.Info, list), frameworksCheck(rep.Info, src), overlayCheck(p, rep.Info)}
 }
 
 func settingsCheck(p *sites.Project, rep sites.DjangoReport, err error, needed bool) Check {
@@ -195,10 +196,17 @@ func list3(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-func frameworksCheck(info *django.Info) Check {
+// frameworksCheck names the site frameworks the settings install and
+// where siteplex reads the sites from: src, the source the database check
+// used (docs/sites.md, "Where the sites come from"), else the one the
+// frameworks point at.
+func frameworksCheck(info *django.Info, src *sites.SourceInfo) Check {
 	fw := info.Frameworks
 	names := fw.Installed()
 	if len(names) == 0 {
+		if src != nil && src.Source == sites.SourceConfig {
+			return ok(NameFrameworks, "no site framework in INSTALLED_APPS; siteplex uses the sites declared in siteplex.toml")
+		}
 		return bad(NameFrameworks, Warn, "no site framework in INSTALLED_APPS (django.contrib.sites, django-multisite, Mezzanine, Wagtail, django-tenants, django-pgschemas)",
 			"add django.contrib.sites to INSTALLED_APPS and run migrate, or declare the sites in siteplex.toml ([sites.<slug>])")
 	}
@@ -221,15 +229,33 @@ func frameworksCheck(info *django.Info) Check {
 		parts = append(parts, n)
 	}
 	detail := strings.Join(parts, ", ")
-	if !fw.Sites && (fw.Wagtail != "" || fw.Tenants != nil || fw.PgSchemas != nil) {
-		return bad(NameFrameworks, Warn, detail+"; siteplex reads its sites from django_site, which this framework does not route by",
-			"declare the sites in siteplex.toml ([sites.<slug>] with domain) until siteplex reads this framework's own tables")
+	switch {
+	case src != nil && src.Source == sites.SourceConfig:
+		detail += "; siteplex uses the sites declared in siteplex.toml"
+	case src != nil:
+		detail += "; siteplex reads the sites from " + src.String()
+	default:
+		detail += "; siteplex reads the sites from " + routingTables(fw) + " (not read yet: see the database check)"
 	}
-	if fw.Sites && fw.Wagtail != "" {
-		return bad(NameFrameworks, Warn, detail+"; Wagtail routes pages by wagtailcore_site; django_site (listed by siteplex) is what django-allauth and get_current_site use",
-			"declare Wagtail's sites in siteplex.toml until siteplex reads wagtailcore_site")
+	if fw.Sites && fw.Wagtail != "" && fw.Tenants == nil && fw.PgSchemas == nil {
+		detail += "; Wagtail routes pages by wagtailcore_site, while django_site (not listed) is what django-allauth and get_current_site use"
 	}
 	return ok(NameFrameworks, detail)
+}
+
+// routingTables names the tables of the framework that routes requests,
+// in the order siteplex picks it (django-tenants, django-pgschemas,
+// Wagtail, then django_site).
+func routingTables(fw django.Frameworks) string {
+	switch {
+	case fw.Tenants != nil:
+		return "django-tenants' tenant and domain tables"
+	case fw.PgSchemas != nil:
+		return "django-pgschemas' tenant and domain tables and its static tenants"
+	case fw.Wagtail != "":
+		return "wagtailcore_site"
+	}
+	return "django_site"
 }
 
 // tablesNote is " (a, b, extra)" with the empty parts left out.

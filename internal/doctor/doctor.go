@@ -154,12 +154,23 @@ func EnvFile(path string) Check {
 	return ok(NameEnvFile, detail)
 }
 
+// Found is what the database check read, for the other checks.
+type Found struct {
+	// Sites are the sites read (nil when none could be).
+	Sites []sites.Site
+	// Source is where they came from (nil when the database could not be
+	// read).
+	Source *sites.SourceInfo
+	db     sites.DB
+}
+
 // Database resolves, opens and inspects the project's database. It returns
-// the sites it read (nil when it could not) for the other checks. A
+// the sites it read and their source for the other checks. A
 // DATABASE_URL set aside for the settings' database (sites.DB.Note) makes
 // an ok check a warning that says so.
-func Database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Check, []sites.Site) {
-	c, list, db := database(ctx, p, df)
+func Database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Check, Found) {
+	c, found := database(ctx, p, df)
+	db := found.db
 	if db.Note != "" {
 		if c.Status == OK {
 			c.Status = Warn
@@ -169,20 +180,23 @@ func Database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 			c.Fix = "remove the DATABASE_URL the project's settings do not read, or pass --db URL to read another database"
 		}
 	}
-	return c, list
+	return c, found
 }
 
-func database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Check, []sites.Site, sites.DB) {
+func database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Check, Found) {
 	db, err := p.ResolveDB(ctx, df)
 	if err != nil {
 		if errors.Is(err, sites.ErrNoDatabase) && len(p.Config.Sites) > 0 {
 			list, lerr := p.LoadSites(ctx, nil)
 			if lerr == nil {
 				return bad(NameDatabase, Warn, fmt.Sprintf("no database; using the %d sites declared in %s", len(list), p.Config.Path),
-					"pass --db URL or set DATABASE_URL to read the sites from the database"), list, db
+					"pass --db URL or set DATABASE_URL to read the sites from the database"), Found{Sites: list, Source: &sites.SourceInfo{Source: sites.SourceConfig}}
 			}
 		}
-		fix := "pass --db URL, set DATABASE_URL in " + p.Env.Path + ", or make the project's settings readable (see the django_settings check) so siteplex finds DATABASES['default']"
+		fix := "pass --db URL, set DATABASE_URL in " + p.Env.Path + ", or declare the sites in siteplex.toml ([sites.<slug>] with domain)"
+		if _, derr := p.Django(ctx); derr != nil && p.IsDjango {
+			fix = "pass --db URL, set DATABASE_URL in " + p.Env.Path + ", or make the project's settings readable (see the django_settings check) so siteplex finds DATABASES['default']"
+		}
 		if errors.Is(err, sites.ErrDatabaseOff) {
 			fix = "declare the sites in siteplex.toml ([sites.<slug>] with domain), or remove database = \"none\""
 		}
@@ -193,7 +207,7 @@ func database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 		if errors.As(err, &ce) {
 			fix = composeHostFix(ce)
 		}
-		return bad(NameDatabase, Fail, err.Error(), fix), nil, db
+		return bad(NameDatabase, Fail, err.Error(), fix), Found{db: db}
 	}
 	where := db.Display() + " (from " + db.Source + ")"
 	st, err := sites.Open(ctx, db, false)
@@ -202,12 +216,12 @@ func database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 		if db.Driver == sites.SQLite {
 			fix = "check the path (from " + db.Source + "), or run `python manage.py migrate`"
 		}
-		return bad(NameDatabase, Fail, err.Error(), fix), nil, db
+		return bad(NameDatabase, Fail, err.Error(), fix), Found{db: db}
 	}
 	defer st.Close()
 	t, err := st.Tables(ctx)
 	if err != nil {
-		return bad(NameDatabase, Fail, fmt.Sprintf("%s: %v", where, err), "check that the database user may read the tables"), nil, db
+		return bad(NameDatabase, Fail, fmt.Sprintf("%s: %v", where, err), "check that the database user may read the tables"), Found{db: db}
 	}
 	mark := func(name string, present bool) string {
 		if present {
@@ -220,14 +234,15 @@ func database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 	list, src, err := p.LoadSitesSource(ctx, st)
 	if err != nil {
 		var nst *sites.NoSiteTableError
-		if errors.As(err, &nst) && !t.Site {
-			return bad(NameDatabase, Fail, where+": "+tables+"; "+err.Error(), noSiteTableFix(ctx, p)), nil, db
+		if errors.As(err, &nst) {
+			return bad(NameDatabase, Fail, where+": "+tables+"; "+err.Error(), noSiteTableFix(ctx, p, nst)), Found{db: db}
 		}
 		return bad(NameDatabase, Fail, fmt.Sprintf("%s: %s; reading the sites: %v", where, tables, err),
-			"check the tables' contents, or point --db at the project's database"), nil, db
+			"check the tables' contents, or point --db at the project's database"), Found{db: db}
 	}
+	found := Found{Sites: list, Source: &src, db: db}
 	if src.Source == sites.SourceConfig && len(p.Config.Sites) > 0 {
-		return ok(NameDatabase, fmt.Sprintf("%s: %s; using the %d sites declared in %s", where, tables, len(list), filepath.Base(p.Config.Path))), list, db
+		return ok(NameDatabase, fmt.Sprintf("%s: %s; using the %d sites declared in %s", where, tables, len(list), filepath.Base(p.Config.Path))), found
 	}
 	// Which framework the sites come from (the one that routes requests).
 	tables = "sites from " + src.String() + "; " + tables
@@ -243,9 +258,9 @@ func database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 	detail := fmt.Sprintf("%s: %s; %d sites", where, tables, len(list))
 	if problems > 0 {
 		return bad(NameDatabase, Warn, fmt.Sprintf("%s, %d with problems", detail, problems),
-			"`siteplex sites` lists each problem; sites with problems are not routed or written to the hosts file"), list, db
+			"`siteplex sites` lists each problem; sites with problems are not routed or written to the hosts file"), found
 	}
-	return ok(NameDatabase, detail), list, db
+	return ok(NameDatabase, detail), found
 }
 
 // composeHostFix is the fix for a database URL whose compose host
@@ -261,21 +276,27 @@ func composeHostFix(ce *sites.ComposeHostError) string {
 	return fmt.Sprintf("start the project's database container: docker compose up -d %s (the compose host %q from %s)", ce.Host, ce.Host, ce.Source)
 }
 
-// noSiteTableFix is the fix for a database without django_site, right for
-// the framework the project's settings install.
-func noSiteTableFix(ctx context.Context, p *sites.Project) string {
+// noSiteTableFix is the fix for a database without the site tables the
+// project's framework routes by (nst), right for the framework the
+// settings install: siteplex reads django_site, wagtailcore_site and the
+// tenant tables of django-tenants and django-pgschemas (docs/sites.md).
+func noSiteTableFix(ctx context.Context, p *sites.Project, nst *sites.NoSiteTableError) string {
+	const declare = "declare the sites in siteplex.toml ([sites.<slug>] with domain)"
 	info, err := p.Django(ctx)
 	if err != nil {
-		return "run `python manage.py migrate`, or point --db at the project's database"
+		return "run `python manage.py migrate`, point --db at the project's database, or " + declare
 	}
 	fw := info.Frameworks
 	switch {
+	case nst.Hint != "" && len(fw.Installed()) > 0:
+		// The error names the framework and its migration command.
+		return "run the migrations the message names, point --db at the project's database, or " + declare
 	case fw.Sites:
 		return "run `python manage.py migrate` (django.contrib.sites is installed but its table is missing), or point --db at the project's database"
 	case len(fw.Installed()) > 0:
-		return "this project uses " + strings.Join(fw.Installed(), ", ") + ", whose sites siteplex does not read from django_site: declare them in siteplex.toml ([sites.<slug>] with domain)"
+		return "run `python manage.py migrate` (" + strings.Join(fw.Installed(), ", ") + "), point --db at the project's database, or " + declare
 	}
-	return "declare the sites in siteplex.toml ([sites.<slug>] with domain), or add django.contrib.sites to INSTALLED_APPS and run `python manage.py migrate`"
+	return declare + ", or add django.contrib.sites to INSTALLED_APPS and run `python manage.py migrate`"
 }
 
 // PythonFor is Python with the project's interpreter choice: --python,

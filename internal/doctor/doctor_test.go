@@ -227,10 +227,10 @@ func checkDatabase(t *testing.T, dir string, tests []dbCase, secrets ...string) 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := loadProject(t, dir, tt.db)
-			c, list := doctor.Database(context.Background(), p, nil)
+			c, found := doctor.Database(context.Background(), p, nil)
 			expect(t, c, doctor.NameDatabase, tt.st, tt.detail, tt.fix)
-			if tt.st == doctor.OK && len(list) != 2 {
-				t.Errorf("sites = %d, want 2", len(list))
+			if tt.st == doctor.OK && len(found.Sites) != 2 {
+				t.Errorf("sites = %d, want 2", len(found.Sites))
 			}
 			for _, s := range secrets {
 				if strings.Contains(c.Detail+c.Fix, s) {
