@@ -101,10 +101,24 @@ func openPostgres(ctx context.Context, d DB) (*Store, error) {
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = 10 * time.Second
 	}
+	// What the server sends first tells a MySQL server from PostgreSQL
+	// (protocol.go).
+	fb := &firstBytes{}
+	dial := cc.DialFunc
+	cc.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return fb.conn(c), nil
+	}
 	db := stdlib.OpenDB(*cc)
 	db.SetMaxOpenConns(4)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
+		if v, ok := fb.mysqlServer(); ok {
+			return nil, &WrongProtocolError{Driver: Postgres, Addr: d.HostPort(), Source: d.Source, Server: v}
+		}
 		return nil, pgError(err, d)
 	}
 	return &Store{db: db, cfg: d}, nil
@@ -140,7 +154,9 @@ func pgError(err error, d DB) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "timeout") {
 		return fmt.Errorf("cannot connect to PostgreSQL at %s%s: timed out; is the server running and reachable? Point siteplex elsewhere with --db URL", d.HostPort(), from(d))
 	}
-	return fmt.Errorf("cannot connect to PostgreSQL at %s%s: %s", d.HostPort(), from(d), scrub(err.Error(), d))
+	// pgx formats some protocol errors with a nil cause: "%!w(<nil>)".
+	msg := strings.ReplaceAll(scrub(err.Error(), d), ": %!w(<nil>)", "")
+	return fmt.Errorf("cannot connect to PostgreSQL at %s%s: %s", d.HostPort(), from(d), msg)
 }
 
 // scrub removes the password from a message, in case a driver echoed it.

@@ -67,11 +67,18 @@ func mysqlConfig(d DB) (*mysql.Config, DB, error) {
 	}
 	c.Logger = quietLogger{}
 	c.ClientFoundRows = true // rows matched, not changed, as on PostgreSQL (Django sets it too)
-	c.Timeout = 10 * time.Second
+	c.Timeout = 5 * time.Second
 	if v := d.Params.Get("connect_timeout"); v != "" {
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {
 			c.Timeout = time.Duration(n) * time.Second
 		}
+	}
+	// The server must greet within the connect timeout too: a server that
+	// is not MySQL (PostgreSQL waits for the client to speak) fails at once
+	// with a message that says so, not after minutes (protocol.go).
+	timeout, source := c.Timeout, d.Source
+	c.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return dialMySQL(ctx, network, addr, timeout, source)
 	}
 	c.ReadTimeout, c.WriteTimeout = 2*time.Minute, 2*time.Minute
 	c.Params = map[string]string{"sql_mode": "CONCAT(@@sql_mode, ',PIPES_AS_CONCAT,ANSI_QUOTES,STRICT_TRANS_TABLES')"}
@@ -172,6 +179,10 @@ func openMySQL(ctx context.Context, d DB) (*Store, error) {
 // mysqlError turns a connection or query error into a message a user can
 // act on; like pgError, it never holds the password.
 func mysqlError(err error, d DB) error {
+	var wp *WrongProtocolError
+	if errors.As(err, &wp) {
+		return wp
+	}
 	at := d.HostPort()
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
