@@ -176,6 +176,35 @@ func Load(opts Options) (*Project, error) {
 	return p, nil
 }
 
+// NotAProjectError says siteplex was started outside a project (see
+// NeedProject).
+type NotAProjectError struct {
+	// Where is the folder, with " or above" when it was searched upwards.
+	Where string
+}
+
+func (e *NotAProjectError) Error() string {
+	return "no manage.py in " + e.Where + ": run siteplex in your project folder or pass --project DIR"
+}
+
+// NeedProject returns a *NotAProjectError when p.Root is not a project
+// siteplex can work on: no manage.py or .divio/config.json there (FindRoot
+// looked upwards too), no siteplex.toml that declares sites or a database,
+// and no --db. Commands that read sites or run the engine call it first,
+// so that a stray folder gets no .siteplex/ and no endless "no database
+// found" (docs/sites.md).
+func (p *Project) NeedProject() error {
+	if p.IsDjango || fileExists(filepath.Join(p.Root, ".divio", "config.json")) || p.opts.DB != "" ||
+		len(p.Config.Sites) > 0 || (p.Config.Database != "" && !p.DatabaseOff()) {
+		return nil
+	}
+	where := p.Root + " or above"
+	if p.opts.Project != "" {
+		where = p.Root
+	}
+	return &NotAProjectError{Where: where}
+}
+
 func firstNonEmpty(vs ...string) string {
 	for _, v := range vs {
 		if v != "" {

@@ -92,11 +92,17 @@ func newFactory(io *IOStreams) *Factory {
 	return f
 }
 
-// Project loads the project once.
+// Project loads the project once. A folder that is no project (see
+// sites.Project.NeedProject) is an error: every command that calls this
+// needs one (doctor loads the project itself, to report on it).
 func (f *Factory) Project() (*sites.Project, error) {
 	f.once.Do(func() {
 		f.project, f.projErr = sites.Load(f.Opts)
 		if f.projErr == nil {
+			if err := f.project.NeedProject(); err != nil {
+				f.project, f.projErr = nil, err
+				return
+			}
 			for _, w := range f.project.Env.Warnings {
 				fmt.Fprintln(f.IO.Err, "siteplex: warning:", w)
 			}

@@ -494,3 +494,40 @@ func TestServeSIGKILLLeavesNoSiteProcess(t *testing.T) {
 		t.Errorf("after restart: %d", code)
 	}
 }
+
+// TestNotAProjectFolder: serve, sites and use in a folder that is no
+// project (no manage.py here or above, no siteplex.toml) exit 1 at once
+// with what to do, and create nothing there; a siteplex.toml that declares
+// sites, or --db, still works there.
+func TestNotAProjectFolder(t *testing.T) {
+	dir := t.TempDir()
+	want := "siteplex: no manage.py in " + dir + " or above: run siteplex in your project folder or pass --project DIR\n"
+	for _, args := range [][]string{{"serve", "--listen", "127.0.0.1:0"}, {"sites"}, {"sites", "--json"}, {"use", "2"}, {"hosts", "apply"}} {
+		out, errOut, code := runCLI(t, dir, nil, args...)
+		if code != 1 || errOut != want || out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 and %q", args, code, out, errOut, want)
+		}
+	}
+	_, errOut, code := runCLI(t, "", nil, "--project", dir, "sites")
+	if want := "siteplex: no manage.py in " + dir + ": run siteplex"; code != 1 || !strings.HasPrefix(errOut, want) {
+		t.Errorf("--project: exit %d, stderr %q", code, errOut)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("the folder is no longer empty: %v", ents)
+	}
+	// Declared sites, or --db, make it a project siteplex can work on.
+	if err := os.WriteFile(filepath.Join(dir, "siteplex.toml"), []byte("[sites.shop]\ndomain = \"shop.example\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := runCLI(t, dir, nil, "sites"); code != 0 || !strings.Contains(out, "shop.example") {
+		t.Errorf("declared sites: exit %d\n%s%s", code, out, errOut)
+	}
+	other := t.TempDir()
+	db := openSQLite(t, filepath.Join(other, "sites.sqlite3"))
+	if _, err := db.Exec("CREATE TABLE django_site (id integer PRIMARY KEY, domain text, name text); INSERT INTO django_site VALUES (1, 'db.example', 'DB')"); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := runCLI(t, other, nil, "--db", "sqlite:///sites.sqlite3", "sites"); code != 0 || !strings.Contains(out, "db.example") {
+		t.Errorf("--db: exit %d\n%s%s", code, out, errOut)
+	}
+}
