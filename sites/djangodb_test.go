@@ -88,8 +88,9 @@ func TestDatabaseFromSettingsPostgres(t *testing.T) {
 	compareSites(t, mustLoad(t, opts), djangoWant())
 }
 
-// TestDatabaseOrder: a URL that names a database wins over the settings;
-// database = "none" turns database reading off.
+// TestDatabaseOrder: a DATABASE_URL that names another database than the
+// settings gives way to DATABASES['default'], with a note; --db wins over
+// the settings; database = "none" turns database reading off.
 func TestDatabaseOrder(t *testing.T) {
 	dir := testenv.DjangoFixture(t, "djfixed", false)
 	other := filepath.Join(dir, "other.sqlite3")
@@ -101,8 +102,16 @@ func TestDatabaseOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	db, ok, err := p.DatabaseSource()
-	if err != nil || !ok || db.Path != other || db.Source != "DATABASE_URL in .env-local" {
+	if err != nil || !ok || db.Path != filepath.Join(dir, "dev.db") || db.Source != "DATABASES['default'] in mezzshape.settings" ||
+		db.Note != "DATABASE_URL in .env-local names sqlite other.sqlite3, but the project's settings use sqlite dev.db (DATABASES['default'] in mezzshape.settings); reading that. Pass --db to override." {
 		t.Errorf("db %+v %v %v", db, ok, err)
+	}
+	p, err = sites.Load(sites.Options{Project: dir, Python: testenv.Python, Getenv: stateEnv(t), DB: "sqlite:///other.sqlite3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db, ok, err = p.DatabaseSource(); err != nil || !ok || db.Path != other || db.Source != "--db" || db.Note != "" {
+		t.Errorf("--db: %+v %v %v", db, ok, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "siteplex.toml"), []byte("database = \"none\"\n"), 0o644); err != nil {
 		t.Fatal(err)
