@@ -190,12 +190,15 @@ func (e *NotAProjectError) Error() string {
 // NeedProject returns a *NotAProjectError when p.Root is not a project
 // siteplex can work on: no manage.py or .divio/config.json there (FindRoot
 // looked upwards too), no siteplex.toml that declares sites or a database,
-// and no --db. Commands that read sites or run the engine call it first,
+// no --db or SITEPLEX_DATABASE_URL, and no DATABASE_URL in an env file
+// there (a DATABASE_URL in the environment alone does not make a folder a
+// project). Commands that read sites or run the engine call it first,
 // so that a stray folder gets no .siteplex/ and no endless "no database
 // found" (docs/sites.md).
 func (p *Project) NeedProject() error {
 	if p.IsDjango || fileExists(filepath.Join(p.Root, ".divio", "config.json")) || p.opts.DB != "" ||
-		len(p.Config.Sites) > 0 || (p.Config.Database != "" && !p.DatabaseOff()) {
+		len(p.Config.Sites) > 0 || (p.Config.Database != "" && !p.DatabaseOff()) ||
+		p.opts.Getenv("SITEPLEX_DATABASE_URL") != "" || p.Env.Values["DATABASE_URL"] != "" {
 		return nil
 	}
 	where := p.Root + " or above"

@@ -112,7 +112,7 @@ func addDomainsFlags(cmd *cobra.Command, opts *domainsOptions) {
 // writable unless readOnly. An unfinished SQLite transaction (a hot
 // journal) is rolled back first when the user said so (--rollback-journal).
 func domainsStore(ctx context.Context, f *Factory, opts *domainsOptions, cmdName string, readOnly bool) (*sites.Project, sites.DB, *sites.Store, error) {
-	p, err := f.Project()
+	p, err := f.RealProject()
 	if err != nil {
 		return nil, sites.DB{}, nil, err
 	}

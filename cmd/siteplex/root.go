@@ -92,17 +92,11 @@ func newFactory(io *IOStreams) *Factory {
 	return f
 }
 
-// Project loads the project once. A folder that is no project (see
-// sites.Project.NeedProject) is an error: every command that calls this
-// needs one (doctor loads the project itself, to report on it).
+// Project loads the project once.
 func (f *Factory) Project() (*sites.Project, error) {
 	f.once.Do(func() {
 		f.project, f.projErr = sites.Load(f.Opts)
 		if f.projErr == nil {
-			if err := f.project.NeedProject(); err != nil {
-				f.project, f.projErr = nil, err
-				return
-			}
 			for _, w := range f.project.Env.Warnings {
 				fmt.Fprintln(f.IO.Err, "siteplex: warning:", w)
 			}
@@ -111,11 +105,28 @@ func (f *Factory) Project() (*sites.Project, error) {
 	return f.project, f.projErr
 }
 
+// RealProject is Project for the commands that read the sites or run the
+// engine: a folder that is no project (see sites.Project.NeedProject) is an
+// error, so that nothing is created there and nothing waits for a
+// database that will never come. doctor and the engine's configuration
+// load the project with Project.
+func (f *Factory) RealProject() (*sites.Project, error) {
+	p, err := f.Project()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.NeedProject(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // Sites loads the project's sites: from its database when one is found,
 // merged with siteplex.toml. Without any database, declared sites alone are
-// used when there are some.
+// used when there are some. A folder that is no project is an error (see
+// RealProject).
 func (f *Factory) Sites(ctx context.Context) (*sites.Project, []sites.Site, *sites.DB, error) {
-	p, err := f.Project()
+	p, err := f.RealProject()
 	if err != nil {
 		return nil, nil, nil, err
 	}

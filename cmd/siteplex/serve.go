@@ -418,6 +418,9 @@ func serveRun(ctx context.Context, f *Factory) error {
 	if err != nil {
 		return err
 	}
+	if err := p.NeedProject(); err != nil {
+		return err
+	}
 	cfg.Log = f.IO.Err
 	e, err := devproxy.New(cfg)
 	if err != nil {

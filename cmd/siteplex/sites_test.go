@@ -263,6 +263,9 @@ func TestSitesCLIErrors(t *testing.T) {
 	garbage := sitesProject(t, specInserts...)
 	writeFile(t, filepath.Join(garbage, ".env-local"), "SITE_ID=2\nthis line is garbage\nSECRET_KEY=abc\n")
 	empty := t.TempDir()
+	// A project without manage.py (Divio's marker) and without a database.
+	divio := t.TempDir()
+	writeFile(t, filepath.Join(divio, ".divio", "config.json"), "{}\n")
 
 	tests := []struct {
 		name   string
@@ -276,7 +279,7 @@ func TestSitesCLIErrors(t *testing.T) {
 		{name: "connection refused", dir: empty, args: []string{"sites", "--db", fmt.Sprintf("postgres://app:hunter2@127.0.0.1:%d/app", port)}, code: 1,
 			stderr: fmt.Sprintf("siteplex: cannot connect to PostgreSQL at 127.0.0.1:%d (from --db): connection refused; is the server running? "+
 				"Point siteplex elsewhere with --db URL or DATABASE_URL in the env file\n", port)},
-		{name: "refused, from the process environment", dir: empty,
+		{name: "refused, from the process environment", dir: divio,
 			env:  map[string]string{"DATABASE_URL": fmt.Sprintf("postgres://app:hunter2@127.0.0.1:%d/app", port)},
 			args: []string{"sites"}, code: 1,
 			stderr: fmt.Sprintf("siteplex: cannot connect to PostgreSQL at 127.0.0.1:%d (from DATABASE_URL): connection refused; is the server running? "+
@@ -293,8 +296,10 @@ func TestSitesCLIErrors(t *testing.T) {
 			stderr: "siteplex: domain format \"{name}.localhost\": unknown field {name} (use {slug}, {id}, {schema}, {} or {0})\n"},
 		{name: "SQLite file missing", dir: empty, args: []string{"sites", "--db", "sqlite:///data/db.sqlite3"}, code: 1,
 			stderr: "siteplex: SQLite database " + filepath.Join(empty, "data", "db.sqlite3") + " does not exist (from --db): run `manage.py migrate`, or point siteplex at another database with --db\n"},
-		{name: "no database at all", dir: empty, args: []string{"sites"}, code: 1,
-			stderr: "siteplex: no database found in " + empty + ": pass --db URL, set DATABASE_URL in " + filepath.Join(empty, ".env-local") + ", or declare sites in siteplex.toml\n"},
+		{name: "no database at all", dir: divio, args: []string{"sites"}, code: 1,
+			stderr: "siteplex: no database found in " + divio + ": pass --db URL, set DATABASE_URL in " + filepath.Join(divio, ".env-local") + ", or declare sites in siteplex.toml\n"},
+		{name: "not a project", dir: empty, args: []string{"sites"}, code: 1,
+			stderr: "siteplex: no manage.py in " + empty + " or above: run siteplex in your project folder or pass --project DIR\n"},
 		{name: "garbage lines in the env file", dir: garbage, args: []string{"sites", "--json"}, code: 0,
 			stderr: "siteplex: warning: " + filepath.Join(garbage, ".env-local") + ":2: skipped a line that is not KEY=VALUE\n",
 			stdout: `"forced": true`},

@@ -71,6 +71,9 @@ func runUI(cmd *cobra.Command, f *Factory, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := p.NeedProject(); err != nil {
+		return err
+	}
 	return uiRun(ctx, f, p, cfg, uiExtras{})
 }
 
