@@ -54,7 +54,7 @@ func settingsCheck(p *sites.Project, rep sites.DjangoReport, err error, needed b
 		case sites.IsNoDjango(err):
 			fix = fmt.Sprintf("install the project's requirements into %s, or name the project's interpreter with --python or python in siteplex.toml", rep.Python)
 		}
-		return bad(NameSettings, st, err.Error()+"; siteplex falls back to guessing (db.sqlite3, the forced SITE_ID only)", fix)
+		return bad(NameSettings, st, err.Error()+"; siteplex falls back to what it sees without Django (a DATABASE_URL, a compose database or db.sqlite3; the site tables that exist) and runs the processes without the overlay", fix)
 	}
 	info := rep.Info
 	how := "asked Django " + info.Django + " with " + rep.Python
