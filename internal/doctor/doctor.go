@@ -216,6 +216,10 @@ func database(ctx context.Context, p *sites.Project, df sites.DockerFinder) (Che
 		if db.Driver == sites.SQLite {
 			fix = "check the path (from " + db.Source + "), or run `python manage.py migrate`"
 		}
+		var wp *sites.WrongProtocolError
+		if errors.As(err, &wp) {
+			fix = "fix the URL (from " + db.Source + "): its scheme (" + sites.DatabaseURLForms + ") must match the server at its host and port"
+		}
 		return bad(NameDatabase, Fail, err.Error(), fix), Found{db: db}
 	}
 	defer st.Close()
