@@ -210,11 +210,6 @@ func runUseSet(ctx context.Context, f *Factory, opts *useOptions, key string) er
 	if ed.Removed > 0 {
 		fmt.Fprintf(f.IO.Err, "siteplex: %s had %d more SITE_ID line(s); removed them, the first one now says SITE_ID=%d\n", name, ed.Removed, id)
 	}
-	if site == nil || site.Source == sites.SourceDjangoSite || site.Source == sites.SourceConfig {
-		if note := useReachNote(ctx, p, id); note != "" {
-			fmt.Fprintln(f.IO.Err, "siteplex: note: "+note)
-		}
-	}
 	res := useResult{SiteID: id, Site: site, EnvFile: p.Env.Path, Changed: ed.Changed, RemovedDuplicates: ed.Removed}
 	if !opts.JSON {
 		what := fmt.Sprintf("SITE_ID=%d", id)
@@ -235,6 +230,12 @@ func runUseSet(ctx context.Context, f *Factory, opts *useOptions, key string) er
 	if !told {
 		if err := recreateDockerWeb(ctx, f, p, site, id); err != nil {
 			return err
+		}
+	}
+	// After the switch: asking the project may run Python.
+	if site == nil || site.Source == sites.SourceDjangoSite || site.Source == sites.SourceConfig {
+		if note := useReachNote(ctx, p, id); note != "" {
+			fmt.Fprintln(f.IO.Err, "siteplex: note: "+note)
 		}
 	}
 	if opts.JSON {
