@@ -2,6 +2,7 @@ package devproxy
 
 import (
 	"context"
+	"database/sql"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -260,5 +261,93 @@ func TestEngineNoOverlayIsLoud(t *testing.T) {
 	resp, b := pxGet(t, e.Addrs()[0], IndexHost, "/", nil)
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "settings ignore SITE_ID") {
 		t.Errorf("index page lacks the verdict: %s", b)
+	}
+}
+
+// TestEngineSingleModeStreaming: `serve --mode single` over a project with
+// SITE_ID = 1 and sites alpha (1), beta (2), gamma (3): a view that
+// streams its answer (StreamingHttpResponse) sees the site of the Host it
+// was asked on, as a plain view does, and the identity probe, which
+// checks a streamed answer too, says ✓.
+func TestEngineSingleModeStreaming(t *testing.T) {
+	dir := testenv.DjangoFixture(t, "djpackage", true)
+	e := fixtureEngine(t, dir, Single, false)
+	defer closeEngine(t, e)
+	for slug, id := range waitIdentities(t, e) {
+		if !id.OK {
+			t.Errorf("%s: identity %s\n%s", slug, id.Detail, logsOf(e))
+		}
+	}
+	addr := e.Addrs()[0]
+	for _, s := range e.Sites() {
+		for _, h := range []string{s.Domain, s.LocalDomain} {
+			for _, path := range []string{"/whoami/", "/whoami/stream/"} {
+				resp, b := pxGet(t, addr, h, path, nil)
+				var w struct {
+					SiteID      int64 `json:"site_id"`
+					CurrentSite int64 `json:"current_site"`
+				}
+				if err := json.Unmarshal(b, &w); resp.StatusCode != 200 || err != nil {
+					t.Fatalf("GET %s on %s: HTTP %d %v: %.300s", path, h, resp.StatusCode, err, b)
+				}
+				if w.SiteID != s.ID || w.CurrentSite != s.ID {
+					t.Errorf("GET %s on %s: SITE_ID %d, current site %d, want %d", path, h, w.SiteID, w.CurrentSite, s.ID)
+				}
+			}
+		}
+	}
+}
+
+// TestEngineProbeSaysAnotherDatabase: siteplex reads a copy of the
+// project's database whose site 2 has another domain (--db naming a stale
+// copy): the ids agree, the domains do not, and the probe says ✗ with both
+// domains and both databases.
+func TestEngineProbeSaysAnotherDatabase(t *testing.T) {
+	dir := testenv.DjangoFixture(t, "djpackage", true)
+	src, err := os.ReadFile(filepath.Join(dir, "var", "site.sqlite3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other.sqlite3")
+	if err := os.WriteFile(other, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("UPDATE django_site SET domain = 'example.gh' WHERE id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	p, err := sites.Load(sites.Options{Project: dir, Python: testenv.Python, DB: "sqlite:///" + other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{Config: supervisor.Config{Project: p, Mode: PerSite, Python: testenv.Python, IdleTimeout: supervisor.IdleNever},
+		LoadSites: projectSites(p), Listen: []string{"127.0.0.1:0"}, StartAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer closeEngine(t, e)
+	ids := waitIdentities(t, e)
+	for slug, id := range ids {
+		switch {
+		case slug == "example-gh":
+			for _, want := range []string{"✗ site 2 is beta.example.com in the project's database but example.gh in the one siteplex reads",
+				"siteplex probably reads another database than the project (siteplex reads sqlite " + other + " (from --db); Django's DATABASES['default'] is django.db.backends.sqlite3 " + filepath.Join(dir, "var", "site.sqlite3")} {
+				if id.OK || !strings.Contains(id.Detail, want) {
+					t.Errorf("%s: %s\nwant %q", slug, id.Detail, want)
+				}
+			}
+		case !id.OK:
+			t.Errorf("%s: %s", slug, id.Detail)
+		}
+	}
+	if ids["example-gh"] == nil {
+		t.Errorf("no verdict for site 2: %v", ids)
 	}
 }

@@ -395,28 +395,78 @@ class SiteMiddleware(object):
 
     def __call__(self, request):
         ok = _secret_ok(request)
-        sid = None
-        if ok and _STATE.get("mode") == "single":
-            try:
-                from django.conf import settings
-
-                sid = settings.SITE_ID if hasattr(settings.SITE_ID, "set") else None
-                raw = request.META.get(SITE_META, "")
-                if sid is not None and raw:
+        sid = _request_site_id() if _STATE.get("mode") == "single" else None
+        if sid is not None:
+            # Nothing of an earlier request on this thread stays: a
+            # request without the secret gets the default.
+            sid.reset()
+            raw = request.META.get(SITE_META, "") if ok else ""
+            if raw:
+                try:
                     sid.set(int(raw))
-            except (ValueError, AttributeError):
-                sid = None
+                except (ValueError, TypeError):
+                    sid.reset()
         try:
             if ok and request.path_info == PROBE_PATH:
                 request._siteplex_probe = True
                 response = self.get_response(request)
-                if getattr(response, "_siteplex_probe", False):
-                    return response
-                return probe_response(request, reached=False, status=response.status_code)
-            return self.get_response(request)
+                if not getattr(response, "_siteplex_probe", False):
+                    response = probe_response(request, reached=False, status=response.status_code)
+            else:
+                response = self.get_response(request)
+            if sid is not None:
+                _hold_while_streaming(response, sid)
+            return response
         finally:
             if sid is not None:
                 sid.reset()
+
+
+def _request_site_id():
+    """settings.SITE_ID when it is a per-request value (set() and
+    reset()), else None."""
+    try:
+        from django.conf import settings
+
+        value = settings.SITE_ID
+    except Exception:
+        return None
+    return value if hasattr(value, "set") and hasattr(value, "reset") else None
+
+
+def _hold_while_streaming(response, sid):
+    """A streaming answer's body is produced after the middleware returned
+    (the WSGI server iterates it): each step of it runs with SITE_ID set
+    to the request's site again, and the thread's own value back after it,
+    so the site neither changes under the body nor leaks to another
+    request. A file (FileResponse) reads no setting and is left alone, as
+    is an async iterator (Django 4.2+), which runs on the event loop's
+    thread; see docs/django.md, "Single mode"."""
+    if not getattr(response, "streaming", False) or getattr(response, "is_async", False):
+        return
+    if getattr(response, "file_to_stream", None) is not None:
+        return
+    value = getattr(sid, "site_id", None)
+    if value is None:
+        return
+    response.streaming_content = _with_site(sid, value, response.streaming_content)
+
+
+def _with_site(sid, value, content):
+    it = iter(content)
+    while True:
+        old = getattr(sid, "site_id", None)
+        sid.set(value)
+        try:
+            chunk = next(it)
+        except StopIteration:
+            return
+        finally:
+            if old is None:
+                sid.reset()
+            else:
+                sid.set(old)
+        yield chunk
 
 
 class ProbeMiddleware(object):
@@ -507,8 +557,33 @@ def identity(request):
     return out
 
 
+def _streamed_identity(request):
+    """What a streaming answer's body sees of the site: computed while the
+    body is sent, after every middleware has returned."""
+    from django.conf import settings
+
+    out = {"errors": {}}
+    value = getattr(settings, "SITE_ID", _MISSING)
+    if _kind(value) in ("int", "object"):
+        try:
+            out["site_id"] = int(value)
+        except Exception as exc:
+            out["errors"]["site_id"] = "%s: %s" % (type(exc).__name__, exc)
+    if _installed("django.contrib.sites"):
+        try:
+            from django.contrib.sites.shortcuts import get_current_site
+
+            s = get_current_site(request)
+            out["sites"] = {"id": s.pk, "domain": s.domain}
+        except Exception as exc:
+            out["errors"]["sites"] = "%s: %s" % (type(exc).__name__, exc)
+    return out
+
+
 def probe_response(request, reached, status):
-    from django.http import JsonResponse
+    """The probe's answer: JSON, streamed, so that its last member
+    ("stream") is what a streaming answer's body sees."""
+    from django.http import StreamingHttpResponse
 
     data = {
         "siteplex_probe": 1,
@@ -522,7 +597,17 @@ def probe_response(request, reached, status):
         data.update(identity(request))
     except Exception as exc:
         data["errors"] = {"probe": "%s: %s" % (type(exc).__name__, exc)}
-    resp = JsonResponse(data)
+    head = json.dumps(data, default=str)
+
+    def body():
+        yield head[:-1].encode()
+        try:
+            streamed = _streamed_identity(request)
+        except Exception as exc:
+            streamed = {"errors": {"probe": "%s: %s" % (type(exc).__name__, exc)}}
+        yield (', "stream": ' + json.dumps(streamed, default=str) + "}").encode()
+
+    resp = StreamingHttpResponse(body(), content_type="application/json")
     resp["X-Siteplex-Probe"] = "1"
     resp["Cache-Control"] = "no-store"
     resp._siteplex_probe = True
