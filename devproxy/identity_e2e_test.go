@@ -146,12 +146,13 @@ func siteOf(t *testing.T, addr, host string, hdr map[string]string) int64 {
 // TestEngineOverlayFixtures runs the real engine with real Django 3.2
 // runservers over each fixture project (hard-coded SITE_ID with
 // ALLOWED_HOSTS ["localhost"], a settings package with no env file, an
-// object-valued SITE_ID, the env-driven one): every Host form reaches its
+// object-valued SITE_ID, django-multisite's lazy ALLOWED_HOSTS, the
+// env-driven one): every Host form reaches its
 // site in per-site and single mode, single mode serves every site from one
 // process, the identity probe says ✓, and the settings files are
 // untouched.
 func TestEngineOverlayFixtures(t *testing.T) {
-	for _, name := range []string{"djfixed", "djpackage", "djsiteid", "django"} {
+	for _, name := range []string{"djfixed", "djpackage", "djsiteid", "djmultisite", "django"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			dir := testenv.DjangoFixture(t, name, name != "django")

@@ -40,6 +40,7 @@ var overlayCases = []overlayCase{
 	{name: "djfixed", sites: map[int64]string{1: "127.0.0.1:8000", 2: "beta.example.com", 3: "gamma.example.org"}, whoami: true, hosts: slugHosts},
 	{name: "djpackage", sites: map[int64]string{1: "alpha.example.com", 2: "beta.example.com", 3: "gamma.example.org"}, whoami: true, hosts: slugHosts},
 	{name: "djsiteid", sites: map[int64]string{1: "alpha.example.com", 2: "beta.example.com", 3: "gamma.example.org"}, whoami: true, hosts: slugHosts},
+	{name: "djmultisite", sites: map[int64]string{1: "alpha.example.com", 2: "beta.example.com", 3: "gamma.example.org"}, whoami: true, hosts: slugHosts},
 	{name: "django", sites: map[int64]string{1: "alpha.example.com", 2: "beta.example.com", 3: "www.gamma.example.org"}, siteIDEnv: true, noOverlayOK: true, hosts: slugHosts},
 }
 

@@ -13,7 +13,7 @@ import (
 // TestReconfigure: siteplex_runtime.reconfigure makes a set-up process
 // serve another site (what a process forked from a warm parent does).
 func TestReconfigure(t *testing.T) {
-	for _, name := range []string{"djfixed", "djsiteid"} {
+	for _, name := range []string{"djfixed", "djsiteid", "djmultisite"} {
 		t.Run(name, func(t *testing.T) {
 			dir := fixture(t, name, true)
 			ov, err := Write(filepath.Join(dir, ".siteplex", "overlay"), mustIntrospect(t, dir))

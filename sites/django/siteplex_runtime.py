@@ -152,11 +152,13 @@ def _kind(value):
         return "missing"
     if value is None:
         return "none"
-    if isinstance(value, bool):
+    # Types, not isinstance(): that would evaluate a LazyObject.
+    t = type(value)
+    if issubclass(t, bool):
         return "other"
-    if type(value) is int:
+    if t is int:
         return "int"
-    if isinstance(value, str):
+    if issubclass(t, str):
         return "other"
     return "object"
 
@@ -189,34 +191,65 @@ def _mezzanine_installed(ns):
 
 
 class _ExtendedHosts(object):
-    """ALLOWED_HOSTS that is not a list (Mezzanine's SitesAllowedHosts
-    reads django_site on first use): siteplex's names first, then the
-    project's, read as late as the project's own would be."""
+    """ALLOWED_HOSTS that is not a list or tuple (Mezzanine's
+    SitesAllowedHosts, django-multisite's lazy list of its aliases, any
+    LazyObject): siteplex's names first, then the project's, which are
+    read only when iterated, as late as the project's own would be (these
+    objects read the database, and using one while the settings import
+    raises AppRegistryNotReady). A name siteplex routes matches before
+    the project's are read. Under DEBUG, an empty project list keeps
+    Django's implicit local names."""
 
-    def __init__(self, extra, orig):
-        self.extra, self.orig = list(extra), orig
+    def __init__(self, extra, orig, debug=False):
+        self.extra, self.orig, self.debug = list(extra), orig, debug
 
     def __iter__(self):
         for h in self.extra:
             yield h
+        n = 0
         for h in self.orig:
+            n += 1
             yield h
+        if n == 0 and self.debug:
+            for h in IMPLICIT_DEBUG_HOSTS:
+                yield h
 
     def __bool__(self):
         return True
 
+    def _list(self):
+        # list(iter(...)): list(self) would ask __len__ for a size hint.
+        return list(iter(self))
+
+    def __len__(self):
+        return len(self._list())
+
+    def __getitem__(self, i):
+        return self._list()[i]
+
     def __add__(self, other):
-        return list(self) + list(other)
+        return self._list() + list(other)
+
+    def __radd__(self, other):
+        return list(other) + self._list()
 
     def __repr__(self):
+        # The project's object is not evaluated: repr of a LazyObject
+        # that is not set up names its set-up function.
         return "siteplex(%r + %r)" % (self.extra, self.orig)
+
+
+def _plain_list(value):
+    """Whether value is a list or tuple, told from its type alone:
+    isinstance() would ask a LazyObject's __class__, which evaluates it."""
+    return issubclass(type(value), (list, tuple))
 
 
 def _extend_allowed_hosts(ns, names):
     if not names:
         return
     orig = ns.get("ALLOWED_HOSTS", [])
-    if isinstance(orig, (list, tuple)):
+    if _plain_list(orig):
         hosts = list(orig)
         if "*" in hosts:
             return
@@ -228,7 +261,7 @@ def _extend_allowed_hosts(ns, names):
                 hosts.append(h)
         ns["ALLOWED_HOSTS"] = hosts
     else:
-        ns["ALLOWED_HOSTS"] = _ExtendedHosts(names, orig)
+        ns["ALLOWED_HOSTS"] = _ExtendedHosts(names, orig, bool(ns.get("DEBUG")))
 
 
 _STATE = {}
@@ -269,7 +302,7 @@ def configure(ns, environ=None):
                 d = getattr(original, "default", None)
                 default = d if type(d) is int else None
             ns["SITE_ID"] = RequestSiteID(default=default)
-        if not isinstance(ns.get("SITE_ID"), int):
+        if not issubclass(type(ns.get("SITE_ID")), int):
             checks = list(ns.get("SILENCED_SYSTEM_CHECKS", []) or [])
             if "sites.E101" not in checks:
                 checks.append("sites.E101")

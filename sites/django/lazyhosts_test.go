@@ -1,0 +1,53 @@
+package django
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+// TestOverlayLazyAllowedHosts: a project whose ALLOWED_HOSTS is
+// django-multisite's lazy list (read from multisite_alias when first
+// iterated; iterating it while the settings import raises
+// AppRegistryNotReady) starts under the overlay in every mode, admits the
+// names routed to the process, and still admits exactly the project's
+// own hosts, read at request time.
+func TestOverlayLazyAllowedHosts(t *testing.T) {
+	dir := fixture(t, "djmultisite", true)
+	info := mustIntrospect(t, dir)
+	if info.AllowedHostsLazy == "" {
+		t.Errorf("introspection read ALLOWED_HOSTS as a list: %q", info.AllowedHosts)
+	}
+	ov, err := Write(filepath.Join(dir, ".siteplex", "overlay"), info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []Mode{PerSite, Single, ProbeOnly} {
+		t.Run(string(mode), func(t *testing.T) {
+			env, err := ov.ProcessEnv(ProcessOverlay{Mode: mode, SiteID: 1, AllowedHosts: []string{".alpha.localhost", "localhost"}, Secret: "s", Key: string(mode)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := startServer(t, dir, env...)
+			for host, want := range map[string]int{
+				"alpha.localhost":        200, // siteplex's names
+				"static.alpha.localhost": 200,
+				"localhost:8000":         200,
+				"extra.example.net":      200, // MULTISITE_EXTRA_HOSTS
+				"www.alpha.example.com":  200, // a multisite_alias row
+				"beta.example.com":       200,
+				"nope.example.net":       400, // neither
+			} {
+				if mode == ProbeOnly && want == 200 && (host == "alpha.localhost" || host == "static.alpha.localhost" || host == "localhost:8000") {
+					want = 400 // probe mode adds no name
+				}
+				status, _, body := srv.get(t, "/whoami/", host)
+				if status != want {
+					t.Errorf("Host %s: HTTP %d, want %d\n%.300s", host, status, want, body)
+				}
+			}
+			if mode != ProbeOnly {
+				checkProbe(t, srv, "alpha.localhost", "s", 1, 1, true, "")
+			}
+		})
+	}
+}
