@@ -352,3 +352,27 @@ func TestEngineProbeSaysAnotherDatabase(t *testing.T) {
 		t.Errorf("no verdict for site 2: %v", ids)
 	}
 }
+
+// TestEngineManagePyAssignsIsLoud: manage.py assigns DJANGO_SETTINGS_MODULE
+// (instead of setdefault), so no process loads the overlay: every site's
+// identity is a ✗ that says so and gives the one-line change.
+func TestEngineManagePyAssignsIsLoud(t *testing.T) {
+	dir := testenv.DjangoFixture(t, "djpackage", true)
+	mp := filepath.Join(dir, "manage.py")
+	b, err := os.ReadFile(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.Replace(string(b), `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings.dev")`, `os.environ["DJANGO_SETTINGS_MODULE"] = "proj.settings.dev"`, 1)
+	if err := os.WriteFile(mp, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := fixtureEngine(t, dir, PerSite, false)
+	defer closeEngine(t, e)
+	want := `manage.py sets DJANGO_SETTINGS_MODULE itself, so siteplex's overlay cannot load: change os.environ["DJANGO_SETTINGS_MODULE"] = "proj.settings.dev" to os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings.dev") in manage.py`
+	for slug, id := range waitIdentities(t, e) {
+		if id.OK || !strings.HasPrefix(id.Detail, "✗ no identity probe on ") || !strings.Contains(id.Detail, want) {
+			t.Errorf("%s: %s", slug, id.Detail)
+		}
+	}
+}
