@@ -517,10 +517,26 @@ func (e *Engine) ProbeSite(ctx context.Context, slug string) (supervisor.Identit
 	return supervisor.Identity{}, ctx.Err()
 }
 
-// identityOf is the verdict shown for a site: the probe's, or why there
-// is none.
+// notRunning is the identity shown for a site whose probed process is no
+// longer running.
+const notRunning = "not checked: not running"
+
+// identityOf is the verdict shown for a site: the probe's while the
+// process it is about still runs, or why there is none. A verdict on a
+// process that crashed, stopped or was replaced says so instead of
+// passing for the current one.
 func (e *Engine) identityOf(slug string) *supervisor.Identity {
 	if v := e.probes.verdict(slug); v != nil {
+		if v.PID == 0 {
+			return v
+		}
+		_, pid, ok := e.sup.Running(slug)
+		switch {
+		case !ok:
+			return &supervisor.Identity{Detail: notRunning}
+		case pid != v.PID:
+			return &supervisor.Identity{Detail: fmt.Sprintf("not checked yet: the process was restarted (pid %d)", pid)}
+		}
 		return v
 	}
 	s := e.ident.Load()

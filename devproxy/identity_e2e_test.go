@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -375,4 +376,45 @@ func TestEngineManagePyAssignsIsLoud(t *testing.T) {
 			t.Errorf("%s: %s", slug, id.Detail)
 		}
 	}
+}
+
+// TestEngineIdentityOfStoppedProcess: a verdict is about one process.
+// Once that process has stopped, or crashed and cannot start again, the
+// status, the API and the error page no longer show its ✓.
+func TestEngineIdentityOfStoppedProcess(t *testing.T) {
+	dir := testenv.DjangoFixture(t, "djpackage", true)
+	e := fixtureEngine(t, dir, PerSite, false)
+	defer closeEngine(t, e)
+	for slug, id := range waitIdentities(t, e) {
+		if !id.OK {
+			t.Fatalf("%s: %s", slug, id.Detail)
+		}
+	}
+	site := e.Sites()[1]
+	if err := e.StopSite(context.Background(), site.Slug); err != nil {
+		t.Fatal(err)
+	}
+	addr := e.Addrs()[0]
+	check := func(when string) {
+		t.Helper()
+		for slug, ss := range apiStatus(t, addr) {
+			if slug != site.Slug {
+				continue
+			}
+			if ss.Identity == nil || ss.Identity.OK || ss.Identity.Checked || ss.Identity.Detail != "not checked: not running" {
+				t.Errorf("%s: /api/status identity of %s (%s) is %+v", when, slug, ss.State, ss.Identity)
+			}
+		}
+	}
+	check("stopped")
+	// The settings break: the next start fails, and its page shows no ✓.
+	testenv.AppendFile(t, dir, "proj/settings/dev.py", "\nraise RuntimeError('broken for the test')\n")
+	resp, b := pxGet(t, addr, site.LocalDomain, "/whoami/", nil)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(b), "did not start") && !strings.Contains(string(b), "keeps crashing") {
+		t.Fatalf("broken settings: HTTP %d\n%s", resp.StatusCode, b)
+	}
+	if strings.Contains(string(b), "<p>Identity: ") {
+		t.Errorf("the error page of a process that did not start shows an identity:\n%s", b)
+	}
+	check("did not start")
 }

@@ -255,7 +255,7 @@ func (e *Engine) serveBackendError(w *recorder, r *http.Request, rt *siteRoute, 
 	b.WriteString("</h1>\n<p>")
 	b.WriteString(html.EscapeString(detail))
 	b.WriteString("</p>\n")
-	if id := e.identityOf(rt.site.Slug); id != nil {
+	if id := e.identityOf(rt.site.Slug); id != nil && id.Detail != notRunning {
 		b.WriteString("<style>.warn{color:#b00}.ok{color:#070}.muted{color:#888}</style><p>Identity: ")
 		b.WriteString(identityHTML(id))
 		b.WriteString("</p>\n")
