@@ -56,6 +56,10 @@ type Status struct {
 	// true): whether it applies, the warm parent, why sites start the
 	// plain way (docs/preload.md).
 	Preload *PreloadStatus `json:"preload,omitempty"`
+	// SitesError is why the last read of the sites failed, and that the
+	// engine tries again ("" when it worked). Until a read works the
+	// engine knows no site; after one, it routes the sites it read last.
+	SitesError string `json:"sites_error,omitempty"`
 }
 
 // RequestRecord is one proxied request (docs/engine.md, "Request records").
