@@ -135,4 +135,7 @@ type Config struct {
 	// NoOverlay, when not empty, says why the processes run without the
 	// overlay (and are not probed): the docker runner, say.
 	NoOverlay string
+	// Kind is what runs the engine (KindServe, KindUI), recorded in
+	// engine.json so that another siteplex names it right; "" = unsaid.
+	Kind string
 }

@@ -87,7 +87,7 @@ func newTestEngine(t testing.TB, list []sites.Site, bs *backendSet, forced int64
 	if forced != 0 {
 		p.Env.Values["SITE_ID"] = strconv.FormatInt(forced, 10)
 	}
-	e, err := New(Config{Config: supervisor.Config{Project: p}, Listen: []string{"127.0.0.1:0"},
+	e, err := New(Config{Config: supervisor.Config{Project: p}, Listen: []string{"127.0.0.1:0"}, Kind: KindUI,
 		LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -378,9 +378,10 @@ func TestCookieOverride(t *testing.T) {
 	if resp.StatusCode != http.StatusFound || !cleared {
 		t.Errorf("clearing: status %d cookies %v", resp.StatusCode, resp.Cookies())
 	}
-	resp, _ = pxGet(t, addr, "localhost", "/?siteplex-site=nope", nil)
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("unknown slug: status %d, want 404", resp.StatusCode)
+	resp, b = pxGet(t, addr, "localhost", "/?siteplex-site=nope", nil)
+	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	if want := "http://siteplex.localhost:" + port + "/"; resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), want) {
+		t.Errorf("unknown slug: status %d, want 404 linking to %s: %s", resp.StatusCode, want, b)
 	}
 }
 
