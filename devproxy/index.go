@@ -199,6 +199,10 @@ th,td{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}.muted{colo
 		}
 		state := stateGlyph(s.State)
 		switch {
+		case len(s.Problems) > 0 && s.Routed:
+			// Routed all the same (a name left out of the hosts file or
+			// not routed): its state, then what is wrong.
+			state += `<br><span class=warn>⚠ ` + esc(strings.Join(s.Problems, "; ")) + `</span>`
 		case len(s.Problems) > 0:
 			state = `<span class=warn>⚠ ` + esc(strings.Join(s.Problems, "; ")) + `</span>`
 		case !s.Enabled:
