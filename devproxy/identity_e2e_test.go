@@ -52,7 +52,15 @@ func hashProject(t *testing.T, dir string) map[string]string {
 // own Django through /usr/bin/python3 and the default command).
 func fixtureEngine(t *testing.T, dir string, mode Mode, noOverlay bool) *Engine {
 	t.Helper()
-	p, err := sites.Load(sites.Options{Project: dir, Python: testenv.Python, NoOverlay: noOverlay})
+	return optionsEngine(t, sites.Options{Project: dir, NoOverlay: noOverlay}, mode)
+}
+
+// optionsEngine is fixtureEngine for the project opts load (its Python is
+// Debian's).
+func optionsEngine(t *testing.T, opts sites.Options, mode Mode) *Engine {
+	t.Helper()
+	opts.Python = testenv.Python
+	p, err := sites.Load(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,18 +330,7 @@ func TestEngineProbeSaysAnotherDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	p, err := sites.Load(sites.Options{Project: dir, Python: testenv.Python, DB: "sqlite:///" + other})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Config{Config: supervisor.Config{Project: p, Mode: PerSite, Python: testenv.Python, IdleTimeout: supervisor.IdleNever},
-		LoadSites: projectSites(p), Listen: []string{"127.0.0.1:0"}, StartAll: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e := optionsEngine(t, sites.Options{Project: dir, DB: "sqlite:///" + other}, PerSite)
 	defer closeEngine(t, e)
 	ids := waitIdentities(t, e)
 	for slug, id := range ids {
@@ -359,15 +356,7 @@ func TestEngineProbeSaysAnotherDatabase(t *testing.T) {
 // identity is a ✗ that says so and gives the one-line change.
 func TestEngineManagePyAssignsIsLoud(t *testing.T) {
 	dir := testenv.DjangoFixture(t, "djpackage", true)
-	mp := filepath.Join(dir, "manage.py")
-	b, err := os.ReadFile(mp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := strings.Replace(string(b), `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings.dev")`, `os.environ["DJANGO_SETTINGS_MODULE"] = "proj.settings.dev"`, 1)
-	if err := os.WriteFile(mp, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testenv.ManagePyAssigns(t, dir, "proj.settings.dev")
 	e := fixtureEngine(t, dir, PerSite, false)
 	defer closeEngine(t, e)
 	want := `manage.py sets DJANGO_SETTINGS_MODULE itself, so siteplex's overlay cannot load: change os.environ["DJANGO_SETTINGS_MODULE"] = "proj.settings.dev" to os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings.dev") in manage.py`

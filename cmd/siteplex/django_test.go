@@ -179,18 +179,7 @@ func TestDoctorAdviceForFramework(t *testing.T) {
 // django_settings, site_id and overlay all say it cannot take effect.
 func TestDoctorManagePyAssigns(t *testing.T) {
 	dir := testenv.DjangoFixture(t, "djpackage", true)
-	mp := filepath.Join(dir, "manage.py")
-	b, err := os.ReadFile(mp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := strings.Replace(string(b), `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings.dev")`, `os.environ["DJANGO_SETTINGS_MODULE"] = "proj.settings.dev"`, 1)
-	if src == string(b) {
-		t.Fatalf("manage.py has no setdefault to change:\n%s", b)
-	}
-	if err := os.WriteFile(mp, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testenv.ManagePyAssigns(t, dir, "proj.settings.dev")
 	env := djangoEnv(t)
 	env["DOCKER_HOST"] = deadDockerHost(t)
 	r := runSiteplexCLI(t, env, "--project", dir, "--python", testenv.Python, "doctor", "--json")

@@ -542,14 +542,7 @@ def identity(request):
     except Exception as exc:
         out["host"] = request.META.get("HTTP_HOST", "")
         out["host_error"] = "%s: %s" % (type(exc).__name__, exc)
-    if _installed("django.contrib.sites"):
-        try:
-            from django.contrib.sites.shortcuts import get_current_site
-
-            s = get_current_site(request)
-            out["sites"] = {"id": s.pk, "domain": s.domain}
-        except Exception as exc:
-            out["errors"]["sites"] = "%s: %s" % (type(exc).__name__, exc)
+    _current_site(request, out)
     if _installed("multisite"):
         try:
             out["multisite"] = {"site_id": int(settings.SITE_ID)}
@@ -590,6 +583,20 @@ def identity(request):
     return out
 
 
+def _current_site(request, out):
+    """out["sites"]: get_current_site(request) when django.contrib.sites
+    is installed (or why not, in out["errors"])."""
+    if not _installed("django.contrib.sites"):
+        return
+    try:
+        from django.contrib.sites.shortcuts import get_current_site
+
+        s = get_current_site(request)
+        out["sites"] = {"id": s.pk, "domain": s.domain}
+    except Exception as exc:
+        out["errors"]["sites"] = "%s: %s" % (type(exc).__name__, exc)
+
+
 def _streamed_identity(request):
     """What a streaming answer's body sees of the site: computed while the
     body is sent, after every middleware has returned."""
@@ -602,14 +609,7 @@ def _streamed_identity(request):
             out["site_id"] = int(value)
         except Exception as exc:
             out["errors"]["site_id"] = "%s: %s" % (type(exc).__name__, exc)
-    if _installed("django.contrib.sites"):
-        try:
-            from django.contrib.sites.shortcuts import get_current_site
-
-            s = get_current_site(request)
-            out["sites"] = {"id": s.pk, "domain": s.domain}
-        except Exception as exc:
-            out["errors"]["sites"] = "%s: %s" % (type(exc).__name__, exc)
+    _current_site(request, out)
     return out
 
 

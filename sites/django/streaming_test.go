@@ -1,13 +1,8 @@
 package django
 
 import (
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-
-	"github.com/siteplex/siteplex/internal/testenv"
 )
 
 // TestSingleModeStreamingHoldsSite: in single mode a streaming answer's
@@ -47,15 +42,9 @@ print("between-plain", site(plain.get("/whoami/", HTTP_HOST="alpha.localhost")))
 print("late", site(slow))
 print("last", site(plain.get("/whoami/", HTTP_HOST="alpha.localhost")))
 `
-	cmd := exec.Command(testenv.Python, "-B", "-c", script)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
+	got := runPython(t, dir, env, script)
 	want := "stream 3\nafter 2\nafter-stream 2\nbetween 1\nbetween-plain 2\nlate 3\nlast 2"
-	if got := strings.TrimSpace(string(out)); got != want {
+	if got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 }
