@@ -10,7 +10,8 @@ import (
 // iterated; iterating it while the settings import raises
 // AppRegistryNotReady) starts under the overlay in every mode, admits the
 // names routed to the process, and still admits exactly the project's
-// own hosts, read at request time.
+// own hosts, read at request time. Its middleware reads every answer's
+// content, which the probe survives.
 func TestOverlayLazyAllowedHosts(t *testing.T) {
 	dir := fixture(t, "djmultisite", true)
 	info := mustIntrospect(t, dir)
@@ -47,6 +48,14 @@ func TestOverlayLazyAllowedHosts(t *testing.T) {
 			}
 			if mode != ProbeOnly {
 				checkProbe(t, srv, "alpha.localhost", "s", 1, 1, true, "")
+				// The project's middleware reads every answer's content:
+				// the probe's answer passes it as plain JSON, and is
+				// streamed only outside it.
+				status, h, body := srv.get(t, ProbePath, "alpha.localhost", HeaderSecret, "s", HeaderSite, "1")
+				id, err := ParseProbe(status, h, body)
+				if err != nil || !id.ReachedEnd || id.Stream == nil {
+					t.Errorf("probe: HTTP %d %v %s", status, err, body)
+				}
 			}
 		})
 	}

@@ -445,6 +445,9 @@ class SiteMiddleware(object):
                 response = self.get_response(request)
                 if not getattr(response, "_siteplex_probe", False):
                     response = probe_response(request, reached=False, status=response.status_code)
+                # Streamed only here, outside every other middleware (one
+                # that reads response.content would fail on a stream).
+                response = _streamed_probe(request, response)
             else:
                 response = self.get_response(request)
             if sid is not None:
@@ -614,9 +617,9 @@ def _streamed_identity(request):
 
 
 def probe_response(request, reached, status):
-    """The probe's answer: JSON, streamed, so that its last member
-    ("stream") is what a streaming answer's body sees."""
-    from django.http import StreamingHttpResponse
+    """The probe's answer, JSON. SiteMiddleware sends it streamed (see
+    _streamed_probe)."""
+    from django.http import JsonResponse
 
     data = {
         "siteplex_probe": 1,
@@ -630,6 +633,23 @@ def probe_response(request, reached, status):
         data.update(identity(request))
     except Exception as exc:
         data["errors"] = {"probe": "%s: %s" % (type(exc).__name__, exc)}
+    resp = JsonResponse(data)
+    resp["X-Siteplex-Probe"] = "1"
+    resp["Cache-Control"] = "no-store"
+    resp._siteplex_probe = True
+    resp._siteplex_data = data
+    return resp
+
+
+def _streamed_probe(request, response):
+    """The probe's answer as a StreamingHttpResponse whose last member,
+    "stream", is computed while it is sent, after SiteMiddleware has
+    returned: what a streaming view's body sees of the site."""
+    from django.http import StreamingHttpResponse
+
+    data = getattr(response, "_siteplex_data", None)
+    if data is None:
+        return response
     head = json.dumps(data, default=str)
 
     def body():
@@ -640,7 +660,7 @@ def probe_response(request, reached, status):
             streamed = {"errors": {"probe": "%s: %s" % (type(exc).__name__, exc)}}
         yield (', "stream": ' + json.dumps(streamed, default=str) + "}").encode()
 
-    resp = StreamingHttpResponse(body(), content_type="application/json")
+    resp = StreamingHttpResponse(body(), status=response.status_code, content_type="application/json")
     resp["X-Siteplex-Probe"] = "1"
     resp["Cache-Control"] = "no-store"
     resp._siteplex_probe = True

@@ -19,7 +19,7 @@ INSTALLED_APPS = [
     "multisite",
     "siteapp",
 ]
-MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+MIDDLEWARE = ["django.middleware.common.CommonMiddleware", "msproj.middleware.ContentDigest"]
 ROOT_URLCONF = "siteapp.urls"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
