@@ -56,6 +56,10 @@ type Status struct {
 	// true): whether it applies, the warm parent, why sites start the
 	// plain way (docs/preload.md).
 	Preload *PreloadStatus `json:"preload,omitempty"`
+	// SitesError is why the last read of the sites failed, and that the
+	// engine tries again ("" when it worked). Until a read works the
+	// engine knows no site; after one, it routes the sites it read last.
+	SitesError string `json:"sites_error,omitempty"`
 }
 
 // RequestRecord is one proxied request (docs/engine.md, "Request records").
@@ -131,4 +135,7 @@ type Config struct {
 	// NoOverlay, when not empty, says why the processes run without the
 	// overlay (and are not probed): the docker runner, say.
 	NoOverlay string
+	// Kind is what runs the engine (KindServe, KindUI), recorded in
+	// engine.json so that another siteplex names it right; "" = unsaid.
+	Kind string
 }

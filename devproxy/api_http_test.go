@@ -96,8 +96,11 @@ func TestEngineFileAndClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ef.PID != os.Getpid() || ef.Token != e.Token() || len(ef.Listen) != 1 || ef.Listen[0] != e.Addrs()[0] {
+	if ef.PID != os.Getpid() || ef.Token != e.Token() || len(ef.Listen) != 1 || ef.Listen[0] != e.Addrs()[0] || ef.Kind != KindUI {
 		t.Errorf("engine.json = %+v", ef)
+	}
+	if msg := (&RunningError{Engine: *ef}).Error(); !strings.HasPrefix(msg, "the siteplex UI (pid ") {
+		t.Errorf("a second engine is told %q", msg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

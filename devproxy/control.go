@@ -38,6 +38,29 @@ type EngineFile struct {
 	// boot; 0 where unknown): a pid reused by another process does not
 	// pass for the engine.
 	StartTicks uint64 `json:"start_ticks,omitempty"`
+	// Kind is what runs the engine: KindServe, KindUI ("" when the
+	// writer did not say, as before this field).
+	Kind string `json:"kind,omitempty"`
+}
+
+// What runs an engine (EngineFile.Kind, Config.Kind).
+const (
+	// KindServe is `siteplex serve`.
+	KindServe = "serve"
+	// KindUI is the terminal UI (`siteplex`, `siteplex ui`, the demo).
+	KindUI = "ui"
+)
+
+// Describe names the process that runs the engine, for people: "siteplex
+// serve (pid 4242)", "the siteplex UI (pid 4242)", "siteplex (pid 4242)".
+func (ef *EngineFile) Describe() string {
+	switch ef.Kind {
+	case KindServe:
+		return fmt.Sprintf("siteplex serve (pid %d)", ef.PID)
+	case KindUI:
+		return fmt.Sprintf("the siteplex UI (pid %d)", ef.PID)
+	}
+	return fmt.Sprintf("siteplex (pid %d)", ef.PID)
 }
 
 // ErrNoEngine means no engine is running for the project (no engine.json,
@@ -52,8 +75,9 @@ type RunningError struct {
 }
 
 func (e *RunningError) Error() string {
-	return fmt.Sprintf("siteplex already runs for this project (pid %d, listening on %s): stop it first, or run 'siteplex' in another terminal to use it",
-		e.Engine.PID, strings.Join(e.Engine.Listen, ", "))
+	ef := e.Engine
+	return fmt.Sprintf("%s already runs this project's engine (listening on %s): stop it first, or run 'siteplex' in another terminal to use it",
+		ef.Describe(), strings.Join(ef.Listen, ", "))
 }
 
 // writeEngineFile creates engine.json (mode 0600) if no live engine holds
@@ -69,7 +93,7 @@ func (e *Engine) writeEngineFile() error {
 	if err := django.MakeStateDir(dir); err != nil {
 		return fmt.Errorf("writing %s: %w", EngineFileName, err)
 	}
-	ef := EngineFile{PID: os.Getpid(), Listen: e.Addrs(), HTTPS: e.HTTPSAddrs(), Token: e.token, StartTicks: proc.Start(os.Getpid())}
+	ef := EngineFile{PID: os.Getpid(), Listen: e.Addrs(), HTTPS: e.HTTPSAddrs(), Token: e.token, StartTicks: proc.Start(os.Getpid()), Kind: e.cfg.Kind}
 	b, err := json.MarshalIndent(ef, "", "  ")
 	if err != nil {
 		return err

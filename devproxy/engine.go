@@ -52,11 +52,13 @@ type Engine struct {
 	// tls is the HTTPS part (nil: HTTPS off); see https.go.
 	tls *tlsState
 
-	// mu guards list, loaded, forced, counters, servers, addrs,
+	// mu guards list, loaded, readOnce, forced, counters, servers, addrs,
 	// httpsAddrs, started and lastPollErr.
-	mu          sync.Mutex
-	list        []sites.Site
-	loaded      []sites.Site // as LoadSites returned them, for change detection
+	mu     sync.Mutex
+	list   []sites.Site
+	loaded []sites.Site // as LoadSites returned them, for change detection
+	// readOnce is true once a read of the sites worked.
+	readOnce    bool
 	forced      int64
 	counters    map[string]*atomic.Int64
 	servers     []*http.Server
@@ -334,9 +336,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	if err := e.load(ctx); err != nil {
-		e.mu.Lock()
-		e.lastPollErr = err.Error()
-		e.mu.Unlock()
+		e.noteLoad(err)
 		e.emit(Event{Kind: EventError, Err: fmt.Errorf("%w (retrying every %s)", err, pollInterval)})
 	}
 
@@ -481,18 +481,40 @@ func (e *Engine) pollLoop() {
 		ctx, cancel := context.WithTimeout(e.runCtx, 10*time.Second)
 		err := e.load(ctx)
 		cancel()
-		msg := ""
-		if err != nil {
-			msg = err.Error()
-		}
-		e.mu.Lock()
-		changed := msg != e.lastPollErr
-		e.lastPollErr = msg
-		e.mu.Unlock()
+		changed := e.noteLoad(err)
 		if err != nil && changed && e.runCtx.Err() == nil {
 			e.emit(Event{Kind: EventError, Err: err})
 		}
 	}
+}
+
+// noteLoad keeps the outcome of a read of the sites (nil: it worked) for
+// the status and the pages, and reports whether it changed.
+func (e *Engine) noteLoad(err error) bool {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	changed := msg != e.lastPollErr
+	e.lastPollErr = msg
+	return changed
+}
+
+// sitesError is why the sites could not be read, with what the engine
+// does about it, for the status and the pages; "" when the last read
+// worked.
+func (e *Engine) sitesError() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.lastPollErr == "" {
+		return ""
+	}
+	if !e.readOnce {
+		return fmt.Sprintf("%s; siteplex knows no site until it can read them, and tries again every %s", e.lastPollErr, pollInterval)
+	}
+	return fmt.Sprintf("%s; siteplex routes the sites it read before, and tries again every %s", e.lastPollErr, pollInterval)
 }
 
 // pollEnvFile notices a SITE_ID edited in the env file by hand (or by
@@ -535,6 +557,7 @@ func (e *Engine) load(ctx context.Context) error {
 		return fmt.Errorf("loading sites: %w", err)
 	}
 	e.mu.Lock()
+	e.readOnce = true
 	if e.loaded != nil && reflect.DeepEqual(list, e.loaded) {
 		e.mu.Unlock()
 		return nil
@@ -669,6 +692,7 @@ func (e *Engine) Status() Status {
 	list := e.list
 	e.mu.Unlock()
 	st.Preload = e.sup.Preload()
+	st.SitesError = e.sitesError()
 	byslug := map[string]SiteStatus{}
 	for _, s := range e.sup.Statuses() {
 		byslug[s.Slug] = s
@@ -889,10 +913,14 @@ func (e *Engine) Reload(ctx context.Context) error {
 	}
 	list, err := e.cfg.LoadSites(ctx)
 	if err != nil {
-		e.emit(Event{Kind: EventError, Err: fmt.Errorf("loading sites: %w", err)})
-		return fmt.Errorf("loading sites: %w", err)
+		err = fmt.Errorf("loading sites: %w", err)
+		e.noteLoad(err)
+		e.emit(Event{Kind: EventError, Err: err})
+		return err
 	}
+	e.noteLoad(nil)
 	e.mu.Lock()
+	e.readOnce = true
 	e.loaded = list
 	e.mu.Unlock()
 	e.apply(sitesCopy(list), nil)

@@ -145,6 +145,11 @@ func TestWildcardAliasRouting(t *testing.T) {
 	if len(tab.unrouted) != 1 || !strings.Contains(tab.unrouted[0], "*") {
 		t.Errorf("unrouted: %v", tab.unrouted)
 	}
+	// The site with "*" is routed on its own names, and its problems say
+	// "*" is not.
+	if kind, rt := tab.lookup("catchall.example"); kind != toSite || rt.site.ID != 3 || !strings.Contains(strings.Join(rt.site.Problems, ";"), "alias * is not routed") {
+		t.Errorf("catchall.example: %v %+v", kind, rt)
+	}
 	allocs := testing.AllocsPerRun(200, func() { tab.lookup("x.eu.shop.example:8080") })
 	if allocs != 0 {
 		t.Errorf("a wildcard lookup allocates %.0f times", allocs)
@@ -157,7 +162,7 @@ func TestWildcardAliasRouting(t *testing.T) {
 func TestProxyRoutesWildcardAliases(t *testing.T) {
 	list := []sites.Site{
 		{ID: 1, Domain: "shop.example", Aliases: []string{"*.shop.example"}},
-		{ID: 2, Domain: "blog.example"},
+		{ID: 2, Domain: "blog.example", Aliases: []string{"*"}},
 	}
 	df, _ := sites.ParseDomainFormat("{slug}.localhost")
 	sites.Finalize(list, df, 0)
@@ -173,5 +178,15 @@ func TestProxyRoutesWildcardAliases(t *testing.T) {
 	_, b = pxGet(t, addr, IndexHost, "/", map[string]string{"Accept": "application/json"})
 	if !strings.Contains(string(b), `"*.shop.example"`) {
 		t.Errorf("index JSON lacks the wildcard: %s", b)
+	}
+	// "*" is not routed: the index says so on its site's row, which keeps
+	// its state and link (the site answers on its other names).
+	_, b = pxGet(t, addr, IndexHost, "/", nil)
+	page := string(b)
+	if !strings.Contains(page, "alias * is not routed") || !strings.Contains(page, `href="http://blog-example.localhost:`) || !strings.Contains(page, "○ stopped<br>") {
+		t.Errorf("index page:\n%s", page)
+	}
+	if resp, _ := pxGet(t, addr, "blog.example", "/whoami", nil); resp.StatusCode != 200 {
+		t.Errorf("blog.example: HTTP %d", resp.StatusCode)
 	}
 }

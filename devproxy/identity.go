@@ -36,6 +36,12 @@ type identitySetup struct {
 	secretHeader []string
 	info         *django.Info
 	rewrite      RewriteHost
+	// database says which database siteplex reads and which one Django's
+	// settings name, for a probe that finds other domains ("" unknown).
+	database string
+	// noProbe is why a process cannot run the overlay, when known
+	// (manage.py assigns DJANGO_SETTINGS_MODULE); "" otherwise.
+	noProbe string
 }
 
 // maxSingleProbes bounds how many sites single mode's one process is
@@ -145,10 +151,14 @@ func (e *Engine) setupIdentity(ctx context.Context) {
 		s.none = "not a Django project (no manage.py in " + p.Root + ")"
 	}
 	if s.none == "" {
-		info, err := p.Django(ctx)
+		rep, err := p.DjangoReport(ctx)
 		if err == nil {
-			s.info = info
+			s.info = rep.Info
 			s.overlay, err = p.WriteOverlay(ctx)
+			s.database = databaseNote(ctx, p, rep.Info)
+			if g := rep.Guess; g.ManagePyAssigns {
+				s.noProbe = fmt.Sprintf("manage.py sets DJANGO_SETTINGS_MODULE itself, so siteplex's overlay cannot load: change os.environ[\"DJANGO_SETTINGS_MODULE\"] = %q to os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", %q) in manage.py", g.Module, g.Module)
+			}
 		}
 		switch {
 		case err != nil && sites.IsNoDjango(err):
@@ -177,6 +187,22 @@ func (e *Engine) setupIdentity(ctx context.Context) {
 		fmt.Fprintf(e.cfg.Log, "siteplex: no overlay and no identity check: %s\n", s.none)
 	}
 	e.ident.Store(s)
+}
+
+// databaseNote says which database siteplex reads its sites from and,
+// when that is not the settings' own, which one DATABASES['default']
+// names: "siteplex reads sqlite /p/other.db (from --db); Django's
+// DATABASES['default'] is django.db.backends.sqlite3 /p/db.sqlite3".
+func databaseNote(ctx context.Context, p *sites.Project, info *django.Info) string {
+	db, ok, err := p.DatabaseSourceContext(ctx)
+	if err != nil || !ok {
+		return ""
+	}
+	note := "siteplex reads " + db.Display() + " (from " + db.Source + ")"
+	if d, ok := info.Databases["default"]; ok && !strings.HasPrefix(db.Source, "DATABASES['default']") {
+		note += "; Django's DATABASES['default'] is " + d.String()
+	}
+	return note
 }
 
 // djangoSite reports whether s is a django_site row (or a site declared
@@ -317,7 +343,7 @@ func nameForms(t *routeTable, site *sites.Site) []probeForm {
 
 // expect is what a probe on form must find for site.
 func (s *identitySetup) expect(site *sites.Site, host string) django.Expect {
-	want := django.Expect{Host: host}
+	want := django.Expect{Host: host, NoProbe: s.noProbe}
 	switch site.Source {
 	case sites.SourceWagtail:
 		want.WagtailSiteID = site.ID
@@ -326,6 +352,11 @@ func (s *identitySetup) expect(site *sites.Site, host string) django.Expect {
 	default:
 		if s.info == nil || s.info.Frameworks.Sites || s.info.Frameworks.Mezzanine || s.info.Frameworks.Multisite {
 			want.SiteID = site.ID
+			if site.Source == sites.SourceDjangoSite {
+				// A row siteplex read: Django must find the same domain
+				// for that id (a declared site's domain is siteplex's).
+				want.Domain, want.Database = site.Domain, s.database
+			}
 		}
 	}
 	return want
@@ -486,10 +517,26 @@ func (e *Engine) ProbeSite(ctx context.Context, slug string) (supervisor.Identit
 	return supervisor.Identity{}, ctx.Err()
 }
 
-// identityOf is the verdict shown for a site: the probe's, or why there
-// is none.
+// notRunning is the identity shown for a site whose probed process is no
+// longer running.
+const notRunning = "not checked: not running"
+
+// identityOf is the verdict shown for a site: the probe's while the
+// process it is about still runs, or why there is none. A verdict on a
+// process that crashed, stopped or was replaced says so instead of
+// passing for the current one.
 func (e *Engine) identityOf(slug string) *supervisor.Identity {
 	if v := e.probes.verdict(slug); v != nil {
+		if v.PID == 0 {
+			return v
+		}
+		_, pid, ok := e.sup.Running(slug)
+		switch {
+		case !ok:
+			return &supervisor.Identity{Detail: notRunning}
+		case pid != v.PID:
+			return &supervisor.Identity{Detail: fmt.Sprintf("not checked yet: the process was restarted (pid %d)", pid)}
+		}
 		return v
 	}
 	s := e.ident.Load()

@@ -3,9 +3,11 @@ package devproxy
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +52,15 @@ func hashProject(t *testing.T, dir string) map[string]string {
 // own Django through /usr/bin/python3 and the default command).
 func fixtureEngine(t *testing.T, dir string, mode Mode, noOverlay bool) *Engine {
 	t.Helper()
-	p, err := sites.Load(sites.Options{Project: dir, Python: testenv.Python, NoOverlay: noOverlay})
+	return optionsEngine(t, sites.Options{Project: dir, NoOverlay: noOverlay}, mode)
+}
+
+// optionsEngine is fixtureEngine for the project opts load (its Python is
+// Debian's).
+func optionsEngine(t *testing.T, opts sites.Options, mode Mode) *Engine {
+	t.Helper()
+	opts.Python = testenv.Python
+	p, err := sites.Load(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,12 +155,13 @@ func siteOf(t *testing.T, addr, host string, hdr map[string]string) int64 {
 // TestEngineOverlayFixtures runs the real engine with real Django 3.2
 // runservers over each fixture project (hard-coded SITE_ID with
 // ALLOWED_HOSTS ["localhost"], a settings package with no env file, an
-// object-valued SITE_ID, the env-driven one): every Host form reaches its
+// object-valued SITE_ID, django-multisite's lazy ALLOWED_HOSTS, the
+// env-driven one): every Host form reaches its
 // site in per-site and single mode, single mode serves every site from one
 // process, the identity probe says ✓, and the settings files are
 // untouched.
 func TestEngineOverlayFixtures(t *testing.T) {
-	for _, name := range []string{"djfixed", "djpackage", "djsiteid", "django"} {
+	for _, name := range []string{"djfixed", "djpackage", "djsiteid", "djmultisite", "django"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			dir := testenv.DjangoFixture(t, name, name != "django")
@@ -261,4 +272,138 @@ func TestEngineNoOverlayIsLoud(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "settings ignore SITE_ID") {
 		t.Errorf("index page lacks the verdict: %s", b)
 	}
+}
+
+// TestEngineSingleModeStreaming: `serve --mode single` over a project with
+// SITE_ID = 1 and sites alpha (1), beta (2), gamma (3): a view that
+// streams its answer (StreamingHttpResponse) sees the site of the Host it
+// was asked on, as a plain view does, and the identity probe, which
+// checks a streamed answer too, says ✓.
+func TestEngineSingleModeStreaming(t *testing.T) {
+	dir := testenv.DjangoFixture(t, "djpackage", true)
+	e := fixtureEngine(t, dir, Single, false)
+	defer closeEngine(t, e)
+	for slug, id := range waitIdentities(t, e) {
+		if !id.OK {
+			t.Errorf("%s: identity %s\n%s", slug, id.Detail, logsOf(e))
+		}
+	}
+	addr := e.Addrs()[0]
+	for _, s := range e.Sites() {
+		for _, h := range []string{s.Domain, s.LocalDomain} {
+			for _, path := range []string{"/whoami/", "/whoami/stream/"} {
+				resp, b := pxGet(t, addr, h, path, nil)
+				var w struct {
+					SiteID      int64 `json:"site_id"`
+					CurrentSite int64 `json:"current_site"`
+				}
+				if err := json.Unmarshal(b, &w); resp.StatusCode != 200 || err != nil {
+					t.Fatalf("GET %s on %s: HTTP %d %v: %.300s", path, h, resp.StatusCode, err, b)
+				}
+				if w.SiteID != s.ID || w.CurrentSite != s.ID {
+					t.Errorf("GET %s on %s: SITE_ID %d, current site %d, want %d", path, h, w.SiteID, w.CurrentSite, s.ID)
+				}
+			}
+		}
+	}
+}
+
+// TestEngineProbeSaysAnotherDatabase: siteplex reads a copy of the
+// project's database whose site 2 has another domain (--db naming a stale
+// copy): the ids agree, the domains do not, and the probe says ✗ with both
+// domains and both databases.
+func TestEngineProbeSaysAnotherDatabase(t *testing.T) {
+	dir := testenv.DjangoFixture(t, "djpackage", true)
+	src, err := os.ReadFile(filepath.Join(dir, "var", "site.sqlite3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other.sqlite3")
+	if err := os.WriteFile(other, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("UPDATE django_site SET domain = 'example.gh' WHERE id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	e := optionsEngine(t, sites.Options{Project: dir, DB: "sqlite:///" + other}, PerSite)
+	defer closeEngine(t, e)
+	ids := waitIdentities(t, e)
+	for slug, id := range ids {
+		switch {
+		case slug == "example-gh":
+			for _, want := range []string{"✗ site 2 is beta.example.com in the project's database but example.gh in the one siteplex reads",
+				"siteplex probably reads another database than the project (siteplex reads sqlite " + other + " (from --db); Django's DATABASES['default'] is django.db.backends.sqlite3 " + filepath.Join(dir, "var", "site.sqlite3")} {
+				if id.OK || !strings.Contains(id.Detail, want) {
+					t.Errorf("%s: %s\nwant %q", slug, id.Detail, want)
+				}
+			}
+		case !id.OK:
+			t.Errorf("%s: %s", slug, id.Detail)
+		}
+	}
+	if ids["example-gh"] == nil {
+		t.Errorf("no verdict for site 2: %v", ids)
+	}
+}
+
+// TestEngineManagePyAssignsIsLoud: manage.py assigns DJANGO_SETTINGS_MODULE
+// (instead of setdefault), so no process loads the overlay: every site's
+// identity is a ✗ that says so and gives the one-line change.
+func TestEngineManagePyAssignsIsLoud(t *testing.T) {
+	dir := testenv.DjangoFixture(t, "djpackage", true)
+	testenv.ManagePyAssigns(t, dir, "proj.settings.dev")
+	e := fixtureEngine(t, dir, PerSite, false)
+	defer closeEngine(t, e)
+	want := `manage.py sets DJANGO_SETTINGS_MODULE itself, so siteplex's overlay cannot load: change os.environ["DJANGO_SETTINGS_MODULE"] = "proj.settings.dev" to os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings.dev") in manage.py`
+	for slug, id := range waitIdentities(t, e) {
+		if id.OK || !strings.HasPrefix(id.Detail, "✗ no identity probe on ") || !strings.Contains(id.Detail, want) {
+			t.Errorf("%s: %s", slug, id.Detail)
+		}
+	}
+}
+
+// TestEngineIdentityOfStoppedProcess: a verdict is about one process.
+// Once that process has stopped, or crashed and cannot start again, the
+// status, the API and the error page no longer show its ✓.
+func TestEngineIdentityOfStoppedProcess(t *testing.T) {
+	dir := testenv.DjangoFixture(t, "djpackage", true)
+	e := fixtureEngine(t, dir, PerSite, false)
+	defer closeEngine(t, e)
+	for slug, id := range waitIdentities(t, e) {
+		if !id.OK {
+			t.Fatalf("%s: %s", slug, id.Detail)
+		}
+	}
+	site := e.Sites()[1]
+	if err := e.StopSite(context.Background(), site.Slug); err != nil {
+		t.Fatal(err)
+	}
+	addr := e.Addrs()[0]
+	check := func(when string) {
+		t.Helper()
+		for slug, ss := range apiStatus(t, addr) {
+			if slug != site.Slug {
+				continue
+			}
+			if ss.Identity == nil || ss.Identity.OK || ss.Identity.Checked || ss.Identity.Detail != "not checked: not running" {
+				t.Errorf("%s: /api/status identity of %s (%s) is %+v", when, slug, ss.State, ss.Identity)
+			}
+		}
+	}
+	check("stopped")
+	// The settings break: the next start fails, and its page shows no ✓.
+	testenv.AppendFile(t, dir, "proj/settings/dev.py", "\nraise RuntimeError('broken for the test')\n")
+	resp, b := pxGet(t, addr, site.LocalDomain, "/whoami/", nil)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(b), "did not start") && !strings.Contains(string(b), "keeps crashing") {
+		t.Fatalf("broken settings: HTTP %d\n%s", resp.StatusCode, b)
+	}
+	if strings.Contains(string(b), "<p>Identity: ") {
+		t.Errorf("the error page of a process that did not start shows an identity:\n%s", b)
+	}
+	check("did not start")
 }

@@ -43,6 +43,8 @@ type Index struct {
 	Sites        []IndexSite `json:"sites"`
 	// Unrouted are wildcard aliases that are not routed ("slug: *").
 	Unrouted []string `json:"unrouted,omitempty"`
+	// SitesError is Status.SitesError: why the sites could not be read.
+	SitesError string `json:"sites_error,omitempty"`
 }
 
 // serveIndex answers siteplex.localhost and localhost without a chosen
@@ -72,6 +74,11 @@ func (e *Engine) serveIndex(w http.ResponseWriter, r *http.Request, t *routeTabl
 // short 404 that links to the index and shows nothing else. A web page
 // whose name an attacker points at 127.0.0.1 (DNS rebinding) sends its own
 // name as Host and lands here, never on the site list.
+//
+// While the sites cannot be read (the database is down), the name may be
+// a site's all the same: the page then says so, without the error itself
+// (it names the database's host, which a foreign page must not read); the
+// index on a loopback name shows the error.
 func (e *Engine) serveForeign(w http.ResponseWriter, r *http.Request) {
 	u := e.indexURL(r)
 	h := w.Header()
@@ -79,6 +86,11 @@ func (e *Engine) serveForeign(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Siteplex-Error", "1")
 	w.WriteHeader(http.StatusNotFound)
+	if e.sitesError() != "" {
+		fmt.Fprintf(w, "<!doctype html><meta charset=utf-8><title>siteplex: the sites could not be read</title>\n<p>No site siteplex knows answers to this name, but siteplex could not read the sites (it tries again every few seconds). <a href=\"%s\">The index</a> says why.</p>\n",
+			html.EscapeString(u))
+		return
+	}
 	fmt.Fprintf(w, "<!doctype html><meta charset=utf-8><title>siteplex: no such site</title>\n<p>No site here answers to this name. <a href=\"%s\">The sites siteplex serves</a>.</p>\n", html.EscapeString(u))
 }
 
@@ -100,7 +112,8 @@ func (e *Engine) index(t *routeTable, r *http.Request) Index {
 	for _, s := range st.Sites {
 		states[s.Slug] = s
 	}
-	idx := Index{Listen: st.Listen, HTTPS: st.HTTPS, Mode: st.Mode, ForcedSiteID: st.ForcedSiteID, Sites: []IndexSite{}, Unrouted: t.unrouted}
+	idx := Index{Listen: st.Listen, HTTPS: st.HTTPS, Mode: st.Mode, ForcedSiteID: st.ForcedSiteID, Sites: []IndexSite{}, Unrouted: t.unrouted,
+		SitesError: st.SitesError}
 	for i := range t.all {
 		s := &t.all[i]
 		is := IndexSite{ID: s.ID, Slug: s.Slug, Name: s.Name, Domain: s.Domain, LocalDomain: s.LocalDomain,
@@ -168,7 +181,11 @@ th,td{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}.muted{colo
 	if idx.ForcedSiteID != 0 {
 		fmt.Fprintf(&b, " · forced SITE_ID %d", idx.ForcedSiteID)
 	}
-	b.WriteString("</p>\n<table><tr><th></th><th>ID</th><th>Slug</th><th>Name</th><th>Domain</th><th>Local</th><th>State</th><th>Identity</th><th>Requests</th></tr>\n")
+	b.WriteString("</p>\n")
+	if idx.SitesError != "" {
+		fmt.Fprintf(&b, "<p class=warn><strong>siteplex could not read the sites:</strong> %s.</p>\n", esc(idx.SitesError))
+	}
+	b.WriteString("<table><tr><th></th><th>ID</th><th>Slug</th><th>Name</th><th>Domain</th><th>Local</th><th>State</th><th>Identity</th><th>Requests</th></tr>\n")
 	for _, s := range idx.Sites {
 		mark := ""
 		if s.Forced {
@@ -183,6 +200,10 @@ th,td{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}.muted{colo
 		}
 		state := stateGlyph(s.State)
 		switch {
+		case len(s.Problems) > 0 && s.Routed:
+			// Routed all the same (a name left out of the hosts file or
+			// not routed): its state, then what is wrong.
+			state += `<br><span class=warn>⚠ ` + esc(strings.Join(s.Problems, "; ")) + `</span>`
 		case len(s.Problems) > 0:
 			state = `<span class=warn>⚠ ` + esc(strings.Join(s.Problems, "; ")) + `</span>`
 		case !s.Enabled:
@@ -192,7 +213,7 @@ th,td{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}.muted{colo
 			mark, s.ID, esc(s.Slug), esc(s.Name), esc(s.Domain), local, state, identityHTML(s.Identity), s.Requests)
 	}
 	b.WriteString("</table>\n")
-	if len(idx.Sites) == 0 {
+	if len(idx.Sites) == 0 && idx.SitesError == "" {
 		b.WriteString("<p class=muted>No sites yet.</p>\n")
 	}
 	for _, u := range idx.Unrouted {
@@ -255,7 +276,7 @@ func (e *Engine) serveBackendError(w *recorder, r *http.Request, rt *siteRoute, 
 	b.WriteString("</h1>\n<p>")
 	b.WriteString(html.EscapeString(detail))
 	b.WriteString("</p>\n")
-	if id := e.identityOf(rt.site.Slug); id != nil {
+	if id := e.identityOf(rt.site.Slug); id != nil && id.Detail != notRunning {
 		b.WriteString("<style>.warn{color:#b00}.ok{color:#070}.muted{color:#888}</style><p>Identity: ")
 		b.WriteString(identityHTML(id))
 		b.WriteString("</p>\n")

@@ -26,6 +26,7 @@ import (
 
 	"github.com/siteplex/siteplex/devproxy/demosite"
 	"github.com/siteplex/siteplex/devproxy/supervisor"
+	"github.com/siteplex/siteplex/internal/testenv"
 	"github.com/siteplex/siteplex/sites"
 )
 
@@ -86,7 +87,7 @@ func newTestEngine(t testing.TB, list []sites.Site, bs *backendSet, forced int64
 	if forced != 0 {
 		p.Env.Values["SITE_ID"] = strconv.FormatInt(forced, 10)
 	}
-	e, err := New(Config{Config: supervisor.Config{Project: p}, Listen: []string{"127.0.0.1:0"},
+	e, err := New(Config{Config: supervisor.Config{Project: p}, Listen: []string{"127.0.0.1:0"}, Kind: KindUI,
 		LoadSites: func(context.Context) ([]sites.Site, error) { return list, nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -377,9 +378,10 @@ func TestCookieOverride(t *testing.T) {
 	if resp.StatusCode != http.StatusFound || !cleared {
 		t.Errorf("clearing: status %d cookies %v", resp.StatusCode, resp.Cookies())
 	}
-	resp, _ = pxGet(t, addr, "localhost", "/?siteplex-site=nope", nil)
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("unknown slug: status %d, want 404", resp.StatusCode)
+	resp, b = pxGet(t, addr, "localhost", "/?siteplex-site=nope", nil)
+	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	if want := "http://siteplex.localhost:" + port + "/"; resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), want) {
+		t.Errorf("unknown slug: status %d, want 404 linking to %s: %s", resp.StatusCode, want, b)
 	}
 }
 
@@ -795,5 +797,82 @@ func TestEngineNoticesSiteIDEditedInEnvFile(t *testing.T) {
 	_, b := pxGet(t, e.Addrs()[0], "localhost", "/whoami", nil)
 	if w := pxWhoami(t, b); w.SiteID != "2" {
 		t.Errorf("after SITE_ID=2 in the env file, localhost reached %s", w.SiteID)
+	}
+}
+
+// TestEngineSaysWhySitesAreMissing: with the database down when the engine
+// starts, /api/status, the index page (HTML and JSON) and the 404 for a
+// site's domain say the sites could not be read, why, and that siteplex
+// tries again; once a read works, the error is gone and the domain routes.
+func TestEngineSaysWhySitesAreMissing(t *testing.T) {
+	dir := t.TempDir()
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("database = \"postgres://siteplex@127.0.0.1:%d/shop?connect_timeout=5&sslmode=disable\"\n", port)
+	if err := os.WriteFile(filepath.Join(dir, "siteplex.toml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := sites.Load(sites.Options{Project: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := pxSites()
+	bs := newBackends(t, list)
+	var up atomic.Bool
+	read := projectSites(p)
+	e, err := New(Config{Config: supervisor.Config{Project: p}, Listen: []string{"127.0.0.1:0"},
+		LoadSites: func(ctx context.Context) ([]sites.Site, error) {
+			if up.Load() {
+				return list, nil
+			}
+			return read(ctx) // the real reader, against a port nothing listens on
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.acquire = bs.acquire
+	addr := startEngine(t, e)
+	addrPort := fmt.Sprint(port)
+
+	var st Status
+	_, b := pxGet(t, addr, IndexHost, "/api/status", nil)
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(st.SitesError, "loading sites") || !strings.Contains(st.SitesError, addrPort) || !strings.Contains(st.SitesError, "tries again every 3s") {
+		t.Errorf("/api/status sites_error = %q", st.SitesError)
+	}
+	_, b = pxGet(t, addr, IndexHost, "/", nil)
+	if page := string(b); !strings.Contains(page, "siteplex could not read the sites") || !strings.Contains(page, addrPort) || strings.Contains(page, "No sites yet") {
+		t.Errorf("index page:\n%s", page)
+	}
+	var idx Index
+	_, b = pxGet(t, addr, IndexHost, "/", map[string]string{"Accept": "application/json"})
+	if err := json.Unmarshal(b, &idx); err != nil || idx.SitesError != st.SitesError {
+		t.Errorf("index JSON: %v %s", err, b)
+	}
+	resp, b := pxGet(t, addr, "example.gh", "/", nil)
+	// A foreign Host (possibly a DNS-rebinding page) learns that the sites
+	// could not be read, not the error: it names the database's address.
+	if page := string(b); resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "siteplex could not read the sites") || strings.Contains(page, addrPort) || !strings.Contains(page, "tries again") {
+		t.Errorf("example.gh while the database is down: HTTP %d\n%s", resp.StatusCode, page)
+	}
+
+	up.Store(true)
+	if err := e.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, b = pxGet(t, addr, IndexHost, "/api/status", nil)
+	if strings.Contains(string(b), "sites_error") {
+		t.Errorf("/api/status after a read worked: %s", b)
+	}
+	if resp, b := pxGet(t, addr, "example.gh", "/", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("example.gh once the sites are read: HTTP %d %s", resp.StatusCode, b)
+	}
+	resp, b = pxGet(t, addr, "unknown.example", "/", nil)
+	if resp.StatusCode != http.StatusNotFound || strings.Contains(string(b), "could not read") {
+		t.Errorf("an unknown name once the sites are read: HTTP %d %s", resp.StatusCode, b)
 	}
 }

@@ -178,14 +178,14 @@ func buildTable(list []sites.Site, forced int64, counters map[string]*atomic.Int
 			if !sites.IsWildcard(a) {
 				continue
 			}
-			name, port := splitHostPort(strings.ToLower(a))
-			suffix, ok := strings.CutPrefix(strings.TrimSuffix(name, "."), "*.")
-			if !ok || suffix == "" || strings.Contains(suffix, "*") {
+			if sites.UnroutedWildcard(a) {
 				// "*" (and "*:port") would route every name, foreign ones
 				// included: siteplex never forwards an unknown name.
 				t.unrouted = append(t.unrouted, r.site.Slug+": "+a)
 				continue
 			}
+			name, port := splitHostPort(strings.ToLower(a))
+			suffix, _ := strings.CutPrefix(strings.TrimSuffix(name, "."), "*.")
 			t.wildAlias[suffix] = append(t.wildAlias[suffix], wildRoute{port: port, route: r})
 		}
 	}

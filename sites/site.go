@@ -44,14 +44,20 @@ type Site struct {
 	// hosts file (a domain that is localhost or an IP address): the site
 	// is still routed on its local name. Each is also in Problems.
 	HostsProblems []string `json:"-"`
+	// Unrouted are the Problems that name one of the site's names siteplex
+	// never routes while it routes the others: a django-multisite alias
+	// "*" (it would route every name), a django-pgschemas folder route.
+	// They do not stop routing. Each is also in Problems.
+	Unrouted []string `json:"-"`
 }
 
 // Usable reports whether the site may be routed and its names written to
-// the hosts file: every problem it has, if any, is a hosts-only one (see
-// HostsProblems and HostsName).
+// the hosts file: every problem it has, if any, is a hosts-only one or
+// names a name that is not routed (see HostsProblems, Unrouted and
+// HostsName).
 func (s *Site) Usable() bool {
 	for _, p := range s.Problems {
-		if !slices.Contains(s.HostsProblems, p) {
+		if !slices.Contains(s.HostsProblems, p) && !slices.Contains(s.Unrouted, p) {
 			return false
 		}
 	}
@@ -116,7 +122,7 @@ func Finalize(list []Site, df DomainFormat, forcedID int64) {
 	for i := range list {
 		s := &list[i]
 		s.Problems = append([]string{}, s.SourceProblems...) // never nil: JSON prints []
-		s.HostsProblems = nil
+		s.HostsProblems, s.Unrouted = nil, nil
 		if s.PlusSlug != "" {
 			s.Slug = s.PlusSlug
 		}
@@ -157,6 +163,10 @@ func Finalize(list []Site, df DomainFormat, forcedID int64) {
 			p := "domain " + s.Domain + " is this machine (localhost or an IP address): never written to the hosts file; the site is reached on its local name"
 			s.Problems = append(s.Problems, p)
 			s.HostsProblems = append(s.HostsProblems, p)
+		}
+		for _, p := range unroutedNames(s) {
+			s.Problems = append(s.Problems, p)
+			s.Unrouted = append(s.Unrouted, p)
 		}
 		if s.Slug == "" {
 			s.Problems = append(s.Problems, "empty slug")
@@ -200,6 +210,28 @@ func Finalize(list []Site, df DomainFormat, forcedID int64) {
 				fmt.Sprintf("duplicate local domain %s (also site %s)", name, strings.Join(others, ", ")))
 		}
 	}
+}
+
+// unroutedNames are the problems for the names of s that siteplex never
+// routes although it routes the site (docs/sites.md): a wildcard alias
+// that would match every name ("*", "*:8000"), and the folder routes of a
+// django-pgschemas tenant that also has a domain (a tenant with folders
+// only has a SourceProblem that keeps it from being routed at all).
+func unroutedNames(s *Site) []string {
+	var out []string
+	for _, a := range s.Aliases {
+		switch {
+		case !IsWildcard(a) || !UnroutedWildcard(a):
+		case strings.HasPrefix(a, "*."):
+			out = append(out, fmt.Sprintf("alias %s is not routed: django-multisite matches a * in the first label only", a))
+		default:
+			out = append(out, fmt.Sprintf("alias %s is not routed: it would send every name to this site, and siteplex forwards no name it does not know; the site answers on its other names", a))
+		}
+	}
+	if s.Source == SourcePGSchemas && s.CanonicalAlias != "" && len(s.Folders) > 0 {
+		out = append(out, fmt.Sprintf("folder route %s not routed: siteplex routes by host name, so open it through the site of that domain", strings.Join(s.Folders, ", ")))
+	}
+	return out
 }
 
 // Find returns the site that key names: an id, a slug, a domain, a local

@@ -15,6 +15,16 @@ func IsWildcard(alias string) bool {
 	return alias == "*" || strings.HasPrefix(alias, "*.") || strings.HasPrefix(alias, "*:")
 }
 
+// UnroutedWildcard reports whether siteplex never routes the wildcard
+// alias: "*" and "*:port" would route every name, foreign ones included,
+// and a pattern with another "*" ("*.*.example") is not one
+// django-multisite matches by suffix.
+func UnroutedWildcard(alias string) bool {
+	name, _ := splitWildcard(strings.ToLower(alias))
+	suffix, ok := strings.CutPrefix(strings.TrimSuffix(name, "."), "*.")
+	return !ok || suffix == "" || strings.Contains(suffix, "*")
+}
+
 // Wildcards returns the site's wildcard aliases, in Aliases' order.
 func (s *Site) Wildcards() []string {
 	var out []string

@@ -1,6 +1,7 @@
 package sites_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/siteplex/siteplex/sites"
@@ -72,5 +73,39 @@ func TestBestWildcard(t *testing.T) {
 	}
 	if w := list[0].Wildcards(); len(w) != 1 || w[0] != "*" {
 		t.Errorf("Wildcards() = %q", w)
+	}
+}
+
+// TestFinalizeUnroutedNames: a name siteplex never routes is listed as a
+// problem of its site, which is still routed on its other names: a
+// django-multisite alias "*" (or "*:port"), and the folder routes of a
+// django-pgschemas tenant that has a domain too.
+func TestFinalizeUnroutedNames(t *testing.T) {
+	list := []sites.Site{
+		{ID: 1, Domain: "shop.example", Aliases: []string{"shop.example", "*.shop.example"}},
+		{ID: 2, Domain: "other.example", Aliases: []string{"other.example", "*"}},
+		{ID: 3, Domain: "port.example", Aliases: []string{"*:8000", "*.*.port.example"}},
+		{ID: 4, Domain: "t.example", Aliases: []string{"t.example"}, CanonicalAlias: "t.example",
+			Origin: sites.Origin{Source: sites.SourcePGSchemas, Schema: "t", Folders: []string{"shared.example/t", "shared.example/t2"}}},
+	}
+	df, err := sites.ParseDomainFormat("{slug}.localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites.Finalize(list, df, 0)
+	want := map[int64][]string{
+		1: nil,
+		2: {"alias * is not routed: it would send every name to this site, and siteplex forwards no name it does not know; the site answers on its other names"},
+		3: {"alias *:8000 is not routed: it would send every name to this site, and siteplex forwards no name it does not know; the site answers on its other names",
+			"alias *.*.port.example is not routed: django-multisite matches a * in the first label only"},
+		4: {"folder route shared.example/t, shared.example/t2 not routed: siteplex routes by host name, so open it through the site of that domain"},
+	}
+	for _, s := range list {
+		if !slices.Equal(s.Problems, want[s.ID]) && !(len(s.Problems) == 0 && want[s.ID] == nil) {
+			t.Errorf("site %d problems %q\nwant %q", s.ID, s.Problems, want[s.ID])
+		}
+		if !s.Usable() {
+			t.Errorf("site %d is not usable: %q", s.ID, s.Problems)
+		}
 	}
 }

@@ -209,6 +209,7 @@ func demoRun(ctx context.Context, f *Factory) (err error) {
 	logf, closeLog := uiLog(p)
 	defer closeLog()
 	cfg.Log = logf
+	cfg.Kind = devproxy.KindUI
 	e, err := devproxy.New(cfg)
 	if err != nil {
 		return err

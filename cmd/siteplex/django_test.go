@@ -173,3 +173,32 @@ func TestDoctorAdviceForFramework(t *testing.T) {
 		t.Errorf("doctor does not name the framework:\n%s", r.out)
 	}
 }
+
+// TestDoctorManagePyAssigns: when manage.py assigns DJANGO_SETTINGS_MODULE
+// (instead of setdefault), no check says the overlay sets SITE_ID:
+// django_settings, site_id and overlay all say it cannot take effect.
+func TestDoctorManagePyAssigns(t *testing.T) {
+	dir := testenv.DjangoFixture(t, "djpackage", true)
+	testenv.ManagePyAssigns(t, dir, "proj.settings.dev")
+	env := djangoEnv(t)
+	env["DOCKER_HOST"] = deadDockerHost(t)
+	r := runSiteplexCLI(t, env, "--project", dir, "--python", testenv.Python, "doctor", "--json")
+	rep, status := parseDoctorJSON(t, r.out)
+	if r.code != 1 || status["django_settings"] != "fail" || status["site_id"] != "fail" || status["overlay"] != "fail" {
+		t.Errorf("exit %d, django_settings %s, site_id %s, overlay %s\n%s", r.code, status["django_settings"], status["site_id"], status["overlay"], r.out)
+	}
+	for _, c := range rep.Checks {
+		switch c.Name {
+		case "site_id", "overlay", "allowed_hosts":
+			if strings.Contains(c.Detail, "the overlay sets") || strings.Contains(c.Detail, "the overlay adds") || strings.Contains(c.Detail, "the overlay gives") {
+				t.Errorf("%s claims the overlay works: %q", c.Name, c.Detail)
+			}
+		}
+		switch c.Name {
+		case "site_id", "overlay":
+			if !strings.Contains(c.Detail, "cannot take effect: manage.py assigns") || !strings.Contains(c.Fix, `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings.dev")`) {
+				t.Errorf("%s: %q / %q", c.Name, c.Detail, c.Fix)
+			}
+		}
+	}
+}

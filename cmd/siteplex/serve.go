@@ -422,6 +422,7 @@ func serveRun(ctx context.Context, f *Factory) error {
 		return err
 	}
 	cfg.Log = f.IO.Err
+	cfg.Kind = devproxy.KindServe
 	e, err := devproxy.New(cfg)
 	if err != nil {
 		return err

@@ -74,24 +74,41 @@ func runUI(cmd *cobra.Command, f *Factory, args []string) error {
 	if err := p.NeedProject(); err != nil {
 		return err
 	}
+	cfg.Kind = devproxy.KindUI
 	return uiRun(ctx, f, p, cfg, uiExtras{})
 }
 
-// uiAttach runs the UI over the engine of a running `siteplex serve`
-// (ef); quitting leaves that engine and its processes running.
+// uiAttach runs the UI over the engine of another running siteplex
+// (`siteplex serve`, or another UI: ef); quitting leaves that engine and
+// its processes running.
 func uiAttach(ctx context.Context, f *Factory, p *sites.Project, ef *devproxy.EngineFile) error {
 	r := devproxy.NewRemote(ef)
 	defer r.Close(context.Background())
 	if err := r.Start(ctx); err != nil {
-		return fmt.Errorf("siteplex serve runs for this project (pid %d) but does not answer: %w", ef.PID, err)
+		return fmt.Errorf("%s runs this project's engine but does not answer: %w", ef.Describe(), err)
 	}
-	notice := fmt.Sprintf("attached to the engine of siteplex serve (pid %d); q leaves it running", ef.PID)
-	if engineFlagsOf(f).given() {
-		notice = fmt.Sprintf("siteplex serve (pid %d) runs this project's engine: the engine flags given here do not apply", ef.PID)
-	}
+	notice, attached := attachNotice(ef, engineFlagsOf(f).given())
 	logf, closeLog := uiLog(p)
 	defer closeLog()
-	return uiProgram(ctx, f, p, r, r.Status().Mode, uiExtras{notice: notice, attached: fmt.Sprintf("serve pid %d", ef.PID)}, logf)
+	return uiProgram(ctx, f, p, r, r.Status().Mode, uiExtras{notice: notice, attached: attached}, logf)
+}
+
+// attachNotice is what an attached UI says first (flags: engine flags
+// were given, which do not apply) and the header's name for the engine
+// ("serve pid 4242", "ui pid 4242", "pid 4242").
+func attachNotice(ef *devproxy.EngineFile, flags bool) (notice, attached string) {
+	notice = "attached to the engine of " + ef.Describe() + "; q leaves it running"
+	if ef.Kind == devproxy.KindUI {
+		notice += " (it stops when that UI quits)"
+	}
+	if flags {
+		notice = ef.Describe() + " runs this project's engine: the engine flags given here do not apply"
+	}
+	attached = fmt.Sprintf("pid %d", ef.PID)
+	if ef.Kind != "" {
+		attached = ef.Kind + " " + attached
+	}
+	return notice, attached
 }
 
 // uiExtras are what the demo adds to a UI run.

@@ -36,9 +36,37 @@ func DjangoChecks(ctx context.Context, p *sites.Project, list []sites.Site, src 
 		skip := func(name string) Check {
 			return Check{Name: name, Status: Warn, Detail: "not checked: Django's settings could not be read", Fix: "fix the django settings check above"}
 		}
-		return []Check{settings, skip(NameSiteID), skip(NameAllowedHosts), skip(NameFrameworks), overlayCheck(p, nil)}
+		return []Check{settings, skip(NameSiteID), skip(NameAllowedHosts), skip(NameFrameworks), overlayCheck(p, nil, overlayOf(p, rep.Guess))}
 	}
-	return []Check{settings, siteIDCheck(p, rep.Info), allowedHostsCheck(p, rep.Info, list), frameworksCheck(rep.Info, src), overlayCheck(p, rep.Info)}
+	ov := overlayOf(p, rep.Guess)
+	return []Check{settings, siteIDCheck(rep.Info, ov), allowedHostsCheck(rep.Info, list, ov), frameworksCheck(rep.Info, src), overlayCheck(p, rep.Info, ov)}
+}
+
+// overlayState is whether the overlay takes effect in the dev processes,
+// and why not.
+type overlayState struct {
+	// on: the overlay is enabled and manage.py lets it load.
+	on bool
+	// off says why it does not take effect: "the overlay is off", or
+	// that manage.py assigns DJANGO_SETTINGS_MODULE ("" when on).
+	off string
+	// fix is what makes it take effect.
+	fix string
+	// assigns: manage.py assigns DJANGO_SETTINGS_MODULE (to module).
+	assigns bool
+	module  string
+}
+
+func overlayOf(p *sites.Project, g django.SettingsGuess) overlayState {
+	switch {
+	case g.ManagePyAssigns:
+		return overlayState{assigns: true, module: g.Module,
+			off: fmt.Sprintf("the overlay cannot take effect: manage.py assigns os.environ[\"DJANGO_SETTINGS_MODULE\"] = %q, which overrides siteplex's settings module in every process", g.Module),
+			fix: fmt.Sprintf("change it to os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", %q) in manage.py, as Django's template does", g.Module)}
+	case !p.OverlayEnabled():
+		return overlayState{off: "the overlay is off", fix: "turn the overlay on (remove overlay = false / --no-overlay)"}
+	}
+	return overlayState{on: true}
 }
 
 func settingsCheck(p *sites.Project, rep sites.DjangoReport, err error, needed bool) Check {
@@ -77,10 +105,10 @@ func settingsCheck(p *sites.Project, rep sites.DjangoReport, err error, needed b
 	return ok(NameSettings, detail)
 }
 
-func siteIDCheck(p *sites.Project, info *django.Info) Check {
+func siteIDCheck(info *django.Info, ov overlayState) Check {
 	s := info.SiteID
 	fw := info.Frameworks
-	on := p.OverlayEnabled()
+	on := ov.on
 	desc := s.String()
 	switch {
 	case !fw.Sites:
@@ -89,6 +117,8 @@ func siteIDCheck(p *sites.Project, info *django.Info) Check {
 			what = "the site comes from the Host (" + strings.Join(fw.Installed(), ", ") + "), not from SITE_ID"
 		}
 		return ok(NameSiteID, desc+"; django.contrib.sites is not installed: "+what)
+	case s.Kind == django.KindEnv && ov.assigns:
+		return ok(NameSiteID, desc+": siteplex sets $"+s.EnvVar+" per process; "+ov.off+", so that variable alone picks the site")
 	case s.Kind == django.KindEnv:
 		return ok(NameSiteID, desc+": siteplex sets $"+s.EnvVar+" per process (and the overlay sets SITE_ID)")
 	case s.Kind == django.KindOther:
@@ -98,14 +128,23 @@ func siteIDCheck(p *sites.Project, info *django.Info) Check {
 	case on:
 		return ok(NameSiteID, desc+": the overlay sets SITE_ID per process (per request in single mode)")
 	case s.Kind == django.KindInt:
-		return bad(NameSiteID, Fail, desc+" is fixed in "+info.SettingsModule+" and the overlay is off: every process serves site "+fmt.Sprint(s.Value),
-			"turn the overlay on (remove overlay = false / --no-overlay), or read it from the environment: SITE_ID = int(os.environ.get(\"SITE_ID\", 1))")
+		fix := "turn the overlay on (remove overlay = false / --no-overlay), or read it from the environment: SITE_ID = int(os.environ.get(\"SITE_ID\", 1))"
+		if ov.assigns {
+			fix = ov.fix
+		}
+		return bad(NameSiteID, Fail, desc+" is fixed in "+info.SettingsModule+" and "+ov.off+": every process serves site "+fmt.Sprint(s.Value), fix)
 	case s.Kind == django.KindObject:
-		return bad(NameSiteID, Fail, desc+" and the overlay is off: every process serves the object's default",
-			"turn the overlay on, or build the default from the environment: SITE_ID = SiteID(default=int(os.environ.get(\"SITE_ID\", 1)))")
+		fix := "turn the overlay on, or build the default from the environment: SITE_ID = SiteID(default=int(os.environ.get(\"SITE_ID\", 1)))"
+		if ov.assigns {
+			fix = ov.fix
+		}
+		return bad(NameSiteID, Fail, desc+" and "+ov.off+": every process serves the object's default", fix)
 	}
-	return bad(NameSiteID, Warn, desc+" and the overlay is off: Django picks the site from the Host, which siteplex's local names do not match",
-		"turn the overlay on, or set SITE_ID = int(os.environ.get(\"SITE_ID\", 1))")
+	fix := "turn the overlay on, or set SITE_ID = int(os.environ.get(\"SITE_ID\", 1))"
+	if ov.assigns {
+		fix = ov.fix
+	}
+	return bad(NameSiteID, Warn, desc+" and "+ov.off+": Django picks the site from the Host, which siteplex's local names do not match", fix)
 }
 
 // routedNames are the names siteplex routes to the sites' processes.
@@ -146,14 +185,14 @@ func allowedBy(host string, patterns []string) bool {
 	return false
 }
 
-func allowedHostsCheck(p *sites.Project, info *django.Info, list []sites.Site) Check {
-	on := p.OverlayEnabled()
+func allowedHostsCheck(info *django.Info, list []sites.Site, ov overlayState) Check {
+	on := ov.on
 	if info.AllowedHostsLazy != "" {
 		if on {
 			return ok(NameAllowedHosts, "ALLOWED_HOSTS is a "+info.AllowedHostsLazy+" (read from the database at run time); the overlay adds the names routed to each process")
 		}
-		return bad(NameAllowedHosts, Warn, "ALLOWED_HOSTS is a "+info.AllowedHostsLazy+", which siteplex cannot read, and the overlay is off: local names such as "+firstLocal(list)+" may answer 400",
-			"turn the overlay on, or add \".localhost\" to ALLOWED_HOSTS")
+		return bad(NameAllowedHosts, Warn, "ALLOWED_HOSTS is a "+info.AllowedHostsLazy+", which siteplex cannot read, and "+ov.off+": local names such as "+firstLocal(list)+" may answer 400",
+			ov.fix+", or add \".localhost\" to ALLOWED_HOSTS")
 	}
 	patterns := info.AllowedHosts
 	shown := fmt.Sprintf("%q", patterns)
@@ -173,11 +212,11 @@ func allowedHostsCheck(p *sites.Project, info *django.Info, list []sites.Site) C
 	case on:
 		return ok(NameAllowedHosts, fmt.Sprintf("ALLOWED_HOSTS = %s does not admit %s; the overlay adds the names routed to each process", shown, list3(missing)))
 	}
-	fix := "turn the overlay on (remove overlay = false / --no-overlay), or add \".localhost\" and the sites' domains to ALLOWED_HOSTS"
+	fix := ov.fix + ", or add \".localhost\" and the sites' domains to ALLOWED_HOSTS"
 	if info.Frameworks.Mezzanine {
 		fix += " (Mezzanine: an empty ALLOWED_HOSTS admits every django_site domain, but not the local names)"
 	}
-	return bad(NameAllowedHosts, Fail, fmt.Sprintf("ALLOWED_HOSTS = %s rejects %s, and the overlay is off: those requests answer 400", shown, list3(missing)), fix)
+	return bad(NameAllowedHosts, Fail, fmt.Sprintf("ALLOWED_HOSTS = %s rejects %s, and %s: those requests answer 400", shown, list3(missing), ov.off), fix)
 }
 
 func firstLocal(list []sites.Site) string {
@@ -272,13 +311,18 @@ func tablesNote(parts ...string) string {
 	return " (" + strings.Join(out, ", ") + ")"
 }
 
-func overlayCheck(p *sites.Project, info *django.Info) Check {
+func overlayCheck(p *sites.Project, info *django.Info, ov overlayState) Check {
 	file := filepath.Join(p.OverlayDir(), django.OverlayModule+".py")
 	state := "not written yet"
 	if _, err := os.Stat(file); err == nil {
 		state = "written"
 	}
-	if !p.OverlayEnabled() {
+	switch {
+	case ov.assigns && !p.OverlayEnabled():
+		return bad(NameOverlay, Warn, file+" ("+state+"); off, and manage.py assigns os.environ[\"DJANGO_SETTINGS_MODULE\"], so not even the identity probe loads: siteplex cannot tell which site a process serves", ov.fix)
+	case ov.assigns:
+		return bad(NameOverlay, Fail, file+" ("+state+"); "+ov.off+": no process gets each site's SITE_ID, the routed ALLOWED_HOSTS or the identity probe", ov.fix)
+	case !p.OverlayEnabled():
 		return ok(NameOverlay, file+" ("+state+"); off: the settings run as they are, only the identity probe is added")
 	}
 	if info == nil {

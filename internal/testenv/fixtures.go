@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -94,6 +95,26 @@ func AppendFile(t testing.TB, dir, rel, text string) {
 	}
 	defer f.Close()
 	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ManagePyAssigns makes a fixture's manage.py assign DJANGO_SETTINGS_MODULE
+// (os.environ[...] = module) instead of calling setdefault, as some
+// projects do: the variable siteplex sets is then overridden.
+func ManagePyAssigns(t testing.TB, dir, module string) {
+	t.Helper()
+	p := filepath.Join(dir, "manage.py")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fmt.Sprintf("os.environ.setdefault(%q, %q)", "DJANGO_SETTINGS_MODULE", module)
+	src := strings.Replace(string(b), old, fmt.Sprintf("os.environ[%q] = %q", "DJANGO_SETTINGS_MODULE", module), 1)
+	if src == string(b) {
+		t.Fatalf("%s has no %s to change", p, old)
+	}
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -140,3 +140,18 @@ func (s *server) do(t *testing.T, req *http.Request) (int, http.Header, []byte) 
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, b
 }
+
+// runPython runs script with Debian's Python in dir, env added to the
+// process environment, and returns its output, trimmed; a failure fails
+// the test with the output.
+func runPython(t *testing.T, dir string, env []string, script string) string {
+	t.Helper()
+	cmd := exec.Command(testenv.Python, "-B", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}

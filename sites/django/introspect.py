@@ -383,7 +383,9 @@ def frameworks(settings, app_names, apps):
 
 
 def allowed_hosts(value):
-    if isinstance(value, (list, tuple)):
+    # type(), not isinstance(): isinstance asks a LazyObject's __class__,
+    # which evaluates it (django-multisite's reads multisite_alias).
+    if issubclass(type(value), (list, tuple)):
         return [str(h) for h in value], ""
     cls = type(value)
     return [], cls.__module__ + "." + cls.__qualname__

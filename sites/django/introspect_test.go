@@ -25,6 +25,7 @@ func TestIntrospectFixtures(t *testing.T) {
 		{"djfixed", "mezzshape.settings", "manage.py", KindInt, 1, "", "dev.db", []string{"localhost"}},
 		{"djpackage", "proj.settings.dev", "manage.py", KindInt, 1, "", "var/site.sqlite3", []string{".example.com"}},
 		{"djsiteid", "siteidproj.settings", "manage.py", KindObject, 0, "", "sites.db", []string{}},
+		{"djmultisite", "msproj.settings", "manage.py", KindObject, 0, "", "multisite.db", []string{}},
 		{"django", "fixtureproj.settings", "manage.py", KindEnv, 1, "SITE_ID", "db.sqlite3", []string{"*"}},
 	}
 	for _, tt := range tests {
@@ -48,6 +49,9 @@ func TestIntrospectFixtures(t *testing.T) {
 			}
 			if strings.Join(info.AllowedHosts, ",") != strings.Join(tt.allowed, ",") {
 				t.Errorf("ALLOWED_HOSTS %q, want %q", info.AllowedHosts, tt.allowed)
+			}
+			if lazy := tt.fixture == "djmultisite"; lazy != (info.AllowedHostsLazy != "") || lazy && (info.AllowedHostsLazy != "multisite.hosts.LazyHosts" || !info.Frameworks.Multisite) {
+				t.Errorf("ALLOWED_HOSTS class %q, frameworks %+v", info.AllowedHostsLazy, info.Frameworks)
 			}
 			if !info.Frameworks.Sites || info.Table("sites.Site", "") != "django_site" {
 				t.Errorf("frameworks %+v tables %v", info.Frameworks, info.Tables)

@@ -40,6 +40,7 @@ var overlayCases = []overlayCase{
 	{name: "djfixed", sites: map[int64]string{1: "127.0.0.1:8000", 2: "beta.example.com", 3: "gamma.example.org"}, whoami: true, hosts: slugHosts},
 	{name: "djpackage", sites: map[int64]string{1: "alpha.example.com", 2: "beta.example.com", 3: "gamma.example.org"}, whoami: true, hosts: slugHosts},
 	{name: "djsiteid", sites: map[int64]string{1: "alpha.example.com", 2: "beta.example.com", 3: "gamma.example.org"}, whoami: true, hosts: slugHosts},
+	{name: "djmultisite", sites: map[int64]string{1: "alpha.example.com", 2: "beta.example.com", 3: "gamma.example.org"}, whoami: true, hosts: slugHosts},
 	{name: "django", sites: map[int64]string{1: "alpha.example.com", 2: "beta.example.com", 3: "www.gamma.example.org"}, siteIDEnv: true, noOverlayOK: true, hosts: slugHosts},
 }
 
@@ -164,16 +165,20 @@ func checkSite(t *testing.T, tc overlayCase, srv *server, host string, id int64,
 		checkProbe(t, srv, host, sec, id, site, true, "")
 		return
 	}
-	status, _, body := srv.get(t, "/whoami/", host, hdr...)
-	if status != 200 {
-		t.Fatalf("GET /whoami/ Host %s: HTTP %d\n%s\n%s", host, status, body, srv.logText())
-	}
-	var w whoami
-	if err := json.Unmarshal(body, &w); err != nil {
-		t.Fatalf("Host %s: %v: %s", host, err, body)
-	}
-	if w.SiteID == nil || *w.SiteID != id || w.CurrentSite == nil || *w.CurrentSite != id {
-		t.Errorf("Host %s: got %s, want site %d", host, body, id)
+	// /whoami/stream/ answers the same from a streaming body, which runs
+	// after the middleware returned.
+	for _, path := range []string{"/whoami/", "/whoami/stream/"} {
+		status, _, body := srv.get(t, path, host, hdr...)
+		if status != 200 {
+			t.Fatalf("GET %s Host %s: HTTP %d\n%s\n%s", path, host, status, body, srv.logText())
+		}
+		var w whoami
+		if err := json.Unmarshal(body, &w); err != nil {
+			t.Fatalf("GET %s Host %s: %v: %s", path, host, err, body)
+		}
+		if w.SiteID == nil || *w.SiteID != id || w.CurrentSite == nil || *w.CurrentSite != id {
+			t.Errorf("GET %s Host %s: got %s, want site %d", path, host, body, id)
+		}
 	}
 }
 

@@ -119,6 +119,26 @@ func TestCheck(t *testing.T) {
 			"✗ Wagtail serves site 1 (localhost), expected 2"},
 		{"tenant", Expect{Host: "a.localhost", Schema: "shop"}, 200, probe, map[string]any{"tenant": map[string]any{"schema_name": "shop"}}, true, "✓ tenant shop on a.localhost"},
 		{"no tenant", Expect{Host: "b.localhost", Schema: "shop"}, 200, probe, map[string]any{"reached_end": false, "status": 404}, false, "no tenant for Host b.localhost"},
+		// The same id, another domain: siteplex reads another database.
+		{"other database", Expect{Host: "gh.localhost", SiteID: 2, Domain: "example.gh", Database: "siteplex reads sqlite /p/old.db (from --db); Django's DATABASES['default'] is django.db.backends.sqlite3 /p/db.sqlite3"}, 200, probe,
+			map[string]any{"sites": map[string]any{"id": 2, "domain": "two.dev.test"}}, false,
+			"✗ site 2 is two.dev.test in the project's database but example.gh in the one siteplex reads, on gh.localhost: siteplex probably reads another database than the project (siteplex reads sqlite /p/old.db (from --db); Django's DATABASES['default'] is"},
+		{"domain case and port", Expect{Host: "gh.localhost", SiteID: 2, Domain: "Example.GH."}, 200, probe,
+			map[string]any{"sites": map[string]any{"id": 2, "domain": "example.gh:8000"}}, true, "✓ site 2 on gh.localhost"},
+		{"domain other port", Expect{Host: "gh.localhost", SiteID: 2, Domain: "example.gh:8001"}, 200, probe,
+			map[string]any{"sites": map[string]any{"id": 2, "domain": "example.gh:8000"}}, false, "example.gh:8000 in the project's database but example.gh:8001"},
+		{"stream site", Expect{Host: "beta.example.com", SiteID: 2}, 200, probe, map[string]any{
+			"site_id_setting": map[string]any{"kind": "object", "value": 2}, "sites": map[string]any{"id": 2},
+			"stream": map[string]any{"site_id": 1, "sites": map[string]any{"id": 1, "domain": "alpha.example.com"}}}, false,
+			"✗ serves site 1, expected 2, on beta.example.com while a streaming answer is sent: the request's site does not hold"},
+		{"stream SITE_ID", Expect{Host: "beta.example.com", SiteID: 2}, 200, probe, map[string]any{
+			"site_id_setting": map[string]any{"kind": "object", "value": 2}, "sites": map[string]any{"id": 2},
+			"stream": map[string]any{"site_id": 1}}, false, "✗ settings.SITE_ID is 1, expected 2, on beta.example.com while a streaming answer is sent"},
+		{"stream ok", Expect{Host: "beta.example.com", SiteID: 2}, 200, probe, map[string]any{
+			"site_id_setting": map[string]any{"kind": "object", "value": 2}, "sites": map[string]any{"id": 2},
+			"stream": map[string]any{"site_id": 2, "sites": map[string]any{"id": 2}}}, true, "✓ site 2 on beta.example.com"},
+		{"manage.py assigns", Expect{Host: "gh.localhost", SiteID: 3, NoProbe: "manage.py sets DJANGO_SETTINGS_MODULE itself"}, 404, http.Header{}, nil, false,
+			"✗ no identity probe on gh.localhost (HTTP 404): manage.py sets DJANGO_SETTINGS_MODULE itself"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

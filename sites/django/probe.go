@@ -62,6 +62,23 @@ type Identity struct {
 	} `json:"env"`
 	// Errors are the resolvers that raised, by name.
 	Errors map[string]string `json:"errors"`
+	// Stream is what the body of a streaming answer sees, computed while
+	// the probe's own (streamed) answer is sent, after every middleware
+	// returned; nil from a runtime that does not report it.
+	Stream *StreamIdentity `json:"stream"`
+}
+
+// StreamIdentity is the site as a streaming answer's body sees it.
+type StreamIdentity struct {
+	// SiteID is int(settings.SITE_ID) (nil when it is not an int or
+	// object).
+	SiteID *int64 `json:"site_id"`
+	// Sites is get_current_site(request).
+	Sites *struct {
+		ID     int64  `json:"id"`
+		Domain string `json:"domain"`
+	} `json:"sites"`
+	Errors map[string]string `json:"errors"`
 }
 
 // NoProbeError is an answer that did not come from the probe: the process
@@ -111,6 +128,17 @@ type Expect struct {
 	WagtailSiteID int64
 	// Schema is the tenant's schema_name ("" : not checked).
 	Schema string
+	// Domain is the django_site domain of SiteID as siteplex read it
+	// from its database ("": not compared). A different domain for the
+	// same id in the process means it reads another database.
+	Domain string
+	// Database says which database siteplex reads and, when known,
+	// which one Django's settings name, for that message ("" unknown).
+	Database string
+	// NoProbe is why the process may not run the overlay at all, when
+	// siteplex knows it (manage.py assigns DJANGO_SETTINGS_MODULE); it
+	// replaces the general reason of a missing probe.
+	NoProbe string
 }
 
 // Verdict is the outcome of a probe: OK, or the loud reason.
@@ -129,6 +157,9 @@ func CheckResponse(want Expect, status int, h http.Header, body []byte) Verdict 
 	id, err := ParseProbe(status, h, body)
 	var np *NoProbeError
 	if errors.As(err, &np) {
+		if want.NoProbe != "" {
+			return bad("no identity probe on %s (HTTP %d): %s", want.Host, np.Status, want.NoProbe)
+		}
 		return bad("no identity probe on %s (HTTP %d): the process does not run siteplex's overlay (a custom command, or manage.py assigns DJANGO_SETTINGS_MODULE itself), so siteplex cannot tell which site it serves", want.Host, np.Status)
 	}
 	if err != nil {
@@ -222,7 +253,51 @@ func checkSiteID(want Expect, got *Identity) (Verdict, bool) {
 		}
 		return bad("serves site %d, expected %d, on %s: %s", r.id, want.SiteID, want.Host, reason(r.name, want, got)), false
 	}
+	if want.Domain != "" && got.Sites != nil && !sameDomain(got.Sites.Domain, want.Domain) {
+		db := "siteplex probably reads another database than the project"
+		if want.Database != "" {
+			db += " (" + want.Database + ")"
+		}
+		return bad("site %d is %s in the project's database but %s in the one siteplex reads, on %s: %s; point siteplex at the project's database (--db, database in siteplex.toml, DATABASE_URL)",
+			want.SiteID, got.Sites.Domain, want.Domain, want.Host, db), false
+	}
+	if v, ok := checkStream(want, got); !ok {
+		return v, false
+	}
 	return Verdict{}, true
+}
+
+// checkStream checks the site a streaming answer's body sees.
+func checkStream(want Expect, got *Identity) (Verdict, bool) {
+	st := got.Stream
+	if st == nil {
+		return Verdict{}, true
+	}
+	const why = "the request's site does not hold once the view has returned (a StreamingHttpResponse's body runs after the middleware)"
+	switch {
+	case st.Sites != nil && st.Sites.ID != want.SiteID:
+		return bad("serves site %d, expected %d, on %s while a streaming answer is sent: %s", st.Sites.ID, want.SiteID, want.Host, why), false
+	case st.SiteID != nil && got.SiteIDSetting.Value != nil && *st.SiteID != *got.SiteIDSetting.Value:
+		return bad("settings.SITE_ID is %d, expected %d, on %s while a streaming answer is sent: %s", *st.SiteID, *got.SiteIDSetting.Value, want.Host, why), false
+	}
+	return Verdict{}, true
+}
+
+// sameDomain reports whether two django_site domains name the same site:
+// equal but for case and a final dot, or the same name where one of them
+// has no port.
+func sameDomain(a, b string) bool {
+	norm := func(d string) (string, string) {
+		d = strings.ToLower(strings.TrimSpace(d))
+		name, port := d, ""
+		if i := strings.LastIndexByte(d, ':'); i >= 0 && !strings.Contains(d[i:], "]") {
+			name, port = d[:i], d[i+1:]
+		}
+		return strings.TrimSuffix(name, "."), port
+	}
+	an, ap := norm(a)
+	bn, bp := norm(b)
+	return an == bn && (ap == bp || ap == "" || bp == "")
 }
 
 // reason explains a wrong site from what the probe saw.

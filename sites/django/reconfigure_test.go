@@ -1,19 +1,14 @@
 package django
 
 import (
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-
-	"github.com/siteplex/siteplex/internal/testenv"
 )
 
 // TestReconfigure: siteplex_runtime.reconfigure makes a set-up process
 // serve another site (what a process forked from a warm parent does).
 func TestReconfigure(t *testing.T) {
-	for _, name := range []string{"djfixed", "djsiteid"} {
+	for _, name := range []string{"djfixed", "djsiteid", "djmultisite"} {
 		t.Run(name, func(t *testing.T) {
 			dir := fixture(t, name, true)
 			ov, err := Write(filepath.Join(dir, ".siteplex", "overlay"), mustIntrospect(t, dir))
@@ -40,16 +35,10 @@ siteplex_runtime.reconfigure()
 hosts = list(settings.ALLOWED_HOSTS)
 print(int(settings.SITE_ID), Site.objects.get_current().pk, "two.localhost" in hosts, "three.localhost" in hosts)
 `
-			cmd := exec.Command(testenv.Python, "-B", "-c", script)
-			cmd.Dir = dir
-			cmd.Env = append(os.Environ(), env...)
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("%v\n%s", err, out)
-			}
+			got := runPython(t, dir, env, script)
 			// The names of the site it was (one, three) are gone: each call starts
 			// from the project's own settings, as configure does.
-			if got := strings.TrimSpace(string(out)); got != "1 1\n3 3 True False\n2 2 True False" {
+			if got != "1 1\n3 3 True False\n2 2 True False" {
 				t.Errorf("got %q", got)
 			}
 		})

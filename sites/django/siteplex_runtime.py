@@ -152,11 +152,13 @@ def _kind(value):
         return "missing"
     if value is None:
         return "none"
-    if isinstance(value, bool):
+    # Types, not isinstance(): that would evaluate a LazyObject.
+    t = type(value)
+    if issubclass(t, bool):
         return "other"
-    if type(value) is int:
+    if t is int:
         return "int"
-    if isinstance(value, str):
+    if issubclass(t, str):
         return "other"
     return "object"
 
@@ -189,34 +191,65 @@ def _mezzanine_installed(ns):
 
 
 class _ExtendedHosts(object):
-    """ALLOWED_HOSTS that is not a list (Mezzanine's SitesAllowedHosts
-    reads django_site on first use): siteplex's names first, then the
-    project's, read as late as the project's own would be."""
+    """ALLOWED_HOSTS that is not a list or tuple (Mezzanine's
+    SitesAllowedHosts, django-multisite's lazy list of its aliases, any
+    LazyObject): siteplex's names first, then the project's, which are
+    read only when iterated, as late as the project's own would be (these
+    objects read the database, and using one while the settings import
+    raises AppRegistryNotReady). A name siteplex routes matches before
+    the project's are read. Under DEBUG, an empty project list keeps
+    Django's implicit local names."""
 
-    def __init__(self, extra, orig):
-        self.extra, self.orig = list(extra), orig
+    def __init__(self, extra, orig, debug=False):
+        self.extra, self.orig, self.debug = list(extra), orig, debug
 
     def __iter__(self):
         for h in self.extra:
             yield h
+        n = 0
         for h in self.orig:
+            n += 1
             yield h
+        if n == 0 and self.debug:
+            for h in IMPLICIT_DEBUG_HOSTS:
+                yield h
 
     def __bool__(self):
         return True
 
+    def _list(self):
+        # list(iter(...)): list(self) would ask __len__ for a size hint.
+        return list(iter(self))
+
+    def __len__(self):
+        return len(self._list())
+
+    def __getitem__(self, i):
+        return self._list()[i]
+
     def __add__(self, other):
-        return list(self) + list(other)
+        return self._list() + list(other)
+
+    def __radd__(self, other):
+        return list(other) + self._list()
 
     def __repr__(self):
+        # The project's object is not evaluated: repr of a LazyObject
+        # that is not set up names its set-up function.
         return "siteplex(%r + %r)" % (self.extra, self.orig)
+
+
+def _plain_list(value):
+    """Whether value is a list or tuple, told from its type alone:
+    isinstance() would ask a LazyObject's __class__, which evaluates it."""
+    return issubclass(type(value), (list, tuple))
 
 
 def _extend_allowed_hosts(ns, names):
     if not names:
         return
     orig = ns.get("ALLOWED_HOSTS", [])
-    if isinstance(orig, (list, tuple)):
+    if _plain_list(orig):
         hosts = list(orig)
         if "*" in hosts:
             return
@@ -228,7 +261,7 @@ def _extend_allowed_hosts(ns, names):
                 hosts.append(h)
         ns["ALLOWED_HOSTS"] = hosts
     else:
-        ns["ALLOWED_HOSTS"] = _ExtendedHosts(names, orig)
+        ns["ALLOWED_HOSTS"] = _ExtendedHosts(names, orig, bool(ns.get("DEBUG")))
 
 
 _STATE = {}
@@ -269,7 +302,7 @@ def configure(ns, environ=None):
                 d = getattr(original, "default", None)
                 default = d if type(d) is int else None
             ns["SITE_ID"] = RequestSiteID(default=default)
-        if not isinstance(ns.get("SITE_ID"), int):
+        if not issubclass(type(ns.get("SITE_ID")), int):
             checks = list(ns.get("SILENCED_SYSTEM_CHECKS", []) or [])
             if "sites.E101" not in checks:
                 checks.append("sites.E101")
@@ -395,28 +428,81 @@ class SiteMiddleware(object):
 
     def __call__(self, request):
         ok = _secret_ok(request)
-        sid = None
-        if ok and _STATE.get("mode") == "single":
-            try:
-                from django.conf import settings
-
-                sid = settings.SITE_ID if hasattr(settings.SITE_ID, "set") else None
-                raw = request.META.get(SITE_META, "")
-                if sid is not None and raw:
+        sid = _request_site_id() if _STATE.get("mode") == "single" else None
+        if sid is not None:
+            # Nothing of an earlier request on this thread stays: a
+            # request without the secret gets the default.
+            sid.reset()
+            raw = request.META.get(SITE_META, "") if ok else ""
+            if raw:
+                try:
                     sid.set(int(raw))
-            except (ValueError, AttributeError):
-                sid = None
+                except (ValueError, TypeError):
+                    sid.reset()
         try:
             if ok and request.path_info == PROBE_PATH:
                 request._siteplex_probe = True
                 response = self.get_response(request)
-                if getattr(response, "_siteplex_probe", False):
-                    return response
-                return probe_response(request, reached=False, status=response.status_code)
-            return self.get_response(request)
+                if not getattr(response, "_siteplex_probe", False):
+                    response = probe_response(request, reached=False, status=response.status_code)
+                # Streamed only here, outside every other middleware (one
+                # that reads response.content would fail on a stream).
+                response = _streamed_probe(request, response)
+            else:
+                response = self.get_response(request)
+            if sid is not None:
+                _hold_while_streaming(response, sid)
+            return response
         finally:
             if sid is not None:
                 sid.reset()
+
+
+def _request_site_id():
+    """settings.SITE_ID when it is a per-request value (set() and
+    reset()), else None."""
+    try:
+        from django.conf import settings
+
+        value = settings.SITE_ID
+    except Exception:
+        return None
+    return value if hasattr(value, "set") and hasattr(value, "reset") else None
+
+
+def _hold_while_streaming(response, sid):
+    """A streaming answer's body is produced after the middleware returned
+    (the WSGI server iterates it): each step of it runs with SITE_ID set
+    to the request's site again, and the thread's own value back after it,
+    so the site neither changes under the body nor leaks to another
+    request. A file (FileResponse) reads no setting and is left alone, as
+    is an async iterator (Django 4.2+), which runs on the event loop's
+    thread; see docs/django.md, "Single mode"."""
+    if not getattr(response, "streaming", False) or getattr(response, "is_async", False):
+        return
+    if getattr(response, "file_to_stream", None) is not None:
+        return
+    value = getattr(sid, "site_id", None)
+    if value is None:
+        return
+    response.streaming_content = _with_site(sid, value, response.streaming_content)
+
+
+def _with_site(sid, value, content):
+    it = iter(content)
+    while True:
+        old = getattr(sid, "site_id", None)
+        sid.set(value)
+        try:
+            chunk = next(it)
+        except StopIteration:
+            return
+        finally:
+            if old is None:
+                sid.reset()
+            else:
+                sid.set(old)
+        yield chunk
 
 
 class ProbeMiddleware(object):
@@ -459,14 +545,7 @@ def identity(request):
     except Exception as exc:
         out["host"] = request.META.get("HTTP_HOST", "")
         out["host_error"] = "%s: %s" % (type(exc).__name__, exc)
-    if _installed("django.contrib.sites"):
-        try:
-            from django.contrib.sites.shortcuts import get_current_site
-
-            s = get_current_site(request)
-            out["sites"] = {"id": s.pk, "domain": s.domain}
-        except Exception as exc:
-            out["errors"]["sites"] = "%s: %s" % (type(exc).__name__, exc)
+    _current_site(request, out)
     if _installed("multisite"):
         try:
             out["multisite"] = {"site_id": int(settings.SITE_ID)}
@@ -507,7 +586,39 @@ def identity(request):
     return out
 
 
+def _current_site(request, out):
+    """out["sites"]: get_current_site(request) when django.contrib.sites
+    is installed (or why not, in out["errors"])."""
+    if not _installed("django.contrib.sites"):
+        return
+    try:
+        from django.contrib.sites.shortcuts import get_current_site
+
+        s = get_current_site(request)
+        out["sites"] = {"id": s.pk, "domain": s.domain}
+    except Exception as exc:
+        out["errors"]["sites"] = "%s: %s" % (type(exc).__name__, exc)
+
+
+def _streamed_identity(request):
+    """What a streaming answer's body sees of the site: computed while the
+    body is sent, after every middleware has returned."""
+    from django.conf import settings
+
+    out = {"errors": {}}
+    value = getattr(settings, "SITE_ID", _MISSING)
+    if _kind(value) in ("int", "object"):
+        try:
+            out["site_id"] = int(value)
+        except Exception as exc:
+            out["errors"]["site_id"] = "%s: %s" % (type(exc).__name__, exc)
+    _current_site(request, out)
+    return out
+
+
 def probe_response(request, reached, status):
+    """The probe's answer, JSON. SiteMiddleware sends it streamed (see
+    _streamed_probe)."""
     from django.http import JsonResponse
 
     data = {
@@ -523,6 +634,33 @@ def probe_response(request, reached, status):
     except Exception as exc:
         data["errors"] = {"probe": "%s: %s" % (type(exc).__name__, exc)}
     resp = JsonResponse(data)
+    resp["X-Siteplex-Probe"] = "1"
+    resp["Cache-Control"] = "no-store"
+    resp._siteplex_probe = True
+    resp._siteplex_data = data
+    return resp
+
+
+def _streamed_probe(request, response):
+    """The probe's answer as a StreamingHttpResponse whose last member,
+    "stream", is computed while it is sent, after SiteMiddleware has
+    returned: what a streaming view's body sees of the site."""
+    from django.http import StreamingHttpResponse
+
+    data = getattr(response, "_siteplex_data", None)
+    if data is None:
+        return response
+    head = json.dumps(data, default=str)
+
+    def body():
+        yield head[:-1].encode()
+        try:
+            streamed = _streamed_identity(request)
+        except Exception as exc:
+            streamed = {"errors": {"probe": "%s: %s" % (type(exc).__name__, exc)}}
+        yield (', "stream": ' + json.dumps(streamed, default=str) + "}").encode()
+
+    resp = StreamingHttpResponse(body(), status=response.status_code, content_type="application/json")
     resp["X-Siteplex-Probe"] = "1"
     resp["Cache-Control"] = "no-store"
     resp._siteplex_probe = True

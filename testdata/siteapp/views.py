@@ -15,3 +15,15 @@ def whoami(request):
     except Exception:
         current = None
     return JsonResponse({"site_id": site_id, "current_site": current, "host": request.META.get("HTTP_HOST", "")})
+
+
+def whoami_stream(request):
+    """What /whoami/ answers, computed while a StreamingHttpResponse's body
+    is sent (after every middleware has returned)."""
+    from django.http import StreamingHttpResponse
+
+    def body():
+        yield b""
+        yield whoami(request).content
+
+    return StreamingHttpResponse(body(), content_type="application/json")
