@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -109,6 +111,31 @@ func recreateDockerWeb(ctx context.Context, f *Factory, p *sites.Project, site *
 	if err != nil {
 		return fmt.Errorf("SITE_ID is written, but the web container was not recreated: %w", err)
 	}
+	// Say "serving" only once it accepts connections, as the engine waits
+	// before it forwards: a request in between would get an empty answer.
+	if err := waitAccepting(ctx, proc.Addr(), supervisor.DefaultBootTimeout); err != nil {
+		return fmt.Errorf("SITE_ID is written and the web container recreated, but %w: `docker logs` of the web container shows why", err)
+	}
 	fmt.Fprintf(f.IO.Out, "recreated the web container with SITE_ID=%d (serving at %s)\n", id, proc.Addr())
 	return nil
+}
+
+// waitAccepting waits until addr accepts a TCP connection, for at most
+// limit.
+func waitAccepting(ctx context.Context, addr string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	d := net.Dialer{Timeout: time.Second}
+	for {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nothing accepted connections on %s within %s", addr, limit)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
