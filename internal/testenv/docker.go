@@ -29,9 +29,7 @@ type Docker struct {
 }
 
 var (
-	dockerOnce sync.Once
-	dockerInst *Docker
-	dockerErr  error
+	docker service[*Docker]
 
 	atStopMu sync.Mutex
 	atStop   []func()
@@ -55,12 +53,9 @@ func AtDockerStop(fn func()) {
 // Call StopDocker from TestMain.
 func StartDocker(t testing.TB) *Docker {
 	t.Helper()
-	dockerOnce.Do(func() { dockerInst, dockerErr = startDocker() })
-	if dockerErr != nil {
-		Missing(t, "Docker: %v", dockerErr)
-	}
-	os.Setenv("DOCKER_HOST", dockerInst.Host)
-	return dockerInst
+	d := docker.get(t, "Docker", startDocker)
+	os.Setenv("DOCKER_HOST", d.Host)
+	return d
 }
 
 // StopDocker stops the engine StartDocker started, if any, and removes its
@@ -73,17 +68,11 @@ func StopDocker() {
 	for i := len(fns) - 1; i >= 0; i-- {
 		fns[i]()
 	}
-	d := dockerInst
+	d := docker.inst
 	if d == nil || !d.Own {
 		return
 	}
-	d.proc.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(20 * time.Second):
-		d.proc.Kill()
-		<-d.exited
-	}
+	stopProcess(d.proc, d.exited, 20*time.Second)
 	// Mounts dockerd left behind (netns, shm) would keep RemoveAll from
 	// emptying the folder.
 	unmountUnder(d.dir)
@@ -149,7 +138,7 @@ func startDocker() (*Docker, error) {
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// dockerd goes when the test binary goes, even on SIGKILL.
-	cmd.SysProcAttr = dockerdSysProcAttr()
+	cmd.SysProcAttr = serverProcAttr(-1, -1)
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("starting dockerd: %w", err)
@@ -166,7 +155,7 @@ func startDocker() (*Docker, error) {
 		case <-exited:
 			log, _ := os.ReadFile(filepath.Join(dir, "dockerd.log"))
 			os.RemoveAll(dir)
-			return nil, fmt.Errorf("dockerd exited (%v): %s", waitErr, tail(string(log), 2000))
+			return nil, fmt.Errorf("dockerd exited (%v): %s", waitErr, lastLines(log, 20))
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -194,11 +183,4 @@ func sweepDockerDirs() {
 		unmountUnder(dir)
 		os.RemoveAll(dir)
 	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
 }

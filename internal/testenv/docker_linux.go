@@ -6,12 +6,6 @@ import (
 	"syscall"
 )
 
-// dockerdSysProcAttr makes dockerd go when the test binary goes, even on
-// SIGKILL.
-func dockerdSysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
-}
-
 // unmountUnder lazily unmounts every mount point below dir.
 func unmountUnder(dir string) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
@@ -30,7 +24,7 @@ func unmountUnder(dir string) {
 	}
 }
 
-// serverProcAttr runs a database server as uid/gid (-1: as we are) in its
+// serverProcAttr runs a server (a database, dockerd) as uid/gid (-1: as we are) in its
 // own process group, and ends it when the test binary goes, even on
 // SIGKILL (Go sets the parent-death signal after changing the user, so it
 // survives the switch).

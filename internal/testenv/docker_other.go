@@ -4,15 +4,10 @@ package testenv
 
 import "syscall"
 
-// dockerdSysProcAttr puts dockerd in its own process group.
-func dockerdSysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
-}
-
 // unmountUnder does nothing: private engines are a Linux affair.
 func unmountUnder(string) {}
 
-// serverProcAttr runs a database server as uid/gid (-1: as we are) in its
+// serverProcAttr runs a server (a database, dockerd) as uid/gid (-1: as we are) in its
 // own process group.
 func serverProcAttr(uid, gid int) *syscall.SysProcAttr {
 	a := &syscall.SysProcAttr{Setpgid: true}

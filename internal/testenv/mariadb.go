@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -9,12 +8,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -68,9 +64,7 @@ func (m *MariaDB) Exec(t testing.TB, name, sqlText string) {
 	t.Helper()
 	db := m.Open(t, name)
 	defer db.Close()
-	if _, err := db.Exec(sqlText); err != nil {
-		t.Fatalf("exec in %s: %v\n%s", name, err, sqlText)
-	}
+	execIn(t, db, name, sqlText)
 }
 
 // CreateDB creates a fresh database (utf8mb4, the server's default
@@ -100,18 +94,15 @@ func (m *MariaDB) CreatePasswordUser(t testing.TB, name, password, db string) st
 func (m *MariaDB) DjangoDB(t testing.TB, name string, stmts ...string) string {
 	t.Helper()
 	u := m.CreateDB(t, name)
-	ddl := DjangoDDL["mysql"]
-	for _, q := range append(ddl[:], stmts...) {
-		m.Exec(t, name, q)
+	db := m.Open(t, name)
+	defer db.Close()
+	for _, q := range djangoStmts("mysql", stmts) {
+		execIn(t, db, name, q)
 	}
 	return u
 }
 
-var (
-	mdbOnce sync.Once
-	mdbInst *MariaDB
-	mdbErr  error
-)
+var mariaDB service[*MariaDB]
 
 // StartMariaDB starts (once per test binary) a MariaDB server in a temp
 // folder on a free port, as the mysql user when running as root. Without
@@ -120,78 +111,40 @@ var (
 // the test binary.
 func StartMariaDB(t testing.TB) *MariaDB {
 	t.Helper()
-	mdbOnce.Do(func() { mdbInst, mdbErr = startMariaDB() })
-	if mdbErr != nil {
-		Missing(t, "MariaDB: %v", mdbErr)
-	}
-	return mdbInst
+	return mariaDB.get(t, "MariaDB", startMariaDB)
 }
 
 // StopMariaDB stops the server started by StartMariaDB, if any, and
 // removes its folder. Call it from TestMain after m.Run.
 func StopMariaDB() {
-	if mdbInst == nil {
-		return
+	if mariaDB.inst != nil {
+		mariaDB.inst.stop()
 	}
-	if p := mdbInst.cmd.Process; p != nil {
-		p.Signal(syscall.SIGTERM)
-		select {
-		case <-mdbInst.exited:
-		case <-time.After(30 * time.Second):
-			p.Kill()
-			<-mdbInst.exited
-		}
-	}
-	os.RemoveAll(mdbInst.dir)
 }
 
-func mariaBin(names ...string) (string, error) {
-	for _, n := range names {
-		if p, err := exec.LookPath(n); err == nil {
-			return p, nil
-		}
-		if p := filepath.Join("/usr/sbin", n); fileExists(p) {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found on PATH or in /usr/sbin (apt-get install mariadb-server)", names[0])
-}
-
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
+// stop ends the server and removes its folder.
+func (m *MariaDB) stop() {
+	stopProcess(m.cmd.Process, m.exited, 30*time.Second)
+	os.RemoveAll(m.dir)
 }
 
 func startMariaDB() (*MariaDB, error) {
-	install, err := mariaBin("mariadb-install-db", "mysql_install_db")
+	install, err := findBin("mariadb-server", []string{"/usr/sbin"}, "mariadb-install-db", "mysql_install_db")
 	if err != nil {
 		return nil, err
 	}
-	server, err := mariaBin("mariadbd", "mysqld")
+	server, err := findBin("mariadb-server", []string{"/usr/sbin"}, "mariadbd", "mysqld")
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "siteplex-mariadb-")
+	dir, uid, gid, err := serverDir("siteplex-mariadb-", "mysql")
 	if err != nil {
 		return nil, err
 	}
-	uid, gid := -1, -1
 	var installUser []string
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("mysql")
-		if err != nil {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("running as root needs a mysql user to run the server: %w", err)
-		}
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
+	if uid >= 0 {
 		installUser = []string{"--user=mysql"}
 	}
-	os.Chmod(dir, 0o755)
 	data := filepath.Join(dir, "data")
 	// Small InnoDB files: the server lives for one test binary.
 	tuning := []string{"--innodb-log-file-size=16M", "--innodb-buffer-pool-size=64M"}
@@ -227,34 +180,12 @@ func startMariaDB() (*MariaDB, error) {
 	defer cancel()
 	db, _ := sql.Open("mysql", m.dsn(""))
 	defer db.Close()
-	for {
-		err := db.PingContext(ctx)
-		if err == nil {
-			return m, nil
-		}
-		select {
-		case <-m.exited:
-			log, _ := os.ReadFile(errLog)
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("%s exited: %s", filepath.Base(server), lastLines(log, 8))
-		case <-ctx.Done():
-			log, _ := os.ReadFile(errLog)
-			mdbInst = m
-			StopMariaDB()
-			mdbInst = nil
-			return nil, fmt.Errorf("MariaDB did not answer: %v: %s", err, lastLines(log, 8))
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err := waitReady(ctx, db, m.exited); err != nil {
+		log, _ := os.ReadFile(errLog)
+		m.stop()
+		return nil, fmt.Errorf("%s %v: %s", filepath.Base(server), err, lastLines(log, 8))
 	}
-}
-
-// lastLines is the end of a command's output, for error messages.
-func lastLines(b []byte, n int) string {
-	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
+	return m, nil
 }
 
 // The Django 3.2 DDL of the three tables on MySQL/MariaDB, as

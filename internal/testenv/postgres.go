@@ -8,11 +8,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -62,9 +60,7 @@ func (p *Postgres) Exec(t testing.TB, name, sqlText string) {
 	t.Helper()
 	db := p.Open(t, name)
 	defer db.Close()
-	if _, err := db.Exec(sqlText); err != nil {
-		t.Fatalf("exec in %s: %v\n%s", name, err, sqlText)
-	}
+	execIn(t, db, name, sqlText)
 }
 
 // PasswordGroup is a role whose members must authenticate with a password
@@ -128,11 +124,7 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-var (
-	pgOnce sync.Once
-	pgInst *Postgres
-	pgErr  error
-)
+var postgres service[*Postgres]
 
 // StartPostgres starts (once per test binary) a PostgreSQL cluster in a
 // temp folder on a free port, as the postgres user when running as root.
@@ -140,33 +132,21 @@ var (
 // binary's process group ends.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	pgOnce.Do(func() { pgInst, pgErr = startPostgres() })
-	if pgErr != nil {
-		Missing(t, "PostgreSQL: %v", pgErr)
-	}
-	return pgInst
+	return postgres.get(t, "PostgreSQL", startPostgres)
 }
 
 // StopPostgres stops the cluster started by StartPostgres, if any. Call it
 // from TestMain after m.Run.
 func StopPostgres() {
-	if pgInst == nil {
+	if postgres.inst == nil {
 		return
 	}
-	pgCtl(pgInst.dir, "stop", "-m", "immediate")
-	os.RemoveAll(pgInst.dir)
+	pgCtl(postgres.inst.dir, "stop", "-m", "immediate")
+	os.RemoveAll(postgres.inst.dir)
 }
 
-func pgBin(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
-	if len(matches) > 0 {
-		return matches[len(matches)-1], nil
-	}
-	return "", fmt.Errorf("%s not found on PATH or in /usr/lib/postgresql/*/bin (apt-get install postgresql)", name)
-}
+// pgDirs are where Debian installs the PostgreSQL server's programs.
+var pgDirs = []string{"/usr/lib/postgresql/*/bin"}
 
 // asPostgres wraps argv to run as the postgres user when we are root.
 func asPostgres(argv []string) []string {
@@ -177,7 +157,7 @@ func asPostgres(argv []string) []string {
 }
 
 func pgCtl(dir string, args ...string) error {
-	bin, err := pgBin("pg_ctl")
+	bin, err := findBin("postgresql", pgDirs, "pg_ctl")
 	if err != nil {
 		return err
 	}
@@ -200,29 +180,26 @@ func FreePort() (int, error) {
 }
 
 func startPostgres() (*Postgres, error) {
-	initdb, err := pgBin("initdb")
+	initdb, err := findBin("postgresql", pgDirs, "initdb")
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "siteplex-pg-")
+	dir, _, _, err := serverDir("siteplex-pg-", "postgres")
 	if err != nil {
 		return nil, err
 	}
-	owner := ""
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, fmt.Errorf("running as root needs a postgres user to run the server: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return nil, err
-		}
-		os.Chmod(dir, 0o755)
-		owner = "postgres"
+	p, err := startCluster(initdb, dir)
+	if err != nil {
+		pgCtl(dir, "stop", "-m", "immediate")
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	_ = owner
+	return p, nil
+}
+
+// startCluster creates a cluster in dir with initdb, starts it and
+// returns it once it answers.
+func startCluster(initdb, dir string) (*Postgres, error) {
 	argv := asPostgres([]string{initdb, "-D", filepath.Join(dir, "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"})
 	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
@@ -244,26 +221,18 @@ func startPostgres() (*Postgres, error) {
 	p := &Postgres{Host: "127.0.0.1", Port: port, User: "postgres", dir: dir}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for {
-		db, err := sql.Open("pgx", p.URL("postgres"))
-		if err == nil {
-			err = db.PingContext(ctx)
-			db.Close()
-		}
-		if err == nil {
-			db, _ := sql.Open("pgx", p.URL("postgres"))
-			_, err = db.ExecContext(ctx, `CREATE ROLE `+PasswordGroup+` NOLOGIN`)
-			db.Close()
-			if err != nil {
-				return nil, fmt.Errorf("creating role %s: %w", PasswordGroup, err)
-			}
-			return p, nil
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("PostgreSQL did not answer: %w", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	db, err := sql.Open("pgx", p.URL("postgres"))
+	if err != nil {
+		return nil, err
 	}
+	defer db.Close()
+	if err := waitReady(ctx, db, nil); err != nil {
+		return nil, fmt.Errorf("PostgreSQL %w", err)
+	}
+	if _, err = db.ExecContext(ctx, `CREATE ROLE `+PasswordGroup+` NOLOGIN`); err != nil {
+		return nil, fmt.Errorf("creating role %s: %w", PasswordGroup, err)
+	}
+	return p, nil
 }
 
 // DjangoDDL is the exact Django 3.2 DDL of the three tables siteplex reads
@@ -312,11 +281,18 @@ CREATE INDEX "multisite_alias_site_id_e73f0f15" ON "multisite_alias" ("site_id")
 func (p *Postgres) DjangoDB(t testing.TB, name string, stmts ...string) string {
 	t.Helper()
 	u := p.CreateDB(t, name)
-	ddl := DjangoDDL["postgres"]
-	for _, q := range append(ddl[:], stmts...) {
-		p.Exec(t, name, q)
+	db := p.Open(t, name)
+	defer db.Close()
+	for _, q := range djangoStmts("postgres", stmts) {
+		execIn(t, db, name, q)
 	}
 	return u
+}
+
+// djangoStmts is DjangoDDL[engine] followed by stmts.
+func djangoStmts(engine string, stmts []string) []string {
+	ddl := DjangoDDL[engine]
+	return append(ddl[:], stmts...)
 }
 
 // DjangoSQLite creates a SQLite file at path with the three Django tables,
@@ -328,11 +304,8 @@ func DjangoSQLite(t testing.TB, path string, stmts ...string) string {
 		t.Fatalf("open %s: %v", path, err)
 	}
 	defer db.Close()
-	ddl := DjangoDDL["sqlite"]
-	for _, q := range append(ddl[:], stmts...) {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v\n%s", path, err, q)
-		}
+	for _, q := range djangoStmts("sqlite", stmts) {
+		execIn(t, db, path, q)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
