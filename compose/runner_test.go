@@ -1,7 +1,6 @@
 package compose
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -99,24 +97,6 @@ func TestAppPort(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // whoami asks a demo-site at addr who it is, retrying until it answers.
 func whoami(t *testing.T, addr string) map[string]any {
 	t.Helper()
@@ -197,7 +177,7 @@ func TestRunnerPerSite(t *testing.T) {
 		t.Fatal(err)
 	}
 	port, _ := testenv.FreePort()
-	out := &syncBuffer{}
+	out := &testenv.Buffer{}
 	spec := supervisor.ProcessSpec{
 		Site: sites.Site{ID: 2, Slug: "gh", Env: map[string]string{"TENANT": "ghana"}},
 		Port: port,

@@ -260,7 +260,7 @@ func TestServeHTTPSRefusedAsNobody(t *testing.T) {
 	defer cancel()
 	cmd := testenv.AsNobody(ctx, t, bin, "serve", "--project", dir, "--listen", "127.0.0.1:0", "--https", "off")
 	cmd.Env = append(os.Environ(), env...)
-	var out lockedBuffer
+	var out testenv.Buffer
 	cmd.Stderr = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -240,24 +240,7 @@ func TestServePort80RefusedAsNobody(t *testing.T) {
 type serveProc struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	stderr *testenv.Buffer
 }
 
 // startServe runs the binary's serve in dir and waits for its listening line.
@@ -272,7 +255,7 @@ func startServeEnv(t testing.TB, bin, dir string, env []string, args ...string) 
 	cmd := exec.Command(bin, append([]string{"serve", "--project", dir, "--listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(append(os.Environ(), "DATABASE_URL=", "SITEPLEX_DATABASE_URL="), env...)
 	pr, pw := io.Pipe()
-	sp := &serveProc{cmd: cmd, stderr: &lockedBuffer{}}
+	sp := &serveProc{cmd: cmd, stderr: &testenv.Buffer{}}
 	cmd.Stderr = io.MultiWriter(pw, sp.stderr)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

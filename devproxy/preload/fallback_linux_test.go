@@ -105,7 +105,7 @@ func TestStartParentUnavailable(t *testing.T) {
 			if tt.python != nil {
 				python = tt.python(t)
 			}
-			out := &syncBuffer{}
+			out := &testenv.Buffer{}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			p, err := StartParent(ctx, ParentSpec{Python: python, Dir: dir, Env: parentEnv("fallback"), Stdout: out, Stderr: out})
@@ -163,7 +163,7 @@ func TestChildAllowedHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Stop(context.Background(), time.Second) })
-	waitAccepting(t, &site{Child: c, id: 2, out: &syncBuffer{}, err: &syncBuffer{}})
+	waitAccepting(t, &site{Child: c, id: 2, out: &testenv.Buffer{}, err: &testenv.Buffer{}})
 	for host, want := range map[string]int{"alpha.example.com": 200, "beta.example.com": 200, "gamma.example.org": 400} {
 		if code, b, err := get(c.Addr(), host, "/whoami/"); code != want || err != nil {
 			t.Errorf("Host %s: %d %v, want %d\n%.300s", host, code, err, want, b)

@@ -24,13 +24,13 @@ func copyAdminFixture(t testing.TB) string {
 type plain struct {
 	cmd  *exec.Cmd
 	addr string
-	out  *syncBuffer
+	out  *testenv.Buffer
 }
 
 func startPlain(t testing.TB, dir string, id int64, env ...string) *plain {
 	t.Helper()
 	port := freePort(t)
-	pl := &plain{addr: "127.0.0.1:" + strconv.Itoa(port), out: &syncBuffer{}}
+	pl := &plain{addr: "127.0.0.1:" + strconv.Itoa(port), out: &testenv.Buffer{}}
 	pl.cmd = exec.Command(testenv.Python, "manage.py", "runserver", pl.addr, "--noreload")
 	pl.cmd.Dir = dir
 	pl.cmd.Env = append(parentEnv("plain", env...), "SITE_ID="+strconv.FormatInt(id, 10), "PORT="+strconv.Itoa(port))

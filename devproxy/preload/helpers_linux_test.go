@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,28 +57,10 @@ func parentEnv(token string, extra ...string) []string {
 	return append(env, extra...)
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startParent boots a warm parent on dir; Close runs at cleanup.
-func startParent(t testing.TB, dir string, extraEnv ...string) (*Parent, *syncBuffer) {
+func startParent(t testing.TB, dir string, extraEnv ...string) (*Parent, *testenv.Buffer) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &testenv.Buffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	p, err := StartParent(ctx, ParentSpec{
@@ -115,7 +96,7 @@ func freePort(t testing.TB) int {
 type site struct {
 	*Child
 	id       int64
-	out, err *syncBuffer
+	out, err *testenv.Buffer
 }
 
 // fork forks site id on a free port and waits until it accepts.
@@ -129,7 +110,7 @@ func fork(t testing.TB, p *Parent, id int64, env ...string) *site {
 func forkNoWait(t testing.TB, p *Parent, id int64, env ...string) *site {
 	t.Helper()
 	port := freePort(t)
-	s := &site{id: id, out: &syncBuffer{}, err: &syncBuffer{}}
+	s := &site{id: id, out: &testenv.Buffer{}, err: &testenv.Buffer{}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	env = append([]string{"SITE_ID=" + strconv.FormatInt(id, 10), "PORT=" + strconv.Itoa(port)}, env...)

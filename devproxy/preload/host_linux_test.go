@@ -68,7 +68,7 @@ func TestPreloadHost(t *testing.T) {
 			first = c
 		}
 		pids = append(pids, strconv.Itoa(c.PID()))
-		waitAccepting(t, &site{Child: c, id: id, out: &syncBuffer{}, err: &syncBuffer{}})
+		waitAccepting(t, &site{Child: c, id: id, out: &testenv.Buffer{}, err: &testenv.Buffer{}})
 	}
 	_, b, err := get(first.Addr(), "", "/spawn/")
 	if err != nil {

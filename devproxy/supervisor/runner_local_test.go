@@ -1,38 +1,20 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/siteplex/siteplex/devproxy/internal/proc"
+	"github.com/siteplex/siteplex/internal/testenv"
 )
-
-type svBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *svBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *svBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestLocalRunnerStopEscalatesToSIGKILL(t *testing.T) {
 	r := LocalRunner()
 	defer r.(*localRunner).Close()
-	var out svBuffer
+	var out testenv.Buffer
 	p, err := r.Start(context.Background(), ProcessSpec{
 		Argv: svChildCmd(t, "sleep"), Env: os.Environ(), Dir: t.TempDir(), Port: 1, Stdout: &out, Stderr: &out,
 	})

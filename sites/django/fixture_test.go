@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,7 +48,7 @@ func mustIntrospect(t *testing.T, dir string) *Info {
 type server struct {
 	port int
 	cmd  *exec.Cmd
-	log  *lockedLog
+	log  *testenv.Buffer
 }
 
 func freePort(t *testing.T) int {
@@ -71,7 +70,7 @@ func startServer(t *testing.T, dir string, extra ...string) *server {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
 	cmd.Env = append(cmd.Env, extra...)
-	log := &lockedLog{}
+	log := &testenv.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -94,26 +93,8 @@ func startServer(t *testing.T, dir string, extra ...string) *server {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("runserver in %s did not start:\n%s", dir, s.logText())
+	t.Fatalf("runserver in %s did not start:\n%s", dir, s.log.String())
 	return nil
-}
-
-func (s *server) logText() string {
-	s.log.mu.Lock()
-	defer s.log.mu.Unlock()
-	return s.log.b.String()
-}
-
-// lockedLog collects a process's output from its two pipes.
-type lockedLog struct {
-	mu sync.Mutex // guards b
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
 }
 
 // get sends GET path with Host host and headers (key, value pairs).
@@ -134,7 +115,7 @@ func (s *server) do(t *testing.T, req *http.Request) (int, http.Header, []byte) 
 	t.Helper()
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		t.Fatalf("%s %s (Host %s): %v\n%s", req.Method, req.URL, req.Host, err, s.logText())
+		t.Fatalf("%s %s (Host %s): %v\n%s", req.Method, req.URL, req.Host, err, s.log.String())
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

@@ -170,7 +170,7 @@ func checkSite(t *testing.T, tc overlayCase, srv *server, host string, id int64,
 	for _, path := range []string{"/whoami/", "/whoami/stream/"} {
 		status, _, body := srv.get(t, path, host, hdr...)
 		if status != 200 {
-			t.Fatalf("GET %s Host %s: HTTP %d\n%s\n%s", path, host, status, body, srv.logText())
+			t.Fatalf("GET %s Host %s: HTTP %d\n%s\n%s", path, host, status, body, srv.log.String())
 		}
 		var w whoami
 		if err := json.Unmarshal(body, &w); err != nil {
