@@ -303,28 +303,13 @@ func TestEngineReloadPicksUpTableChanges(t *testing.T) {
 	t.Errorf("site three still routed %s after it left the table", 3*pollInterval)
 }
 
-// djangoCommand runs the fixture with runserver on siteplex's port.
-var djangoCommand = []string{testenv.Python, "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"}
-
-// copyDjangoFixture copies testdata/django (a Django 3.2 project with four
-// sites in db.sqlite3; see testdata/django/README.md) to a fresh temp
-// folder and returns its root. It skips loudly (testenv.Missing) when
-// /usr/bin/python3 cannot import Django.
-func copyDjangoFixture(t testing.TB) string {
-	t.Helper()
-	testenv.NeedPython(t, "django")
-	dst := t.TempDir()
-	testenv.CopyProject(t, filepath.Join("..", "testdata", "django"), dst)
-	return dst
-}
-
 // djangoEngine runs the engine over a copy of the Django fixture; more
 // change its configuration first.
 func djangoEngine(t *testing.T, watch bool, more ...func(*Config)) (*Engine, string, string) {
 	t.Helper()
-	root := copyDjangoFixture(t)
+	root := testenv.DjangoFixture(t, "django", false)
 	p, load := fixtureLoader(t, root)
-	cfg := Config{Config: supervisor.Config{Project: p, Command: djangoCommand, Watch: watch}, LoadSites: load}
+	cfg := Config{Config: supervisor.Config{Project: p, Command: supervisor.RunserverCommand(testenv.Python), Watch: watch}, LoadSites: load}
 	for _, m := range more {
 		m(&cfg)
 	}

@@ -30,7 +30,7 @@ import (
 func preloadConfig(t testing.TB, root string, watch bool) Config {
 	t.Helper()
 	p, load := fixtureLoader(t, root)
-	return Config{Config: supervisor.Config{Project: p, Command: djangoCommand, Watch: watch, Preload: true}, LoadSites: load}
+	return Config{Config: supervisor.Config{Project: p, Command: supervisor.RunserverCommand(testenv.Python), Watch: watch, Preload: true}, LoadSites: load}
 }
 
 // preloadEngine runs the engine with preload over a fresh copy of the

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/siteplex/siteplex/internal/testenv"
 )
 
 // BenchmarkPreload compares plain `manage.py runserver --noreload` per
@@ -30,7 +32,7 @@ func BenchmarkPreload(b *testing.B) {
 		name string
 		dir  func(testing.TB) string
 	}{
-		{"small", copyFixture},
+		{"small", func(t testing.TB) string { return testenv.DjangoFixture(t, "django", false) }},
 		{"admin", copyAdminFixture},
 	}
 	for _, pr := range projects {

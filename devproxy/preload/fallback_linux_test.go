@@ -97,7 +97,7 @@ func TestStartParentUnavailable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := copyFixture(t)
+			dir := testenv.DjangoFixture(t, "django", false)
 			if tt.prepare != nil {
 				tt.prepare(t, dir)
 			}
@@ -133,7 +133,7 @@ func TestStartParentUnavailable(t *testing.T) {
 // plain runserver exits with it, and so does every forked child (the
 // parent's check results are replayed), with the same message.
 func TestChildReplaysCheckErrors(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	appendFile(t, dir, "fixtureproj/settings.py", "\nSITE_ID = os.environ.get('SITE_ID', '1')\n")
 	p, _ := startParent(t, dir)
 	if k := p.Info().SiteIDKind; k != "str" {
@@ -154,7 +154,7 @@ func TestChildReplaysCheckErrors(t *testing.T) {
 
 // AllowedHosts extends settings.ALLOWED_HOSTS in the child only.
 func TestChildAllowedHosts(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	appendFile(t, dir, "fixtureproj/settings.py", "\nALLOWED_HOSTS = ['alpha.example.com']\n")
 	p, _ := startParent(t, dir)
 	port := freePort(t)
@@ -175,7 +175,7 @@ func TestChildAllowedHosts(t *testing.T) {
 // it does not know) is refused as Unavailable: that site starts the plain
 // way. A fork that leaves SITE_ID alone still works.
 func TestForkRefusesUnsettableSiteID(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	appendFile(t, dir, "fixtureproj/settings.py", `
 class SiteHook:
     def __int__(self):
@@ -203,7 +203,7 @@ SILENCED_SYSTEM_CHECKS = ["sites.E101"]
 // (django-multisite is not packaged for Debian: the fixture's
 // multisite/threadlocals.py is a stand-in with the same shape.)
 func TestChildMultisiteSiteID(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	writeFile(t, dir, "multisite/__init__.py", "")
 	writeFile(t, dir, "multisite/threadlocals.py", `import threading
 
@@ -245,7 +245,7 @@ urlpatterns.append(path("site-default/", site_default))
 // site id, after SITE_ID is set: the place to recompute values the
 // settings derived from SITE_ID at import.
 func TestChildHook(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	appendFile(t, dir, "fixtureproj/settings.py", `
 THEME = "theme-%d" % SITE_ID
 

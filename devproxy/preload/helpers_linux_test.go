@@ -22,20 +22,6 @@ import (
 // README: /whoami/ answers settings.SITE_ID, /env/ the environment, /die/
 // ends the process) with Debian's /usr/bin/python3.
 
-// copyFixture copies testdata/django to a fresh folder and returns it; it
-// skips loudly without Django.
-func copyFixture(t testing.TB) string {
-	t.Helper()
-	testenv.NeedPython(t, "django")
-	src, err := filepath.Abs(filepath.Join("..", "..", "testdata", "django"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := t.TempDir()
-	testenv.CopyProject(t, src, dst)
-	return dst
-}
-
 // appendFile appends text to dir/rel.
 func appendFile(t testing.TB, dir, rel, text string) { testenv.AppendFile(t, dir, rel, text) }
 

@@ -84,7 +84,7 @@ func TestPreloadHost(t *testing.T) {
 // gets its parent-death signal and SIGKILLs its children's groups (a
 // grandchild that ignores SIGTERM included); the children also get theirs.
 func TestSIGKILLedHostLeavesNothing(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	appendFile(t, dir, "fixtureproj/urls.py", spawnView)
 	exe, err := os.Executable()
 	if err != nil {

@@ -11,12 +11,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/siteplex/siteplex/internal/testenv"
 )
 
 // Eight sites forked from one warm parent each answer their own SITE_ID,
 // each in its own session and process group, as children of the parent.
 func TestForkEightSites(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	p, _ := startParent(t, dir)
 	info := p.Info()
 	if info.SiteIDKind != "int" || info.Settings != "fixtureproj.settings" || !strings.HasPrefix(info.Django, "3.2") {
@@ -45,7 +47,7 @@ func TestForkEightSites(t *testing.T) {
 // A child's stdout and stderr arrive on the writers given to Fork:
 // runserver's banner on stdout, its request log on stderr.
 func TestChildLogs(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	p, parentOut := startParent(t, dir)
 	s := fork(t, p, 2)
 	getWhoami(t, s.Addr())
@@ -70,7 +72,7 @@ func TestChildLogs(t *testing.T) {
 
 // kill -9 of a child: Wait reports 137, and the parent forks the site again.
 func TestKillChild(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	p, _ := startParent(t, dir)
 	s := fork(t, p, 3)
 	if err := syscall.Kill(s.PID(), syscall.SIGKILL); err != nil {
@@ -89,7 +91,7 @@ func TestKillChild(t *testing.T) {
 // kill -9 of the parent: its children die with it (parent-death signal),
 // their Wait says so, Fork fails with ErrParentGone, and a new parent boots.
 func TestKillParent(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	p, _ := startParent(t, dir)
 	a, b := fork(t, p, 1), fork(t, p, 2)
 	if err := syscall.Kill(p.PID(), syscall.SIGKILL); err != nil {
@@ -120,7 +122,7 @@ func TestKillParent(t *testing.T) {
 
 // Stop of a child: SIGTERM to its group; runserver dies of it (143).
 func TestStopChild(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	p, _ := startParent(t, dir)
 	s := fork(t, p, 1)
 	if err := s.Stop(context.Background(), 5*time.Second); err != nil {
@@ -145,7 +147,7 @@ func TestStopChild(t *testing.T) {
 
 // Close stops the children (SIGTERM, reported by the parent) and the parent.
 func TestCloseParent(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	p, _ := startParent(t, dir)
 	a, b := fork(t, p, 1), fork(t, p, 2)
 	if err := p.Close(); err != nil {
@@ -169,7 +171,7 @@ func TestCloseParent(t *testing.T) {
 // /proc/PID/environ, so the parent's SITEPLEX_PROC token finds them all
 // (the pid-file sweep relies on it).
 func TestChildEnvironment(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	p, _ := startParent(t, dir)
 	s := fork(t, p, 5, "SITEPLEX_PROC=child-token", "FIXTURE_COLOR=teal")
 	for k, want := range map[string]string{"FIXTURE_COLOR": "teal", "SITE_ID": "5", "SITEPLEX_PROC": "child-token"} {
@@ -190,7 +192,7 @@ func TestChildEnvironment(t *testing.T) {
 // A Fork whose ctx ends before the reply returns ctx's error; the child
 // the parent forked anyway is stopped, not leaked.
 func TestForkAbandoned(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	p, _ := startParent(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/siteplex/siteplex/internal/testenv"
 )
 
 // router is the test's stand-in for the supervisor: requests go to the
@@ -52,7 +54,7 @@ func (r *router) switchTo(addr string) {
 // serves, the site is re-forked from it, requests move once the new child
 // accepts, and the old child and parent stop. No request fails.
 func TestReloadPrimitive(t *testing.T) {
-	dir := copyFixture(t)
+	dir := testenv.DjangoFixture(t, "django", false)
 	writeFile(t, dir, "fixtureproj/version.py", "VERSION = 'old'\n")
 	appendFile(t, dir, "fixtureproj/urls.py", `
 from django.http import HttpResponse

@@ -27,7 +27,14 @@ import (
 // runserverArgs is the default command after its interpreter
 // (docs/supervisor.md, "The command"), with the port's placeholder: the
 // one command preload forks.
-var runserverArgs = []string{"manage.py", "runserver", "127.0.0.1:{port}", "--noreload"}
+var runserverArgs = [...]string{"manage.py", "runserver", "127.0.0.1:{port}", "--noreload"}
+
+// RunserverCommand is the default command (docs/supervisor.md, "The
+// command") with python as its interpreter: `python manage.py runserver
+// 127.0.0.1:{port} --noreload`, the one command --preload forks.
+func RunserverCommand(python string) []string {
+	return append([]string{python}, runserverArgs[:]...)
+}
 
 // isRunserver reports whether argv is `<python> manage.py runserver
 // 127.0.0.1:<port> --noreload`; port is "{port}" for a template.
@@ -58,7 +65,7 @@ func preloadRefusal(cfg Config) string {
 	}
 	if len(tmpl) > 0 && !isRunserver(tmpl, "{port}") {
 		return fmt.Sprintf("the command is %s (--command or process.command in siteplex.toml); preload forks only Django's runserver, <python> %s",
-			quoteArgv(tmpl), strings.Join(runserverArgs, " "))
+			quoteArgv(tmpl), strings.Join(runserverArgs[:], " "))
 	}
 	return ""
 }

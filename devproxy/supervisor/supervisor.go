@@ -1140,7 +1140,7 @@ func (s *Supervisor) buildSpec(site sites.Site, single bool, forced int64, port 
 		if py == "" {
 			py = defaultPython(s.root)
 		}
-		tmpl = []string{py, "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"}
+		tmpl = RunserverCommand(py)
 	}
 	siteID := ""
 	switch {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siteplex/siteplex/internal/testenv"
 	"github.com/siteplex/siteplex/sites"
 )
 
@@ -24,10 +25,10 @@ import (
 // under runserver, with /usr/bin/python3.
 
 // djangoSupervisor loads the fixture project and its sites from its
-// SQLite database and returns a supervisor running djangoCommand.
+// SQLite database and returns a supervisor running RunserverCommand(testenv.Python).
 func svDjango(t *testing.T, cfg Config) (*Supervisor, []sites.Site) {
 	t.Helper()
-	root := copyDjangoFixture(t)
+	root := testenv.DjangoFixture(t, "django", false)
 	p, err := sites.Load(sites.Options{Project: root})
 	if err != nil {
 		t.Fatal(err)
@@ -37,12 +38,12 @@ func svDjango(t *testing.T, cfg Config) (*Supervisor, []sites.Site) {
 }
 
 // svStart runs a supervisor for p's sites list (cfg.Command defaults to
-// djangoCommand) and closes it at cleanup.
+// RunserverCommand(testenv.Python)) and closes it at cleanup.
 func svStart(t *testing.T, p *sites.Project, cfg Config, list []sites.Site) *Supervisor {
 	t.Helper()
 	cfg.Project = p
 	if cfg.Command == nil {
-		cfg.Command = djangoCommand
+		cfg.Command = RunserverCommand(testenv.Python)
 	}
 	s := New(cfg, nil)
 	s.SetSites(list, 0)
@@ -262,12 +263,12 @@ func TestDjangoTouchReloadsRunningProcesses(t *testing.T) {
 // BenchmarkDjangoColdStart measures a first request to a stopped Django
 // site: runserver boot plus the supervisor's wait for its port.
 func BenchmarkDjangoColdStart(b *testing.B) {
-	root := copyDjangoFixture(b)
+	root := testenv.DjangoFixture(b, "django", false)
 	p, err := sites.Load(sites.Options{Project: root})
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := New(Config{Project: p, Command: djangoCommand}, nil)
+	s := New(Config{Project: p, Command: RunserverCommand(testenv.Python)}, nil)
 	defer s.Close(context.Background())
 	st := sites.Site{ID: 1, Slug: "alpha", Domain: "alpha.example.com"}
 	s.SetSites([]sites.Site{st}, 0)
