@@ -1,20 +1,20 @@
 package preload
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/siteplex/siteplex/devproxy/internal/proc"
 )
 
 // Child is one site's process, forked from a Parent. It is not this
@@ -56,22 +56,7 @@ func (c *Child) Wait() (int, error) {
 // Stop sends SIGTERM to the child's process group, then SIGKILL after
 // grace (or at once when ctx ends), and returns when the child ended.
 func (c *Child) Stop(ctx context.Context, grace time.Duration) error {
-	select {
-	case <-c.done:
-		return nil
-	default:
-	}
-	_ = syscall.Kill(-c.pid, syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-c.done:
-		return nil
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	_ = syscall.Kill(-c.pid, syscall.SIGKILL)
-	<-c.done
+	proc.StopGroup(ctx, c.pid, c.done, grace)
 	return nil
 }
 
@@ -108,26 +93,9 @@ func (c *Child) awaitExit() {
 			}
 		}
 	}
-	for alive(c.pid) {
+	for proc.Alive(c.pid) {
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// alive reports whether pid runs (a zombie does not).
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	if i := bytes.LastIndexByte(b, ')'); i >= 0 {
-		if f := strings.Fields(string(b[i+1:])); len(f) > 0 && f[0] == "Z" {
-			return false
-		}
-	}
-	return true
 }
 
 // setParentAttr puts the warm parent in its own process group (a Ctrl-C

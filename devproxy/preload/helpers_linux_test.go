@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siteplex/siteplex/devproxy/internal/proc"
 	"github.com/siteplex/siteplex/internal/testenv"
 )
 
@@ -190,5 +191,5 @@ func procStat(pid int) []string {
 // waitGone waits up to d for every pid to be gone (a zombie is gone) and
 // returns those still alive.
 func waitGone(pids []int, d time.Duration) []int {
-	return testenv.WaitGone(pids, d, alive)
+	return testenv.WaitGone(pids, d, proc.Alive)
 }

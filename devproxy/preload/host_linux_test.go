@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siteplex/siteplex/devproxy/internal/proc"
 	"github.com/siteplex/siteplex/internal/testenv"
 )
 
@@ -94,7 +95,7 @@ func TestSIGKILLedHostLeavesNothing(t *testing.T) {
 	cmd.Stderr = os.Stderr
 	pids := testenv.StartHost(t, cmd, 4, 2*time.Minute)
 	for _, pid := range pids {
-		if !alive(pid) {
+		if !proc.Alive(pid) {
 			t.Fatalf("the host reported pid %d, which does not run", pid)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siteplex/siteplex/devproxy/internal/proc"
 	"github.com/siteplex/siteplex/internal/testenv"
 )
 
@@ -131,7 +132,7 @@ func TestStopChild(t *testing.T) {
 	if code, err := s.Wait(); code != 143 || err != nil {
 		t.Errorf("Wait after Stop = %d, %v; want 143, nil", code, err)
 	}
-	if alive(s.PID()) {
+	if proc.Alive(s.PID()) {
 		t.Errorf("child %d alive after Stop", s.PID())
 	}
 	// A child that exits by itself reports its status.
@@ -228,19 +229,19 @@ func TestOrphanWithoutPidfd(t *testing.T) {
 	if code != -1 || !errors.Is(err, ErrParentGone) {
 		t.Errorf("Wait = %d, %v; want -1, ErrParentGone", code, err)
 	}
-	if alive(cmd.Process.Pid) {
+	if proc.Alive(cmd.Process.Pid) {
 		t.Errorf("the orphan %d is alive after Wait", cmd.Process.Pid)
 	}
 	p.kids.Wait()
 }
 
-// proc is the supervisor's process interface (PID, Addr, Wait, Stop): a
+// siteProc is the supervisor's process interface (PID, Addr, Wait, Stop): a
 // Child must fit it as is.
-type proc interface {
+type siteProc interface {
 	PID() int
 	Addr() string
 	Wait() (code int, err error)
 	Stop(ctx context.Context, grace time.Duration) error
 }
 
-var _ proc = (*Child)(nil)
+var _ siteProc = (*Child)(nil)

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/siteplex/siteplex/devproxy/internal/proc"
 )
 
 // outputDrainWait bounds how long Wait waits for a process's output pipes
@@ -154,22 +156,7 @@ func (p *localProc) Wait() (int, error) {
 // Stop sends SIGTERM to the process group, then SIGKILL after grace (or at
 // once when ctx ends), and returns when the process is reaped.
 func (p *localProc) Stop(ctx context.Context, grace time.Duration) error {
-	select {
-	case <-p.done:
-		return nil
-	default:
-	}
-	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-p.done:
-		return nil
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-	<-p.done
+	proc.StopGroup(ctx, p.pid, p.done, grace)
 	return nil
 }
 

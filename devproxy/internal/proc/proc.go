@@ -4,17 +4,43 @@
 // machine: is it alive, and is it still the same process (its start time),
 // so that a pid recorded in a file is not mistaken for an unrelated
 // process that got the same pid later. The supervisor's pid files and the
-// engine's engine.json use it.
+// engine's engine.json use it. It also stops a site's process group the
+// one way the local runner and the preload children both do.
 package proc
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
+
+// StopGroup sends SIGTERM to the process group pgid, then SIGKILL after
+// grace (or at once when ctx ends), and returns once done is closed: the
+// caller closes it when the group's leader has ended. When done is
+// already closed it returns at once and signals nothing.
+func StopGroup(ctx context.Context, pgid int, done <-chan struct{}, grace time.Duration) {
+	select {
+	case <-done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	<-done
+}
 
 // Alive reports whether pid is a running process (a zombie is not; a
 // process of another user is).
