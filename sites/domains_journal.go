@@ -430,26 +430,8 @@ func (s *Store) RestoreDomains(ctx context.Context, opts RestoreOptions) (*Resto
 	}
 	final, changed := undo(j, cur)
 	rep.Changed = append(rep.Changed, changed...)
-	plan := &journalEntry{}
-	var deletes []int64
-	for _, id := range slices.Sorted(maps.Keys(cur.sites)) {
-		if final.sites[id] != cur.sites[id] {
-			plan.Sites = append(plan.Sites, journalSite{ID: id, Before: cur.sites[id], After: final.sites[id]})
-			rep.Restored = append(rep.Restored, RestoredRow{Table: "django_site", ID: id, From: cur.sites[id], To: final.sites[id]})
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(cur.aliases)) {
-		c := cur.aliases[id]
-		f, ok := final.aliases[id]
-		switch {
-		case !ok:
-			deletes = append(deletes, id)
-			rep.Restored = append(rep.Restored, RestoredRow{Table: "multisite_alias", ID: id, SiteID: c.siteID, From: c.domain, Deleted: true})
-		case f.domain != c.domain:
-			plan.Aliases = append(plan.Aliases, journalAlias{Op: opUpdate, ID: id, SiteID: c.siteID, Before: c.domain, After: f.domain})
-			rep.Restored = append(rep.Restored, RestoredRow{Table: "multisite_alias", ID: id, SiteID: c.siteID, From: c.domain, To: f.domain})
-		}
-	}
+	plan, deletes, restored := restorePlan(cur, final)
+	rep.Restored = append(rep.Restored, restored...)
 	if opts.DryRun {
 		return rep, nil
 	}
@@ -476,6 +458,32 @@ func (s *Store) RestoreDomains(ctx context.Context, opts RestoreOptions) (*Resto
 		return rep, fmt.Errorf("the domains are restored, but updating the journal %s failed: %w (delete it by hand if nothing is listed as changed since)", opts.Journal, err)
 	}
 	return rep, nil
+}
+
+// restorePlan is what takes the rows from cur to final, by id: the
+// updates to write, the alias rows to delete, and each row restored as
+// the report lists it. RestoreDomains applies it; DomainsStatus counts it.
+func restorePlan(cur, final curState) (plan *journalEntry, deletes []int64, restored []RestoredRow) {
+	plan = &journalEntry{}
+	for _, id := range slices.Sorted(maps.Keys(cur.sites)) {
+		if final.sites[id] != cur.sites[id] {
+			plan.Sites = append(plan.Sites, journalSite{ID: id, Before: cur.sites[id], After: final.sites[id]})
+			restored = append(restored, RestoredRow{Table: "django_site", ID: id, From: cur.sites[id], To: final.sites[id]})
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(cur.aliases)) {
+		c := cur.aliases[id]
+		f, ok := final.aliases[id]
+		switch {
+		case !ok:
+			deletes = append(deletes, id)
+			restored = append(restored, RestoredRow{Table: "multisite_alias", ID: id, SiteID: c.siteID, From: c.domain, Deleted: true})
+		case f.domain != c.domain:
+			plan.Aliases = append(plan.Aliases, journalAlias{Op: opUpdate, ID: id, SiteID: c.siteID, Before: c.domain, After: f.domain})
+			restored = append(restored, RestoredRow{Table: "multisite_alias", ID: id, SiteID: c.siteID, From: c.domain, To: f.domain})
+		}
+	}
+	return plan, deletes, restored
 }
 
 // resetSeqTx runs domainSQL.resetSeq in a transaction of its own.
@@ -551,16 +559,8 @@ func (s *Store) DomainsStatus(ctx context.Context, journal string) (*DomainsStat
 	}
 	final, changed := undo(j, cur)
 	st.Changed = append(st.Changed, changed...)
-	for id, v := range cur.sites {
-		if final.sites[id] != v {
-			st.Restorable++
-		}
-	}
-	for id, v := range cur.aliases {
-		if f, ok := final.aliases[id]; !ok || f.domain != v.domain {
-			st.Restorable++
-		}
-	}
+	_, _, restored := restorePlan(cur, final)
+	st.Restorable = len(restored)
 	st.Active = st.Restorable > 0
 	return st, nil
 }
