@@ -325,18 +325,7 @@ func fixtureLoader(t testing.TB, root string) (*sites.Project, func(context.Cont
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p, func(ctx context.Context) ([]sites.Site, error) {
-		db, ok, err := p.DatabaseSource()
-		if err != nil || !ok {
-			return nil, fmt.Errorf("fixture database: %v %v", ok, err)
-		}
-		st, err := sites.Open(ctx, db, false)
-		if err != nil {
-			return nil, err
-		}
-		defer st.Close()
-		return p.LoadSites(ctx, st)
-	}
+	return p, projectSites(p)
 }
 
 // djangoWho is the fixture's /whoami/ answer.

@@ -78,16 +78,8 @@ func optionsEngine(t *testing.T, opts sites.Options, mode Mode) *Engine {
 // projectSites reads p's sites from the database it names, as serve does.
 func projectSites(p *sites.Project) func(ctx context.Context) ([]sites.Site, error) {
 	return func(ctx context.Context) ([]sites.Site, error) {
-		db, err := p.ResolveDB(ctx, nil)
-		if err != nil {
-			return nil, err
-		}
-		st, err := sites.Open(ctx, db, false)
-		if err != nil {
-			return nil, err
-		}
-		defer st.Close()
-		return p.LoadSites(ctx, st)
+		list, _, _, err := p.ReadSites(ctx, nil)
+		return list, err
 	}
 }
 

@@ -66,6 +66,29 @@ func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
 	return DB{}, fmt.Errorf("%w in %s%s: pass --db URL, set DATABASE_URL in %s, or declare sites in siteplex.toml", ErrNoDatabase, p.Root, why, p.Env.Path)
 }
 
+// ReadSites is what every command that lists sites does: it resolves the
+// database (ResolveDB, df as there), opens it read-only, loads the sites
+// (LoadSitesSource) and closes it. Without any database, the sites
+// declared in siteplex.toml alone are read when there are some; db is nil
+// then, and when ResolveDB failed.
+func (p *Project) ReadSites(ctx context.Context, df DockerFinder) (list []Site, info SourceInfo, db *DB, err error) {
+	d, err := p.ResolveDB(ctx, df)
+	if errors.Is(err, ErrNoDatabase) && len(p.Config.Sites) > 0 {
+		list, info, err = p.LoadSitesSource(ctx, nil)
+		return list, info, nil, err
+	}
+	if err != nil {
+		return nil, SourceInfo{}, nil, err
+	}
+	st, err := Open(ctx, d, false)
+	if err != nil {
+		return nil, SourceInfo{}, &d, err
+	}
+	defer st.Close()
+	list, info, err = p.LoadSitesSource(ctx, st)
+	return list, info, &d, err
+}
+
 // LoadSites reads the sites from db (when db is non-nil) and merges the
 // sites declared in siteplex.toml, then finalises them (docs/sites.md).
 func (p *Project) LoadSites(ctx context.Context, st *Store) ([]Site, error) {

@@ -3,7 +3,6 @@ package sites_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,19 +47,8 @@ func loadSites(t testing.TB, opts sites.Options) ([]sites.Site, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := p.ResolveDB(ctx, nil)
-	if errors.Is(err, sites.ErrNoDatabase) && len(p.Config.Sites) > 0 {
-		return p.LoadSites(ctx, nil)
-	}
-	if err != nil {
-		return nil, err
-	}
-	st, err := sites.Open(ctx, db, false)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	return p.LoadSites(ctx, st)
+	list, _, _, err := p.ReadSites(ctx, nil)
+	return list, err
 }
 
 // mustLoad is loadSites that fails the test on error.

@@ -130,27 +130,16 @@ func (f *Factory) Sites(ctx context.Context) (*sites.Project, []sites.Site, *sit
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	db, err := p.ResolveDB(ctx, f.Docker())
-	if errors.Is(err, sites.ErrNoDatabase) && len(p.Config.Sites) > 0 {
-		list, err := p.LoadSites(ctx, nil)
-		return p, list, nil, err
+	list, info, db, err := p.ReadSites(ctx, f.Docker())
+	if db != nil {
+		f.noteDB(*db)
 	}
-	if err != nil {
-		return p, nil, nil, err
-	}
-	f.noteDB(db)
-	st, err := sites.Open(ctx, db, false)
-	if err != nil {
-		return p, nil, &db, err
-	}
-	defer st.Close()
-	list, info, err := p.LoadSitesSource(ctx, st)
-	if err == nil {
+	if err == nil && db != nil {
 		f.sourceMu.Lock()
 		f.source = &info
 		f.sourceMu.Unlock()
 	}
-	return p, list, &db, err
+	return p, list, db, err
 }
 
 // Source is where the sites Sites read last came from (nil before, or

@@ -60,17 +60,7 @@ func svStart(t *testing.T, p *sites.Project, cfg Config, list []sites.Site) *Sup
 // svDBSites reads p's sites from its database (at least 3).
 func svDBSites(t *testing.T, p *sites.Project) []sites.Site {
 	t.Helper()
-	ctx := context.Background()
-	db, ok, err := p.DatabaseSource()
-	if err != nil || !ok {
-		t.Fatalf("fixture database: %v %v", ok, err)
-	}
-	st, err := sites.Open(ctx, db, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	list, err := p.LoadSites(ctx, st)
+	list, _, _, err := p.ReadSites(context.Background(), nil)
 	if err != nil || len(list) < 3 {
 		t.Fatalf("fixture sites: %v %+v", err, list)
 	}
