@@ -2,9 +2,7 @@ package sites_test
 
 import (
 	"encoding/json"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -17,13 +15,7 @@ import (
 // through its own ORM, and lists them: with the hints introspection gives
 // (its TENANTS setting, read here from the real settings) and without.
 func TestRealPGSchemas(t *testing.T) {
-	testenv.NeedPython(t, "django", "psycopg2", "django_pgschemas")
-	pg := testenv.StartPostgres(t)
-	u := pg.CreateDB(t, "pgschemasproj")
-	dir := t.TempDir()
-	testenv.CopyProject(t, filepath.Join("testdata", "pgschemasproj"), dir)
-	env := []string{"PGDATABASE=pgschemasproj", "PGHOST=" + pg.Host, "PGPORT=" + strconv.Itoa(pg.Port), "PGUSER=" + pg.User}
-	testenv.Migrate(t, dir, env...)
+	dir, env, u := testenv.PGSchemasProject(t, "pgschemasproj")
 	testenv.Manage(t, dir, env, "shell", "-c", `
 from shared_public.models import Tenant, Domain
 t1 = Tenant.objects.create(schema_name="tenant1")

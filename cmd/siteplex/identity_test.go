@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,14 +98,8 @@ func pgsGet(t *testing.T, addr, host, path string, hdr map[string]string) (*http
 // primary domain upstream for its local names, and maps redirects and
 // cookies back.
 func TestServeHostRewritingPGSchemas(t *testing.T) {
-	testenv.NeedPython(t, "django", "psycopg2", "django_pgschemas")
+	dir, env, _ := testenv.PGSchemasProject(t, "pgsrewrite")
 	bin := buildSiteplex(t)
-	pg := testenv.StartPostgres(t)
-	pg.CreateDB(t, "pgsrewrite")
-	dir := t.TempDir()
-	testenv.CopyProject(t, filepath.Join("..", "..", "sites", "testdata", "pgschemasproj"), dir)
-	env := []string{"PGDATABASE=pgsrewrite", "PGHOST=" + pg.Host, "PGPORT=" + strconv.Itoa(pg.Port), "PGUSER=" + pg.User}
-	testenv.Migrate(t, dir, env...)
 	testenv.Manage(t, dir, env, "shell", "-c", `
 from shared_public.models import Tenant, Domain
 t1 = Tenant.objects.create(schema_name="tenant1")

@@ -17,17 +17,10 @@ import (
 // (tenants.localhost/t4). It returns the project root.
 func pgschemasCLIProject(t *testing.T) string {
 	t.Helper()
-	testenv.NeedPython(t, "django", "psycopg2", "django_pgschemas")
-	pg := testenv.StartPostgres(t)
-	name := "pgscli" + strconv.Itoa(os.Getpid())
-	pg.CreateDB(t, name)
-	dir := t.TempDir()
-	testenv.CopyProject(t, filepath.Join("..", "..", "sites", "testdata", "pgschemasproj"), dir)
-	env := []string{"PGDATABASE=" + name, "PGHOST=" + pg.Host, "PGPORT=" + strconv.Itoa(pg.Port), "PGUSER=" + pg.User}
+	dir, env, _ := testenv.PGSchemasProject(t, "pgscli"+strconv.Itoa(os.Getpid()))
 	if err := os.WriteFile(filepath.Join(dir, ".env-local"), []byte(strings.Join(env, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Migrate(t, dir, env...)
 	testenv.Manage(t, dir, env, "shell", "-c", `
 from shared_public.models import Tenant, Domain
 t1 = Tenant.objects.create(schema_name="tenant1")

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -107,4 +108,22 @@ func Manage(t testing.TB, dir string, env []string, args ...string) string {
 		t.Fatalf("manage.py %s in %s: %v\n%s%s", strings.Join(args, " "), dir, err, out, stderr.String())
 	}
 	return string(out)
+}
+
+// PGSchemasProject copies sites/testdata/pgschemasproj (django-pgschemas
+// 0.12, static tenants www and blog in TENANTS) into a temp folder and
+// migrates it on a fresh database db of the throw-away PostgreSQL. It
+// returns the folder, the PG* variables its settings read the database
+// from, and the database's URL. It skips loudly without Django, psycopg2,
+// django_pgschemas or PostgreSQL.
+func PGSchemasProject(t testing.TB, db string) (dir string, env []string, url string) {
+	t.Helper()
+	NeedPython(t, "django", "psycopg2", "django_pgschemas")
+	pg := StartPostgres(t)
+	url = pg.CreateDB(t, db)
+	dir = t.TempDir()
+	CopyProject(t, filepath.Join(Testdata(t), "..", "sites", "testdata", "pgschemasproj"), dir)
+	env = []string{"PGDATABASE=" + db, "PGHOST=" + pg.Host, "PGPORT=" + strconv.Itoa(pg.Port), "PGUSER=" + pg.User}
+	Migrate(t, dir, env...)
+	return dir, env, url
 }
