@@ -18,18 +18,12 @@ set -euo pipefail
 
 RUNS=${RUNS:-30}
 PYTHON=${PYTHON:-/usr/bin/python3}
-command -v hyperfine >/dev/null || { echo "bench/django.sh: hyperfine is missing (apt-get install -y hyperfine)" >&2; exit 1; }
-"$PYTHON" -c 'import django' 2>/dev/null || { echo "bench/django.sh: $PYTHON cannot import django (apt-get install -y python3-django)" >&2; exit 1; }
-
-work=$(mktemp -d /tmp/siteplex-bench-django.XXXXXX)
-trap 'rm -rf "$work"' EXIT
 repo=$(cd "$(dirname "$0")/.." && pwd)
-bin=${SITEPLEX:-}
-if [ -z "$bin" ]; then
-	bin=$work/siteplex
-	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$bin" ./cmd/siteplex)
-fi
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+. "$repo/bench/lib.sh"
+need_tools hyperfine hyperfine
+"$PYTHON" -c 'import django' 2>/dev/null || { echo "bench/django.sh: $PYTHON cannot import django (apt-get install -y python3-django)" >&2; exit 1; }
+bench_work siteplex-bench-django
+bin=$(siteplex_bin "$repo")
 
 proj=$work/project
 cp -r "$repo/testdata/djfixed" "$proj"
@@ -56,15 +50,10 @@ hyperfine -N --warmup 3 --runs "$RUNS" --style none --export-json "$work/result.
 	-n "django: $PYTHON -c django.setup()" "$PYTHON -B -c 'import os, django; os.environ[\"DJANGO_SETTINGS_MODULE\"] = \"mezzshape.settings\"; django.setup()'" \
 	-n "python: $PYTHON -c pass" "$PYTHON -c pass" >/dev/null 2>"$work/hyperfine.err" ||
 	{ cat "$work/hyperfine.err" >&2; exit 1; }
+hyperfine_table "$work/result.json"
 "$PYTHON" - "$work/result.json" <<'PY'
 import json, sys
-rows = json.load(open(sys.argv[1]))["results"]
-print("| Command | Median [ms] | Mean [ms] | Min [ms] | Max [ms] |")
-print("|:---|---:|---:|---:|---:|")
-for r in rows:
-    ms = lambda v: "%.1f" % (v * 1000)
-    print("| `%s` | %s | %s ± %s | %s | %s |" % (r["command"], ms(r["median"]), ms(r["mean"]), ms(r["stddev"]), ms(r["min"]), ms(r["max"])))
-med = {r["command"].split(":")[0]: r["median"] * 1000 for r in rows}
+med = {r["command"].split(":")[0]: r["median"] * 1000 for r in json.load(open(sys.argv[1]))["results"]}
 print()
 print("warm %.1f ms (target < 30 ms); cold − django start-up = %.1f ms (target ≤ 100 ms)" % (med["warm"], med["cold"] - med["django"]))
 PY

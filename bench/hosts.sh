@@ -20,18 +20,11 @@
 set -euo pipefail
 
 RUNS=${RUNS:-30}
-for tool in hyperfine sqlite3 go; do
-	command -v "$tool" >/dev/null || { echo "bench/hosts.sh: $tool is missing (apt-get install -y hyperfine sqlite3)" >&2; exit 1; }
-done
 cd "$(dirname "$0")/.."
-work=$(mktemp -d /tmp/siteplex-bench-hosts.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-
-bin=${SITEPLEX:-}
-if [ -z "$bin" ]; then
-	bin=$work/siteplex
-	go build -o "$bin" ./cmd/siteplex
-fi
+. bench/lib.sh
+need_tools "hyperfine sqlite3 go" "hyperfine sqlite3 golang"
+bench_work siteplex-bench-hosts
+bin=$(siteplex_bin .)
 
 # A project with 10,000 sites in SQLite.
 mkdir -p "$work/proj" "$work/state"
@@ -72,17 +65,7 @@ cp "$work/hosts.orig" "$work/hosts"
 $sp hosts apply >/dev/null
 hyperfine --warmup 3 --runs "$RUNS" -N --export-json "$work/c.json" --style none \
 	-n 'no-op apply 10k' "$sp hosts apply" >/dev/null
-# Wall time depends on the neighbours on a shared machine; CPU time
-# (user+system of the siteplex process) does not.
-python3 - "$work/a.json" "$work/b.json" "$work/c.json" <<'PY'
-import json, sys
-print("| Command | Mean [ms] | Median [ms] | Min [ms] | CPU user+sys [ms] |")
-print("|:---|---:|---:|---:|---:|")
-for f in sys.argv[1:]:
-    for r in json.load(open(f))["results"]:
-        ms = lambda v: f"{v * 1000:.1f}"
-        print(f"| `{r['command']}` | {ms(r['mean'])} ± {ms(r['stddev'])} | {ms(r['median'])} | {ms(r['min'])} | {ms(r['user'] + r['system'])} |")
-PY
+hyperfine_table "$work/a.json" "$work/b.json" "$work/c.json"
 echo
 echo "go test -bench (hosts package alone, safe writer included):"
 go test ./hosts -run '^$' -bench . -benchtime 30x -count 3 | grep '^Benchmark'

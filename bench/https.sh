@@ -31,26 +31,11 @@ ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-2s}
 NAME=bench.localhost
 
-for tool in wrk caddy curl python3; do
-	command -v "$tool" >/dev/null || { echo "bench/https.sh: $tool is missing (apt-get install -y wrk caddy curl python3)" >&2; exit 1; }
-done
-
-work=$(mktemp -d /tmp/siteplex-bench-https.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/bench/lib.sh"
-if [ -z "${SITEPLEX:-}" ]; then
-	SITEPLEX=$work/siteplex
-	(cd "$here" && go build -o "$SITEPLEX" ./cmd/siteplex)
-fi
-SITEPLEX=$(realpath "$SITEPLEX")
+need_tools "wrk caddy curl python3" "wrk caddy curl python3"
+bench_work siteplex-bench-https
+SITEPLEX=$(siteplex_bin "$here")
 export SITEPLEX_CAROOT=$work/ca
 
 # How wrk reaches bench.localhost.
@@ -68,13 +53,9 @@ fi
 
 bench_project "$work/proj" "$SITEPLEX" "$NAME"
 
-"$SITEPLEX" serve --project "$work/proj" --listen 127.0.0.1:0 --https 127.0.0.1:0 --no-watch --idle-timeout 0 2>"$work/serve.log" &
-sp_pid=$!
-pids+=("$sp_pid")
-for _ in $(seq 100); do grep -q 'listening on https://' "$work/serve.log" && break; sleep 0.1; done
+serve_start "$work/serve.log" 'listening on https://' --project "$work/proj" --listen 127.0.0.1:0 --https 127.0.0.1:0 --no-watch --idle-timeout 0
 sp_plain=$(sed -n 's/^siteplex: listening on \([0-9].*\)/\1/p' "$work/serve.log" | head -1)
 sp_tls=$(sed -n 's/^siteplex: listening on https:\/\///p' "$work/serve.log" | head -1)
-[ -n "$sp_tls" ] || { echo "siteplex did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
 sp_port=${sp_tls##*:}
 
 # The first request starts the backend and issues the name's leaf.
@@ -86,8 +67,8 @@ leaf=$SITEPLEX_CAROOT/leaves/$NAME.pem
 # Caddy: the same certificate (the leaf file holds the certificate and its
 # key), no admin API, no ACME, no HTTP-to-HTTPS redirect listener.
 cd_port=$(free_port)
-mkdir -p "$work/caddy"
-cat >"$work/caddy/Caddyfile" <<EOF
+cd_ok() { curl -sf -o /dev/null --cacert "$SITEPLEX_CAROOT/rootCA.pem" --resolve "$NAME:$cd_port:127.0.0.1" "https://$NAME:$cd_port/plain"; }
+caddy_start cd_ok <<EOF
 {
 	admin off
 	auto_https disable_redirects
@@ -98,23 +79,9 @@ https://$NAME:$cd_port {
 	reverse_proxy $be_addr
 }
 EOF
-XDG_DATA_HOME=$work/caddy XDG_CONFIG_HOME=$work/caddy caddy run --config "$work/caddy/Caddyfile" --adapter caddyfile 2>"$work/caddy/log" &
-cd_pid=$!
-pids+=("$cd_pid")
-cd_ok() { curl -sf -o /dev/null --cacert "$SITEPLEX_CAROOT/rootCA.pem" --resolve "$NAME:$cd_port:127.0.0.1" "https://$NAME:$cd_port/plain"; }
-for _ in $(seq 50); do cd_ok && break; sleep 0.1; done
-cd_ok || { echo "caddy did not start:" >&2; cat "$work/caddy/log" >&2; exit 1; }
 
-# run NAME URL PIDS: one wrk run; appends "name rps p50ms p99ms cpu_us_per_req non2xx backend_cpu" to results.
-run() {
-	local name=$1 url=$2 pidlist=$3 out c0 c1 b0 b1
-	c0=$(cpu_ticks $pidlist)
-	b0=$(cpu_ticks "$be_pid")
-	out=$(wrk_cmd -t1 -c"$CONNS" -d"$DURATION" --latency "$url")
-	c1=$(cpu_ticks $pidlist)
-	b1=$(cpu_ticks "$be_pid")
-	echo "$out" | wrk_row "$name" $((c1 - c0)) $((b1 - b0)) >>"$work/results"
-}
+# run NAME URL PIDS: one wrk run, a row in $work/results.
+run() { wrk_run "$1" "$3" wrk_cmd -t1 -c"$CONNS" -d"$DURATION" --latency "$2"; }
 
 direct_url=http://$NAME:$be_port/plain
 sp_url=https://$NAME:$sp_port/plain

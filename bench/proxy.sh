@@ -25,37 +25,18 @@ ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-2s}
 COLD_RUNS=${COLD_RUNS:-5}
 
-for tool in wrk caddy nginx curl python3; do
-	command -v "$tool" >/dev/null || { echo "bench/proxy.sh: $tool is missing (apt-get install -y wrk caddy nginx-light curl python3)" >&2; exit 1; }
-done
-
-work=$(mktemp -d /tmp/siteplex-bench.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	[ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/bench/lib.sh"
-if [ -z "${SITEPLEX:-}" ]; then
-	SITEPLEX=$work/siteplex
-	(cd "$here" && go build -o "$SITEPLEX" ./cmd/siteplex)
-fi
-SITEPLEX=$(realpath "$SITEPLEX") # the project's command runs from another folder
+need_tools "wrk caddy nginx curl python3" "wrk caddy nginx-light curl python3"
+bench_work siteplex-bench
+bench_cleanup_more() { [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; }
+SITEPLEX=$(siteplex_bin "$here") # absolute: the project's command runs from another folder
 
 # A project with one declared site whose process is the demo site.
 bench_project "$work/proj" "$SITEPLEX" bench.localhost
 
-"$SITEPLEX" serve --project "$work/proj" --listen 127.0.0.1:0 --no-watch --idle-timeout 0 2>"$work/serve.log" &
-sp_pid=$!
-pids+=("$sp_pid")
-for _ in $(seq 100); do grep -q 'listening on' "$work/serve.log" && break; sleep 0.1; done
+serve_start "$work/serve.log" 'listening on' --project "$work/proj" --listen 127.0.0.1:0 --no-watch --idle-timeout 0
 sp_addr=$(sed -n 's/^siteplex: listening on //p' "$work/serve.log" | head -1)
-[ -n "$sp_addr" ] || { echo "siteplex did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 rss_idle=$(rss_kib "$sp_pid")
@@ -67,8 +48,8 @@ be_addr=127.0.0.1:$be_port
 
 # Caddy with its own config and data folders, no admin API, no HTTPS.
 cd_port=$(free_port)
-mkdir -p "$work/caddy"
-cat >"$work/caddy/Caddyfile" <<EOF
+cd_ok() { curl -sf -o /dev/null -H 'Host: bench.localhost' "http://127.0.0.1:$cd_port/plain"; }
+caddy_start cd_ok <<EOF
 {
 	admin off
 	auto_https off
@@ -78,11 +59,6 @@ cat >"$work/caddy/Caddyfile" <<EOF
 	reverse_proxy $be_addr
 }
 EOF
-XDG_DATA_HOME=$work/caddy XDG_CONFIG_HOME=$work/caddy caddy run --config "$work/caddy/Caddyfile" --adapter caddyfile 2>"$work/caddy/log" &
-cd_pid=$!
-pids+=("$cd_pid")
-for _ in $(seq 50); do curl -sf -o /dev/null -H 'Host: bench.localhost' "http://127.0.0.1:$cd_port/plain" && break; sleep 0.1; done
-curl -sf -o /dev/null -H 'Host: bench.localhost' "http://127.0.0.1:$cd_port/plain" || { echo "caddy did not start:" >&2; cat "$work/caddy/log" >&2; exit 1; }
 
 # nginx with its own prefix, temp folders and config.
 ng_port=$(free_port)
@@ -121,16 +97,8 @@ curl -sf -o /dev/null -H 'Host: bench.localhost' "http://127.0.0.1:$ng_port/plai
 
 nginx_pids() { pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' '; cat "$work/nginx.pid"; }
 
-# run NAME ADDR PIDS: one wrk run; appends "name rps p50ms p99ms cpu_us_per_req" to results.
-run() {
-	local name=$1 addr=$2 pidlist=$3 out c0 c1
-	c0=$(cpu_ticks $pidlist)
-	b0=$(cpu_ticks "$be_pid")
-	out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H 'Host: bench.localhost' "http://$addr/plain")
-	c1=$(cpu_ticks $pidlist)
-	b1=$(cpu_ticks "$be_pid")
-	echo "$out" | wrk_row "$name" $((c1 - c0)) $((b1 - b0)) >>"$work/results"
-}
+# run NAME ADDR PIDS: one wrk run, a row in $work/results.
+run() { wrk_run "$1" "$3" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H 'Host: bench.localhost' "http://$2/plain"; }
 
 for target in "direct $be_addr" "siteplex $sp_addr" "caddy 127.0.0.1:$cd_port" "nginx 127.0.0.1:$ng_port"; do
 	set -- $target

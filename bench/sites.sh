@@ -19,20 +19,11 @@ set -euo pipefail
 RUNS=${RUNS:-50}
 SITES=${SITES:-10}
 
-for tool in hyperfine python3; do
-	command -v "$tool" >/dev/null || { echo "bench/sites.sh: $tool is missing (apt-get install -y hyperfine python3)" >&2; exit 1; }
-done
-
-work=$(mktemp -d /tmp/siteplex-bench-sites.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-
 repo=$(cd "$(dirname "$0")/.." && pwd)
-bin=${SITEPLEX:-}
-if [ -z "$bin" ]; then
-	bin=$work/siteplex
-	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$bin" ./cmd/siteplex)
-fi
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+. "$repo/bench/lib.sh"
+need_tools "hyperfine python3" "hyperfine python3"
+bench_work siteplex-bench-sites
+bin=$(siteplex_bin "$repo")
 
 proj=$work/project
 mkdir -p "$proj"
@@ -81,14 +72,6 @@ hyperfine -N --warmup 5 --runs "$RUNS" --style none --export-json "$work/result.
 	-n 'siteplex sites --db sqlite:///db.sqlite3 (no Docker lookup)' "$bin sites --db sqlite:///db.sqlite3" \
 	-n 'siteplex --version (process start)' "$bin --version" >/dev/null 2>"$work/hyperfine.err" ||
 	{ cat "$work/hyperfine.err" >&2; exit 1; }
-python3 - "$work/result.json" <<'PY'
-import json, sys
-rows = json.load(open(sys.argv[1]))["results"]
-print("| Command | Median [ms] | Mean [ms] | Min [ms] | Max [ms] |")
-print("|:---|---:|---:|---:|---:|")
-for r in rows:
-    ms = lambda v: "%.1f" % (v * 1000)
-    print("| `%s` | %s | %s ± %s | %s | %s |" % (r["command"], ms(r["median"]), ms(r["mean"]), ms(r["stddev"]), ms(r["min"]), ms(r["max"])))
-PY
+hyperfine_table "$work/result.json"
 echo
 echo "Target: siteplex sites under 30 ms (median)."
