@@ -127,7 +127,7 @@ func startPlainSite(b *testing.B, dir string, id int64) benchSite {
 }
 
 func forkSite(b *testing.B, p *Parent, id int64) benchSite {
-	port := freePort(b)
+	port := testenv.MustFreePort(b)
 	c, err := p.Fork(context.Background(), ChildSpec{
 		SiteID: id, Port: port,
 		Env: []string{"SITE_ID=" + strconv.FormatInt(id, 10), "PORT=" + strconv.Itoa(port)},

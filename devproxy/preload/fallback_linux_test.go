@@ -157,7 +157,7 @@ func TestChildAllowedHosts(t *testing.T) {
 	dir := testenv.DjangoFixture(t, "django", false)
 	appendFile(t, dir, "fixtureproj/settings.py", "\nALLOWED_HOSTS = ['alpha.example.com']\n")
 	p, _ := startParent(t, dir)
-	port := freePort(t)
+	port := testenv.MustFreePort(t)
 	c, err := p.Fork(context.Background(), ChildSpec{SiteID: 2, Port: port, AllowedHosts: []string{"beta.example.com"}})
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +188,7 @@ SILENCED_SYSTEM_CHECKS = ["sites.E101"]
 	if k := p.Info().SiteIDKind; k != "other:fixtureproj.settings.SiteHook" {
 		t.Errorf("SiteIDKind = %q", k)
 	}
-	_, err := p.Fork(context.Background(), ChildSpec{SiteID: 2, Port: freePort(t)})
+	_, err := p.Fork(context.Background(), ChildSpec{SiteID: 2, Port: testenv.MustFreePort(t)})
 	var u *Unavailable
 	if !errors.As(err, &u) || !strings.Contains(u.Reason, "SITE_ID is a fixtureproj.settings.SiteHook") {
 		t.Fatalf("Fork = %v, want Unavailable naming the SITE_ID type", err)

@@ -29,7 +29,7 @@ type plain struct {
 
 func startPlain(t testing.TB, dir string, id int64, env ...string) *plain {
 	t.Helper()
-	port := freePort(t)
+	port := testenv.MustFreePort(t)
 	pl := &plain{addr: "127.0.0.1:" + strconv.Itoa(port), out: &testenv.Buffer{}}
 	pl.cmd = exec.Command(testenv.Python, "manage.py", "runserver", pl.addr, "--noreload")
 	pl.cmd.Dir = dir

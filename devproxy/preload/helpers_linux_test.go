@@ -68,17 +68,6 @@ func detailOf(err error) string {
 	return ""
 }
 
-// freePort returns a port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // site is a forked child with its output.
 type site struct {
 	*Child
@@ -96,7 +85,7 @@ func fork(t testing.TB, p *Parent, id int64, env ...string) *site {
 
 func forkNoWait(t testing.TB, p *Parent, id int64, env ...string) *site {
 	t.Helper()
-	port := freePort(t)
+	port := testenv.MustFreePort(t)
 	s := &site{id: id, out: &testenv.Buffer{}, err: &testenv.Buffer{}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -60,7 +60,7 @@ func TestPreloadHost(t *testing.T) {
 	pids := []string{strconv.Itoa(p.PID())}
 	var first *Child
 	for _, id := range []int64{1, 2} {
-		c, err := p.Fork(ctx, ChildSpec{SiteID: id, Port: freePort(t), Stderr: os.Stderr})
+		c, err := p.Fork(ctx, ChildSpec{SiteID: id, Port: testenv.MustFreePort(t), Stderr: os.Stderr})
 		if err != nil {
 			fmt.Println("host:", err)
 			os.Exit(1)

@@ -111,7 +111,7 @@ func TestKillParent(t *testing.T) {
 	if err := p.Err(); !errors.Is(err, ErrParentGone) || !strings.Contains(err.Error(), "signal 9") {
 		t.Errorf("Err = %v, want ErrParentGone naming signal 9", err)
 	}
-	_, err := p.Fork(context.Background(), ChildSpec{SiteID: 1, Port: freePort(t)})
+	_, err := p.Fork(context.Background(), ChildSpec{SiteID: 1, Port: testenv.MustFreePort(t)})
 	if !errors.Is(err, ErrParentGone) {
 		t.Errorf("Fork on a dead parent = %v, want ErrParentGone", err)
 	}
@@ -197,7 +197,7 @@ func TestForkAbandoned(t *testing.T) {
 	p, _ := startParent(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	c, err := p.Fork(ctx, ChildSpec{SiteID: 1, Port: freePort(t)})
+	c, err := p.Fork(ctx, ChildSpec{SiteID: 1, Port: testenv.MustFreePort(t)})
 	if !errors.Is(err, context.Canceled) || c != nil {
 		t.Fatalf("Fork with a cancelled ctx = %v, %v; want context.Canceled", c, err)
 	}

@@ -179,6 +179,16 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// MustFreePort is FreePort for a test: an error fails it.
+func MustFreePort(t testing.TB) int {
+	t.Helper()
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
 func startPostgres() (*Postgres, error) {
 	initdb, err := findBin("postgresql", pgDirs, "initdb")
 	if err != nil {

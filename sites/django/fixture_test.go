@@ -51,21 +51,11 @@ type server struct {
 	log  *testenv.Buffer
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startServer runs runserver in dir with extra env applied over the
 // process environment, and waits until it answers.
 func startServer(t *testing.T, dir string, extra ...string) *server {
 	t.Helper()
-	port := freePort(t)
+	port := testenv.MustFreePort(t)
 	cmd := exec.Command(testenv.Python, "-B", "manage.py", "runserver", "127.0.0.1:"+strconv.Itoa(port), "--noreload")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
