@@ -328,14 +328,6 @@ func fixtureLoader(t testing.TB, root string) (*sites.Project, func(context.Cont
 	return p, projectSites(p)
 }
 
-// djangoWho is the fixture's /whoami/ answer.
-type djangoWho struct {
-	SiteID int64  `json:"site_id"`
-	Host   string `json:"host"`
-	XFF    string `json:"xff"`
-	PID    int    `json:"pid"`
-}
-
 // TestEngineDjangoHeadThenGetRunsOnce: Django 3.2's runserver answers a
 // HEAD with a body and keeps the connection (CommonMiddleware is on in
 // the fixture). Neither the body nor anything else may make a following
@@ -367,7 +359,7 @@ func TestEngineDjangoHeadThenGetRunsOnce(t *testing.T) {
 			if resp.StatusCode != 200 {
 				t.Fatalf("%s %d: status %d %.300s", method, i, resp.StatusCode, b)
 			}
-			var w djangoWho
+			var w testenv.Whoami
 			switch {
 			case method == "HEAD" && len(b) != 0:
 				t.Errorf("HEAD %d reached the client with a body: %.100q", i, b)
@@ -418,7 +410,7 @@ func TestEngineDjangoEveryHostForm(t *testing.T) {
 		}
 		for _, h := range hosts {
 			resp, b := pxGet(t, addr, h, "/whoami/", nil)
-			var w djangoWho
+			var w testenv.Whoami
 			if resp.StatusCode != 200 || json.Unmarshal(b, &w) != nil {
 				t.Errorf("Host %s: %d %.300s", h, resp.StatusCode, b)
 				continue
@@ -470,7 +462,7 @@ func TestEngineDjangoReloadDropsNoRequest(t *testing.T) {
 	e, addr, root := djangoEngine(t, true)
 	host := e.Sites()[0].Domain
 	_, b := pxGet(t, addr, host, "/whoami/", nil)
-	var first djangoWho
+	var first testenv.Whoami
 	if err := json.Unmarshal(b, &first); err != nil {
 		t.Fatalf("%v: %s", err, b)
 	}
@@ -523,8 +515,8 @@ func newWhoLoop(addr string) *whoLoop {
 
 // get asks host's /whoami/ (wantID > 0: it must answer that site) and
 // counts the outcome.
-func (l *whoLoop) get(host string, wantID int64) (djangoWho, bool) {
-	var w djangoWho
+func (l *whoLoop) get(host string, wantID int64) (testenv.Whoami, bool) {
+	var w testenv.Whoami
 	req, _ := http.NewRequest(http.MethodGet, "http://"+l.addr+"/whoami/", nil)
 	req.Host = host
 	resp, err := l.client.Do(req)

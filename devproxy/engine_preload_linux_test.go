@@ -58,23 +58,12 @@ func apiFullStatus(t testing.TB, addr string) Status {
 	return st
 }
 
-// getWho asks Host's /whoami/ through the proxy.
-func getWho(t testing.TB, addr, host string) djangoWho {
-	t.Helper()
-	resp, b := pxGet(t, addr, host, "/whoami/", nil)
-	var w djangoWho
-	if resp.StatusCode != 200 || json.Unmarshal(b, &w) != nil {
-		t.Fatalf("Host %s: %d %.300s", host, resp.StatusCode, b)
-	}
-	return w
-}
-
 func TestEnginePreloadEveryHostReachesItsSiteID(t *testing.T) {
 	e, addr, _ := preloadEngine(t, "", false)
 	for _, s := range e.Sites() {
 		hosts := append([]string{s.Domain, s.LocalDomain, "static." + s.LocalDomain}, s.Aliases...)
 		for _, h := range hosts {
-			if w := getWho(t, addr, h); w.SiteID != s.ID || w.Host != h {
+			if w := testenv.GetWhoami(t, addr, h); w.SiteID != s.ID || w.Host != h {
 				t.Errorf("Host %s reached SITE_ID %d (Host %q), want %d", h, w.SiteID, w.Host, s.ID)
 			}
 		}
@@ -104,7 +93,7 @@ func TestEnginePreloadReloadUnderLoadDropsNoRequest(t *testing.T) {
 	list := e.Sites()
 	old := map[int]bool{}
 	for _, s := range list {
-		old[getWho(t, addr, s.Domain).PID] = true
+		old[testenv.GetWhoami(t, addr, s.Domain).PID] = true
 	}
 	oldParent := apiFullStatus(t, addr).Preload.ParentPID
 	var (
@@ -221,7 +210,7 @@ func TestEnginePreloadThreadAtImportShownInStatus(t *testing.T) {
 		"\nimport threading, time\nthreading.Thread(target=time.sleep, args=(3600,), name='sentry-worker', daemon=True).start()\n")
 	e, addr, _ := preloadEngine(t, root, false)
 	s := e.Sites()[0]
-	if w := getWho(t, addr, s.Domain); w.SiteID != s.ID || proc.Parent(w.PID) != os.Getpid() {
+	if w := testenv.GetWhoami(t, addr, s.Domain); w.SiteID != s.ID || proc.Parent(w.PID) != os.Getpid() {
 		t.Errorf("whoami %+v (parent %d), want site %d started by siteplex itself", w, proc.Parent(w.PID), s.ID)
 	}
 	const want = "threads running after the project loaded: 'sentry-worker'; a fork keeps only the forking thread"
@@ -240,7 +229,7 @@ func TestEnginePreloadThreadAtImportShownInStatus(t *testing.T) {
 func TestEnginePreloadLogsOfAForkedChild(t *testing.T) {
 	e, addr, root := preloadEngine(t, "", false)
 	s := e.Sites()[2]
-	getWho(t, addr, s.Domain)
+	testenv.GetWhoami(t, addr, s.Domain)
 	want := `"GET /whoami/ HTTP/1.1" 200`
 	auth := map[string]string{"Authorization": "Bearer " + e.Token()}
 	var texts []string

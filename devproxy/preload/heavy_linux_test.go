@@ -91,7 +91,7 @@ func TestForkedMatchesRunserver(t *testing.T) {
 			t.Errorf("%s: plain and forked bodies differ:\nplain:  %.300s\nforked: %.300s", path, a, b)
 		}
 	}
-	if w := getWhoami(t, fork(t, p, 2).Addr()); w.SiteID != float64(2) {
+	if w := testenv.GetWhoami(t, fork(t, p, 2).Addr(), ""); w.SiteID != 2 {
 		t.Errorf("site 2 answered %v", w.SiteID)
 	}
 	// Every line plain runserver printed, but for the date and the request

@@ -3,7 +3,6 @@ package preload
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -123,15 +122,6 @@ func waitAccepting(t testing.TB, s *site) {
 	}
 }
 
-// whoami is the fixture's /whoami/ answer.
-type whoami struct {
-	SiteID any    `json:"site_id"`
-	Name   string `json:"site_name"`
-	Host   string `json:"host"`
-	PID    int    `json:"pid"`
-	Port   string `json:"port"`
-}
-
 var client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 
 // get fetches path from addr with Host host ("" = addr) and returns the
@@ -151,19 +141,6 @@ func get(addr, host, path string) (int, []byte, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, b, err
-}
-
-func getWhoami(t testing.TB, addr string) whoami {
-	t.Helper()
-	code, b, err := get(addr, "", "/whoami/")
-	if err != nil || code != 200 {
-		t.Fatalf("GET %s/whoami/: %d %v\n%s", addr, code, err, b)
-	}
-	var w whoami
-	if err := json.Unmarshal(b, &w); err != nil {
-		t.Fatalf("whoami: %v: %s", err, b)
-	}
-	return w
 }
 
 // procStat returns /proc/pid/stat fields after "(comm)": state, ppid,

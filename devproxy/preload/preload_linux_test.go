@@ -31,8 +31,8 @@ func TestForkEightSites(t *testing.T) {
 	}
 	for _, s := range all {
 		waitAccepting(t, s)
-		w := getWhoami(t, s.Addr())
-		if fmt.Sprint(w.SiteID) != fmt.Sprint(s.id) || w.PID != s.PID() {
+		w := testenv.GetWhoami(t, s.Addr(), "")
+		if w.SiteID != s.id || w.PID != s.PID() {
 			t.Errorf("site %d answered site_id %v from pid %d, want %d from pid %d", s.id, w.SiteID, w.PID, s.id, s.PID())
 		}
 		st := procStat(s.PID())
@@ -51,7 +51,7 @@ func TestChildLogs(t *testing.T) {
 	dir := testenv.DjangoFixture(t, "django", false)
 	p, parentOut := startParent(t, dir)
 	s := fork(t, p, 2)
-	getWhoami(t, s.Addr())
+	testenv.GetWhoami(t, s.Addr(), "")
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(s.err.String(), `"GET /whoami/ HTTP/1.1" 200`) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -84,7 +84,7 @@ func TestKillChild(t *testing.T) {
 		t.Fatalf("Wait after kill -9 = %d, %v; want 137, nil", code, err)
 	}
 	again := fork(t, p, 3)
-	if w := getWhoami(t, again.Addr()); fmt.Sprint(w.SiteID) != "3" {
+	if w := testenv.GetWhoami(t, again.Addr(), ""); w.SiteID != 3 {
 		t.Errorf("re-forked site answered %v", w.SiteID)
 	}
 }
@@ -116,7 +116,7 @@ func TestKillParent(t *testing.T) {
 		t.Errorf("Fork on a dead parent = %v, want ErrParentGone", err)
 	}
 	p2, _ := startParent(t, dir)
-	if w := getWhoami(t, fork(t, p2, 2).Addr()); fmt.Sprint(w.SiteID) != "2" {
+	if w := testenv.GetWhoami(t, fork(t, p2, 2).Addr(), ""); w.SiteID != 2 {
 		t.Errorf("site from the new parent answered %v", w.SiteID)
 	}
 }
@@ -209,7 +209,7 @@ func TestForkAbandoned(t *testing.T) {
 		t.Errorf("%d children left after an abandoned fork", n)
 	}
 	// The parent still forks.
-	getWhoami(t, fork(t, p, 2).Addr())
+	testenv.GetWhoami(t, fork(t, p, 2).Addr(), "")
 }
 
 // Without a pidfd, a child orphaned by its parent's death is watched

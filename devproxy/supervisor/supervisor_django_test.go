@@ -67,32 +67,6 @@ func svDBSites(t *testing.T, p *sites.Project) []sites.Site {
 	return list
 }
 
-type svWhoami struct {
-	SiteID   int64  `json:"site_id"`
-	SiteName string `json:"site_name"`
-	Host     string `json:"host"`
-	PID      int    `json:"pid"`
-}
-
-func svGetWhoami(t testing.TB, addr, host string) svWhoami {
-	t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+addr+"/whoami/", nil)
-	req.Host = host
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET /whoami/: %v", err)
-	}
-	defer resp.Body.Close()
-	var w svWhoami
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET /whoami/: %s", resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&w); err != nil {
-		t.Fatal(err)
-	}
-	return w
-}
-
 func TestDjangoLazyStartAndCrashRestart(t *testing.T) {
 	s, list := svDjango(t, Config{})
 	ctx := context.Background()
@@ -101,7 +75,7 @@ func TestDjangoLazyStartAndCrashRestart(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", st.Slug, err)
 		}
-		w := svGetWhoami(t, addr, st.Domain)
+		w := testenv.GetWhoami(t, addr, st.Domain)
 		release()
 		if w.SiteID != st.ID || w.SiteName != st.Name {
 			t.Errorf("%s: whoami %+v, want site %d %q", st.Slug, w, st.ID, st.Name)
@@ -114,7 +88,7 @@ func TestDjangoLazyStartAndCrashRestart(t *testing.T) {
 	// kill -9 → crashed, and the next request starts it again.
 	first := list[0]
 	addr, release, _ := s.Acquire(ctx, &first)
-	before := svGetWhoami(t, addr, first.Domain)
+	before := testenv.GetWhoami(t, addr, first.Domain)
 	release()
 	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -128,7 +102,7 @@ func TestDjangoLazyStartAndCrashRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer release()
-	after := svGetWhoami(t, addr, first.Domain)
+	after := testenv.GetWhoami(t, addr, first.Domain)
 	if after.PID == before.PID || after.SiteID != first.ID {
 		t.Errorf("after restart %+v (before %+v)", after, before)
 	}
@@ -195,7 +169,7 @@ func TestDjangoBrokenSettingsBackoffAndRecovery(t *testing.T) {
 		t.Fatalf("after the fix: %v", err)
 	}
 	defer release()
-	if w := svGetWhoami(t, addr, st.Domain); w.SiteID != st.ID {
+	if w := testenv.GetWhoami(t, addr, st.Domain); w.SiteID != st.ID {
 		t.Errorf("whoami %+v", w)
 	}
 }
@@ -211,7 +185,7 @@ func TestDjangoTouchReloadsRunningProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := svGetWhoami(t, addr, st.Domain)
+	before := testenv.GetWhoami(t, addr, st.Domain)
 	release()
 
 	// A .py file under __pycache__ or .git does not count.
@@ -239,7 +213,7 @@ func TestDjangoTouchReloadsRunningProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer release()
-	after := svGetWhoami(t, addr, st.Domain)
+	after := testenv.GetWhoami(t, addr, st.Domain)
 	if after.PID == before.PID {
 		t.Errorf("same process after touching views.py")
 	}
@@ -268,7 +242,7 @@ func BenchmarkDjangoColdStart(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		svGetWhoami(b, addr, st.Domain)
+		testenv.GetWhoami(b, addr, st.Domain)
 		release()
 		b.StopTimer()
 		if err := s.Stop(ctx, "alpha"); err != nil {

@@ -57,14 +57,14 @@ func svLoadDjango(t *testing.T, root string) (*sites.Project, []sites.Site) {
 }
 
 // svWho acquires st, asks /whoami/ and releases.
-func svWho(t *testing.T, s *Supervisor, st sites.Site) svWhoami {
+func svWho(t *testing.T, s *Supervisor, st sites.Site) testenv.Whoami {
 	t.Helper()
 	addr, release, err := s.Acquire(context.Background(), &st)
 	if err != nil {
 		t.Fatalf("%s: %v", st.Slug, err)
 	}
 	defer release()
-	return svGetWhoami(t, addr, st.Domain)
+	return testenv.GetWhoami(t, addr, st.Domain)
 }
 
 func TestPreloadEverySiteForkedWithItsSiteID(t *testing.T) {
@@ -408,7 +408,7 @@ func TestPreloadHeldRequestsMaxRunningAndIdle(t *testing.T) {
 				return
 			}
 			defer release()
-			w := svGetWhoami(t, addr, st.Domain)
+			w := testenv.GetWhoami(t, addr, st.Domain)
 			mu.Lock()
 			pids[w.PID] = true
 			mu.Unlock()
