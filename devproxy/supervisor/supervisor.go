@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/siteplex/siteplex/sites"
+	"github.com/siteplex/siteplex/sites/django"
 )
 
 const (
@@ -1138,7 +1139,12 @@ func (s *Supervisor) buildSpec(site sites.Site, single bool, forced int64, port 
 	if len(tmpl) == 0 {
 		py := s.cfg.Python
 		if py == "" {
-			py = defaultPython(s.root)
+			// The search introspection uses too (docs/django.md); without
+			// any, python3 fails at start with its own message.
+			py = "python3"
+			if found, _, err := django.FindPython(s.root, "", "", s.root); err == nil {
+				py = found
+			}
 		}
 		tmpl = RunserverCommand(py)
 	}
@@ -1192,18 +1198,6 @@ func (s *Supervisor) buildSpec(site sites.Site, single bool, forced int64, port 
 	}
 	env.set(procTokenEnv, token)
 	return ProcessSpec{Site: site, Port: port, Argv: argv, Env: env.list(), Dir: s.root, Single: single}, nil
-}
-
-// defaultPython is the interpreter of the default command: the first of
-// root/.venv/bin/python, root/venv/bin/python, else python3 from PATH.
-func defaultPython(root string) string {
-	for _, rel := range []string{".venv/bin/python", "venv/bin/python"} {
-		p := filepath.Join(root, rel)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	return "python3"
 }
 
 // envList is an environment where a later set wins, in first-seen order.

@@ -303,8 +303,12 @@ func noSiteTableFix(ctx context.Context, p *sites.Project, nst *sites.NoSiteTabl
 	return declare + ", or add django.contrib.sites to INSTALLED_APPS and run `python manage.py migrate`"
 }
 
-// PythonFor is Python with the project's interpreter choice: --python,
-// python in siteplex.toml, else the default search.
+// PythonFor finds the interpreter siteplex would run manage.py with
+// (--python, python in siteplex.toml, else the first of .venv/bin/python,
+// venv/bin/python, python3 on PATH: django.FindPython) and asks it for its
+// Django version. needed is false when the project's processes do not run
+// Python on this machine (--runner docker, a custom command): then
+// problems are warnings.
 func PythonFor(ctx context.Context, p *sites.Project, needed bool) Check {
 	py, from, err := p.Python()
 	if err != nil && !errors.Is(err, django.ErrNoPython) {
@@ -315,15 +319,6 @@ func PythonFor(ctx context.Context, p *sites.Project, needed bool) Check {
 		return bad(NamePython, st, err.Error(), "name an executable Python with --python or python in siteplex.toml")
 	}
 	return pythonAt(ctx, p.Root, py, from, needed)
-}
-
-// Python finds the interpreter siteplex would run manage.py with (the
-// first of .venv/bin/python, venv/bin/python, python3 on PATH) and asks it
-// for its Django version. needed is false when the project's processes do
-// not run Python on this machine (--runner docker, a custom command): then
-// problems are warnings.
-func Python(ctx context.Context, root string, needed bool) Check {
-	return pythonAt(ctx, root, FindPython(root), "", needed)
 }
 
 func pythonAt(ctx context.Context, root, py, from string, needed bool) Check {
@@ -369,22 +364,6 @@ func pythonAt(ctx context.Context, root, py, from string, needed bool) Check {
 		shown += " (" + from + ")"
 	}
 	return ok(NamePython, fmt.Sprintf("%s (Python %s), Django %s; manage.py found", shown, f[0], f[1]))
-}
-
-// FindPython returns the interpreter for root: .venv/bin/python,
-// venv/bin/python, else python3 on PATH; "" when there is none.
-func FindPython(root string) string {
-	for _, c := range []string{".venv/bin/python", "venv/bin/python"} {
-		p := filepath.Join(root, c)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		return ""
-	}
-	return p
 }
 
 func lastLine(s string) string {

@@ -335,7 +335,11 @@ func TestPython(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			expect(t, doctor.Python(context.Background(), tt.root, tt.needed), doctor.NamePython, tt.st, tt.detail, tt.fix)
+			p, err := sites.Load(sites.Options{Project: tt.root, Getenv: func(string) string { return "" }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			expect(t, doctor.PythonFor(context.Background(), p, tt.needed), doctor.NamePython, tt.st, tt.detail, tt.fix)
 		})
 	}
 }
