@@ -116,23 +116,29 @@ func (p *Project) loadDjango(ctx context.Context, py string, perr error, g djang
 		return nil, django.Outcome{}, fmt.Errorf("no settings module: DJANGO_SETTINGS_MODULE is not set and manage.py does not set it; set it in %s", filepath.Base(p.Env.Path))
 	}
 	return django.Load(ctx, django.CacheRequest{
-		Request: django.Request{Root: p.Root, Python: py, Env: p.processEnv(), Guess: g.Module},
+		Request: django.Request{Root: p.Root, Python: py, Env: p.ProcessEnv(), Guess: g.Module},
 		File:    filepath.Join(p.StateDir(), "django.json"),
 		EnvFile: p.Env.Path,
 		KeyDir:  django.DefaultKeyDir(p.opts.Getenv),
 	})
 }
 
-// processEnv is the environment a dev process gets, before the engine's
-// own variables: siteplex's environment, then the env file's variables,
-// then [process] env from siteplex.toml.
-func (p *Project) processEnv() []string {
+// ProcessEnv is the environment a dev process gets, before the engine's
+// own variables (docs/supervisor.md): siteplex's environment, then the env
+// file's variables, then [process] env from siteplex.toml; a later entry
+// of the same name wins. The introspection runs with it too, so that
+// Django reads the settings a process will.
+func (p *Project) ProcessEnv() []string {
 	env := os.Environ()
-	for _, k := range slices.Sorted(maps.Keys(p.Env.Values)) {
-		env = append(env, k+"="+p.Env.Values[k])
+	if p.Env != nil {
+		for _, k := range slices.Sorted(maps.Keys(p.Env.Values)) {
+			env = append(env, k+"="+p.Env.Values[k])
+		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(p.Config.Process.Env)) {
-		env = append(env, k+"="+p.Config.Process.Env[k])
+	if p.Config != nil {
+		for _, k := range slices.Sorted(maps.Keys(p.Config.Process.Env)) {
+			env = append(env, k+"="+p.Config.Process.Env[k])
+		}
 	}
 	return env
 }
@@ -209,7 +215,7 @@ func (p *Project) dbFromSettings(d django.Database) (DB, error) {
 
 func (p *Project) processEnvMap() map[string]string {
 	m := map[string]string{}
-	for _, kv := range p.processEnv() {
+	for _, kv := range p.ProcessEnv() {
 		k, v, _ := strings.Cut(kv, "=")
 		m[k] = v
 	}

@@ -1170,15 +1170,11 @@ func (s *Supervisor) buildSpec(site sites.Site, single bool, forced int64, port 
 		return ProcessSpec{}, errors.New("empty command: the first word of the command is empty")
 	}
 
-	env := newEnvList(os.Environ())
+	base := os.Environ()
 	if s.cfg.Project != nil {
-		if ef := s.cfg.Project.Env; ef != nil {
-			env.setMap(ef.Values)
-		}
-		if proj != nil {
-			env.setMap(proj.Process.Env)
-		}
+		base = s.cfg.Project.ProcessEnv()
 	}
+	env := newEnvList(base)
 	if siteID != "" {
 		env.set("SITE_ID", siteID)
 	}
