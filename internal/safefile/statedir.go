@@ -202,6 +202,45 @@ func WriteAtomic(path string, data []byte, perm fs.FileMode) error {
 	return syncDir(filepath.Dir(path))
 }
 
+// Replace writes data to path through a temporary file with a random name
+// beside it (mode perm) and a rename, so that a reader never sees half a
+// file and several writers may replace the same path at once; the last
+// rename wins. With sync, the file and then the folder are fsynced before
+// it returns. prepare, when not nil, runs on the temporary file's path
+// before the rename (to give it to the user siteplex acts for). For
+// siteplex's own files (caches, the local CA), like WriteAtomic.
+func Replace(path string, data []byte, perm fs.FileMode, sync bool, prepare func(tmp string) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			os.Remove(tmp)
+		}
+	}()
+	if err = f.Chmod(perm); err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && prepare != nil {
+		err = prepare(tmp)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil && sync {
+		_ = syncDir(filepath.Dir(path))
+	}
+	return err
+}
+
 // SyncDir fsyncs folder dir, so that a rename or an unlink in it is on
 // disk.
 func SyncDir(dir string) error { return syncDir(dir) }

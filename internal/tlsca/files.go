@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/siteplex/siteplex/internal/safefile"
 )
 
 // MkdirAll creates dir and any missing parents with mode 0700 and gives
@@ -47,46 +49,12 @@ func chown(path string, owner *Owner) error {
 	return nil
 }
 
-// writeFile writes data to path through a temporary file in the same
-// folder and a rename, with mode perm and owner. sync makes it durable
-// (fsync of the file and the folder) before it returns; the leaf cache
-// skips that, as a torn cache file is only re-issued.
-func writeFile(path string, data []byte, perm fs.FileMode, owner *Owner, sync bool) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(perm); err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err = chown(tmp, owner); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if sync {
-		if d, derr := os.Open(filepath.Dir(path)); derr == nil {
-			d.Sync()
-			d.Close()
-		}
-	}
-	return nil
+// writeFile writes data to path with safefile.Replace, with mode perm
+// and owner. sync makes it durable (fsync of the file and the folder)
+// before it returns; the leaf cache skips that, as a torn cache file is
+// only re-issued.
+func writeFile(path string, data []byte, perm fs.FileMode, owner *Owner, sync bool) error {
+	return safefile.Replace(path, data, perm, sync, func(tmp string) error { return chown(tmp, owner) })
 }
 
 // lockDir takes an exclusive flock on dir/.lock, so that two `siteplex

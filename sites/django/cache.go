@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/siteplex/siteplex/internal/safefile"
 )
 
 // cacheSchema changes whenever the cache's or the script's answer's shape
@@ -252,7 +254,7 @@ func writeCache(req CacheRequest, r result) error {
 	if err := MakeStateDir(filepath.Dir(req.File)); err != nil {
 		return err
 	}
-	return writeFileAtomic(req.File, b, 0o600)
+	return safefile.Replace(req.File, b, 0o600, false, nil)
 }
 
 func collectSecrets(info *Info) map[string]string {
@@ -376,36 +378,4 @@ func userKey(dir string, create bool) ([]byte, error) {
 		return nil, err
 	}
 	return key, nil
-}
-
-// writeFileAtomic writes b to path through a temp file and a rename, so a
-// reader never sees half a file.
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	return nil
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	_ "embed"
+
+	"github.com/siteplex/siteplex/internal/safefile"
 )
 
 //go:embed siteplex_runtime.py
@@ -109,7 +111,7 @@ func Write(dir string, info *Info) (*Overlay, error) {
 		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, content) {
 			continue
 		}
-		if err := writeFileAtomic(p, content, 0o644); err != nil {
+		if err := safefile.Replace(p, content, 0o644, false, nil); err != nil {
 			return nil, fmt.Errorf("overlay: %w", err)
 		}
 	}
@@ -209,7 +211,7 @@ func (o *Overlay) ProcessEnv(p ProcessOverlay) ([]string, error) {
 		return nil, err
 	}
 	path := filepath.Join(o.Dir, "hosts-"+key+".json")
-	if err := writeFileAtomic(path, b, 0o600); err != nil {
+	if err := safefile.Replace(path, b, 0o600, false, nil); err != nil {
 		return nil, fmt.Errorf("overlay: writing the names for %s: %w", key, err)
 	}
 	return append(env, "SITEPLEX_HOSTS_FILE="+path), nil
