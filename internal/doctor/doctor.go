@@ -1,11 +1,12 @@
 // Package doctor holds the checks of `siteplex doctor` (docs/doctor.md). Each
 // check looks at one thing siteplex needs — the project, its config and env
-// file, the database, Python, the proxy port, the hosts file, Docker and
-// *.localhost resolution — and returns a Check that says what it found and,
-// when something is wrong, the fix.
+// file, the database, what the project's Django says (django.go), Python,
+// the proxy and HTTPS ports, the hosts file, Docker, *.localhost resolution
+// and the local CA (https.go) — and returns a Check that says what it found
+// and, when something is wrong, the fix.
 //
-// Checks never change anything: the port is bound and released at once, the
-// hosts file is tested with access(2), Docker is pinged.
+// Checks never change anything: the ports are bound and released at once,
+// the hosts file is tested with access(2), Docker is pinged.
 package doctor
 
 import (
