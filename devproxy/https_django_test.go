@@ -16,7 +16,7 @@ import (
 
 // curlWho fetches url with curl (extra are more flags) and returns the
 // fixture's /whoami/ answer and the HTTP version curl used.
-func curlWho(t *testing.T, url string, extra ...string) (djangoWhoProto, string) {
+func curlWho(t *testing.T, url string, extra ...string) (testenv.Whoami, string) {
 	t.Helper()
 	curl, err := exec.LookPath("curl")
 	if err != nil {
@@ -30,20 +30,11 @@ func curlWho(t *testing.T, url string, extra ...string) (djangoWhoProto, string)
 		t.Fatalf("curl %s: %v\n%s", url, err, out)
 	}
 	body, version, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-	var w djangoWhoProto
+	var w testenv.Whoami
 	if err := json.Unmarshal([]byte(body), &w); err != nil {
 		t.Fatalf("curl %s: not a whoami answer: %v\n%s", url, err, out)
 	}
 	return w, version
-}
-
-// djangoWhoProto is the fixture's /whoami/ answer with the forwarding
-// headers it saw.
-type djangoWhoProto struct {
-	SiteID  int64  `json:"site_id"`
-	Host    string `json:"host"`
-	Proto   string `json:"proto"`
-	FwdHost string `json:"fwd_host"`
 }
 
 // TestEngineDjangoHTTPS: curl with --cacert and --resolve reaches every
