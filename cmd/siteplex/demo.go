@@ -210,7 +210,7 @@ func demoRun(ctx context.Context, f *Factory) (err error) {
 	defer closeLog()
 	cfg.Log = logf
 	cfg.Kind = devproxy.KindUI
-	e, err := devproxy.New(cfg)
+	e, err := newEngine(cfg)
 	if err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func demoRun(ctx context.Context, f *Factory) (err error) {
 		}
 		// 8080 is taken: any free port will do for a demo.
 		cfg.Listen = []string{"127.0.0.1:0"}
-		if e, err = devproxy.New(cfg); err != nil {
+		if e, err = newEngine(cfg); err != nil {
 			return err
 		}
 		if err := e.Start(ctx); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -402,6 +403,22 @@ HTTP/2. --https-redirect sends plain-HTTP requests for the sites to https.`,
 	return cmd
 }
 
+// engineGCPercent is the garbage collector's pace in a process that runs
+// the engine. The Go default (100) collects after every few MiB of garbage,
+// a collection every few hundred proxied requests; at 200 the engine spends
+// measurably less CPU per request for a few MiB more RSS under load, small
+// next to one Django process (figures in docs/engine.md#performance).
+const engineGCPercent = 200
+
+// newEngine is devproxy.New for this process, which will run the engine:
+// it sets the collector's pace first, unless the user set GOGC.
+func newEngine(cfg devproxy.Config) (*devproxy.Engine, error) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(engineGCPercent)
+	}
+	return devproxy.New(cfg)
+}
+
 // serveRun runs the engine until the context ends (SIGINT/SIGTERM), then
 // shuts it down gracefully.
 func serveRun(ctx context.Context, f *Factory) error {
@@ -423,7 +440,7 @@ func serveRun(ctx context.Context, f *Factory) error {
 	}
 	cfg.Log = f.IO.Err
 	cfg.Kind = devproxy.KindServe
-	e, err := devproxy.New(cfg)
+	e, err := newEngine(cfg)
 	if err != nil {
 		return err
 	}

@@ -144,7 +144,7 @@ func uiRun(ctx context.Context, f *Factory, p *sites.Project, cfg devproxy.Confi
 	if e == nil {
 		cfg.Log = logf
 		var err error
-		if e, err = devproxy.New(cfg); err != nil {
+		if e, err = newEngine(cfg); err != nil {
 			return err
 		}
 	}
