@@ -59,11 +59,14 @@ func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
 	if ok {
 		return db, nil
 	}
-	why := ""
+	why, python := "", ""
 	if _, derr := p.Django(ctx); derr != nil && p.IsDjango {
 		why = "; Django's settings could not be read (" + derr.Error() + ")"
+		if IsNoDjango(derr) {
+			python = "name the interpreter that has the project's Django with --python PATH (or python in siteplex.toml), "
+		}
 	}
-	return DB{}, fmt.Errorf("%w in %s%s: pass --db URL, set DATABASE_URL in %s, or declare sites in siteplex.toml", ErrNoDatabase, p.Root, why, p.Env.Path)
+	return DB{}, fmt.Errorf("%w in %s%s: %spass --db URL, set DATABASE_URL in %s, or declare sites in siteplex.toml", ErrNoDatabase, p.Root, why, python, p.Env.Path)
 }
 
 // ReadSites is what every command that lists sites does: it resolves the

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/siteplex/siteplex/internal/testenv"
 	"github.com/siteplex/siteplex/sites"
 )
 
@@ -317,5 +319,33 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("err = %v, want a usage error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestNoDatabaseWithoutDjangoNamesPython: a Django project whose
+// interpreter cannot import Django (python3 on PATH is not the project's)
+// says how to name the right one, next to the other ways out.
+func TestNoDatabaseWithoutDjangoNamesPython(t *testing.T) {
+	venv := filepath.Join(t.TempDir(), "venv")
+	if out, err := exec.Command(testenv.Python, "-m", "venv", "--without-pip", venv).CombinedOutput(); err != nil {
+		testenv.Missing(t, "python3 -m venv: %v %s", err, out)
+	}
+	dir := writeFiles(t, map[string]string{
+		"manage.py":        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+		"proj/__init__.py": "",
+		"proj/settings.py": "SECRET_KEY = 'x'\nDATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': 'dev.db'}}\n",
+	})
+	p, err := sites.Load(sites.Options{Project: dir, Python: filepath.Join(venv, "bin", "python"), Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.ResolveDB(context.Background(), nil)
+	if !errors.Is(err, sites.ErrNoDatabase) {
+		t.Fatalf("err = %v, want no database", err)
+	}
+	for _, want := range []string{"No module named 'django'", "--python PATH", "pass --db URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message lacks %q:\n%s", want, err)
+		}
 	}
 }
