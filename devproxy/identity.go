@@ -162,7 +162,7 @@ func (e *Engine) setupIdentity(ctx context.Context) {
 		}
 		switch {
 		case err != nil && sites.IsNoDjango(err):
-			s.none = "no Django to ask (" + err.Error() + "); name the interpreter that has the project's Django with --python PATH or python in siteplex.toml"
+			s.none = "no Django to ask (" + err.Error() + "); " + sites.PythonFix
 		case err != nil:
 			s.none = "Django's settings could not be read (" + err.Error() + ")"
 		}

@@ -222,6 +222,11 @@ func (p *Project) processEnvMap() map[string]string {
 	return m
 }
 
+// PythonFix is the way out when the interpreter siteplex found cannot run
+// the project's Django (IsNoDjango): every message that meets that case
+// says it in these words.
+const PythonFix = "name the interpreter that has the project's Django with --python PATH or python in siteplex.toml"
+
 // IsNoDjango reports whether err says Django could not be asked at all (no
 // Python, no Django in it): not a fault of the project's settings.
 func IsNoDjango(err error) bool {

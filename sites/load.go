@@ -63,7 +63,7 @@ func (p *Project) ResolveDB(ctx context.Context, df DockerFinder) (DB, error) {
 	if _, derr := p.Django(ctx); derr != nil && p.IsDjango {
 		why = "; Django's settings could not be read (" + derr.Error() + ")"
 		if IsNoDjango(derr) {
-			python = "name the interpreter that has the project's Django with --python PATH (or python in siteplex.toml), "
+			python = PythonFix + ", "
 		}
 	}
 	return DB{}, fmt.Errorf("%w in %s%s: %spass --db URL, set DATABASE_URL in %s, or declare sites in siteplex.toml", ErrNoDatabase, p.Root, why, python, p.Env.Path)

@@ -80,7 +80,7 @@ func settingsCheck(p *sites.Project, rep sites.DjangoReport, err error, needed b
 		case errors.Is(err, django.ErrNoPython):
 			fix = "create the project's virtualenv (python3 -m venv .venv), or name the interpreter with --python or python in siteplex.toml"
 		case sites.IsNoDjango(err):
-			fix = fmt.Sprintf("install the project's requirements into %s, or name the project's interpreter with --python or python in siteplex.toml", rep.Python)
+			fix = fmt.Sprintf("install the project's requirements into %s, or %s", rep.Python, sites.PythonFix)
 		}
 		return bad(NameSettings, st, err.Error()+"; siteplex falls back to what it sees without Django (a DATABASE_URL, a compose database or db.sqlite3; the site tables that exist) and runs the processes without the overlay", fix)
 	}
